@@ -1,0 +1,1 @@
+"""Model catalog, registry fetchers, ONNX conversions and Triton config generation."""
