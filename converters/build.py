@@ -1,0 +1,88 @@
+"""Build a Triton model repository: converted weights, generated configs, warm-up data."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import onnx
+
+from converters.catalog import ModelSource, load_catalog
+from converters.errors import ConversionError
+from converters.fetch import _atomic_write, fetch_source
+from converters.onnx_edit import append_minmax_rescale, to_serving_contract
+from converters.triton_config import WARMUP_PHOTO_FILE, python_model_file, repository_configs, to_pbtxt
+
+WARMUP_PHOTO = Path(__file__).with_name("data") / "warmup_photo.jpg"
+# Bump when a conversion changes so that built models are redone.
+CONVERTER_REVISION = "1"
+
+
+def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
+    """Source model file -> ONNX model following the serving contract."""
+    if source.conversion == "tflite_to_onnx":
+        from converters.tflite_to_onnx import convert_tflite
+
+        return convert_tflite(source_file.read_bytes())
+    model = onnx.load(str(source_file))
+    if source.conversion == "onnx_upgrade":
+        return to_serving_contract(model, source.output)
+    if source.conversion == "onnx_first_output":
+        return append_minmax_rescale(to_serving_contract(model, source.output, keep_output=0))
+    raise ConversionError(f"model {source.name!r}: unknown conversion {source.conversion!r}")
+
+
+def _stamp(source: ModelSource) -> str:
+    return f"{source.file_sha256} revision {CONVERTER_REVISION}\n"
+
+
+def build_weights(repository: Path, sources: dict[str, ModelSource]) -> list[str]:
+    """Convert every model whose ``model.onnx`` is missing or stale; returns the names rebuilt."""
+    rebuilt = []
+    for name, source in sources.items():
+        target = repository / name / "1" / "model.onnx"
+        stamp = target.with_suffix(".onnx.source")
+        if target.exists() and stamp.exists() and stamp.read_text() == _stamp(source):
+            continue
+        model = convert(source, fetch_source(source))
+        model.producer_name = "imageserve.converters"
+        _atomic_write(target, model.SerializeToString())
+        _atomic_write(stamp, _stamp(source).encode())
+        rebuilt.append(name)
+    return rebuilt
+
+
+def serialized_bytes_tensor(data: bytes) -> bytes:
+    """Triton's raw encoding of one BYTES element: little-endian uint32 length + bytes."""
+    return struct.pack("<I", len(data)) + data
+
+
+def write_configs(repository: Path, sources: dict[str, ModelSource], target: str) -> None:
+    """Write config.pbtxt (and model.py for python-backend models) of every model."""
+    for name, config in repository_configs(sources, target).items():
+        directory = repository / name
+        _atomic_write(directory / "config.pbtxt", to_pbtxt(config).encode())
+        code = python_model_file(name, config)
+        if code is not None:
+            _atomic_write(directory / "1" / "model.py", code.encode())
+        else:
+            (directory / "1").mkdir(parents=True, exist_ok=True)
+        if "model_warmup" in config and name == "preprocess":
+            warmup = serialized_bytes_tensor(WARMUP_PHOTO.read_bytes())
+            _atomic_write(directory / "warmup" / WARMUP_PHOTO_FILE, warmup)
+
+
+def build_repository(repository: Path, target: str, with_weights: bool = True) -> list[str]:
+    sources = load_catalog()
+    write_configs(repository, sources, target)
+    return build_weights(repository, sources) if with_weights else []
+
+
+def digest_tree(repository: Path) -> str:
+    """Hash of every config and python file in a repository (for change checks)."""
+    digest = hashlib.sha256()
+    for path in sorted(repository.rglob("*")):
+        if path.is_file() and path.suffix in (".pbtxt", ".py"):
+            digest.update(str(path.relative_to(repository)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,121 @@
+"""Conversions of source ONNX models to the serving contract.
+
+Every served model has ONE float32 input ``image`` [batch, 3, H, W] and ONE
+float32 output (``depth`` or ``alpha``) [batch, 1, H, W], with a symbolic
+batch axis so Triton can batch requests dynamically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+from onnx import shape_inference, version_converter
+
+from converters.errors import ConversionError
+
+TARGET_OPSET = 17
+INPUT_NAME = "image"
+BATCH_DIM = "batch"
+
+
+def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
+    """Old exporters list weights as graph inputs; keep only the real input."""
+    weights = {init.name for init in model.graph.initializer}
+    real = [value for value in model.graph.input if value.name not in weights]
+    if len(real) != 1:
+        raise ConversionError(f"expected one non-weight graph input, found {[v.name for v in real]}")
+    del model.graph.input[:]
+    model.graph.input.extend(real)
+
+
+def _rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.name == old:
+            value.name = new
+
+
+def _set_batch_dim(value: onnx.ValueInfoProto) -> None:
+    dims = value.type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ConversionError(f"{value.name!r} has rank {len(dims)}, expected 4 (NCHW)")
+    dims[0].ClearField("dim_value")
+    dims[0].dim_param = BATCH_DIM
+
+
+def _keep_only_output(model: onnx.ModelProto, index: int) -> None:
+    outputs = list(model.graph.output)
+    if index >= len(outputs):
+        raise ConversionError(f"model has {len(outputs)} outputs, cannot keep output {index}")
+    del model.graph.output[:]
+    model.graph.output.append(outputs[index])
+    _prune_unused_nodes(model.graph)
+
+
+def _prune_unused_nodes(graph: onnx.GraphProto) -> None:
+    needed = {value.name for value in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(name for name in node.input if name)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    initializers = [init for init in graph.initializer if init.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def to_serving_contract(
+    model: onnx.ModelProto, output_name: str, keep_output: int = 0
+) -> onnx.ModelProto:
+    """Return ``model`` upgraded to ``TARGET_OPSET`` with the serving names and a dynamic batch."""
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if current is None:
+        raise ConversionError("model declares no default-domain opset")
+    if current < TARGET_OPSET:
+        try:
+            model = version_converter.convert_version(model, TARGET_OPSET)
+        except Exception as exc:  # the converter raises bare RuntimeErrors
+            raise ConversionError(f"opset {current} -> {TARGET_OPSET} conversion failed: {exc}") from exc
+    else:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+    model.ir_version = max(model.ir_version, 8)
+    _drop_initializer_inputs(model)
+    _keep_only_output(model, keep_output)
+    del model.graph.value_info[:]
+    _rename_value(model.graph, model.graph.input[0].name, INPUT_NAME)
+    _rename_value(model.graph, model.graph.output[0].name, output_name)
+    _set_batch_dim(model.graph.input[0])
+    _set_batch_dim(model.graph.output[0])
+    for dim in model.graph.output[0].type.tensor_type.shape.dim[1:]:
+        if not dim.HasField("dim_value"):
+            raise ConversionError(f"output {output_name!r} must have static C, H, W")
+    model = shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def append_minmax_rescale(model: onnx.ModelProto, epsilon: float = 1e-6) -> onnx.ModelProto:
+    """Rescale the single output to [0, 1] per image: (x - min) / max(max - min, epsilon)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    output = graph.output[0].name
+    raw = f"{output}_raw"
+    for node in graph.node:
+        node.output[:] = [raw if name == output else name for name in node.output]
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(epsilon, dtype=np.float32), "minmax_epsilon"))
+    axes = [1, 2, 3]
+    graph.node.extend([
+        onnx.helper.make_node("ReduceMin", [raw], ["minmax_low"], axes=axes, keepdims=1),
+        onnx.helper.make_node("ReduceMax", [raw], ["minmax_high"], axes=axes, keepdims=1),
+        onnx.helper.make_node("Sub", ["minmax_high", "minmax_low"], ["minmax_span_raw"]),
+        onnx.helper.make_node("Max", ["minmax_span_raw", "minmax_epsilon"], ["minmax_span"]),
+        onnx.helper.make_node("Sub", [raw, "minmax_low"], ["minmax_shifted"]),
+        onnx.helper.make_node("Div", ["minmax_shifted", "minmax_span"], [output]),
+    ])
+    onnx.checker.check_model(model, full_check=True)
+    return model

@@ -1,0 +1,504 @@
+"""Hand-written TFLite -> ONNX conversion for the MediaPipe selfie segmentation model.
+
+Off-the-shelf converters stop at MediaPipe's custom op ``Convolution2DTransposeBias``,
+so this module parses the TFLite flatbuffer (``tflite`` package) and emits ONNX
+(opset 17) with ``onnx.helper``, one small function per TFLite op kind.
+
+Layout choice: the whole graph is converted to NCHW instead of wrapping each
+spatial op in a pair of Transposes. TFLite activations are NHWC; every rank-4
+activation keeps its meaning in ONNX with its axes reordered (N, H, W, C) ->
+(N, C, H, W). Weights are transposed once, at conversion time, into ONNX's
+layouts. Element-wise ops broadcast the same way in both layouts as long as both
+operands are rank-4 activations (e.g. the squeeze-excite gate [N,1,1,C] becomes
+[N,C,1,1]); constant operands are re-laid out explicitly. The emitted model
+therefore has no Transpose node: its input ``image`` is float32 NCHW
+``[batch, C, H, W]`` (RGB in [0, 1] for this model) and its output ``alpha`` is
+float32 NCHW ``[batch, 1, H, W]``. TFLite's fixed batch of 1 becomes the symbolic
+dimension ``batch``; no op depends on the batch size.
+
+Supported TFLite ops (exactly those the selfie segmentation model uses):
+ADD, AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE (fp16 constants,
+folded into float32 initializers), HARD_SWISH, LOGISTIC, MUL, RELU,
+RESIZE_BILINEAR and the custom op Convolution2DTransposeBias. Anything else
+raises :class:`converters.errors.ConversionError` naming the op.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import tflite
+from onnx import TensorProto, helper, numpy_helper
+from tflite.utils import BUILTIN_OPCODE2NAME
+
+from converters.errors import ConversionError
+
+OPSET = 17
+# IR version 8 is the one that introduced opset 17; older runtimes (TensorRT's
+# ONNX parser, Triton's onnxruntime backend) accept it, while onnx's default may be newer.
+IR_VERSION = 8
+INPUT_NAME = "image"
+OUTPUT_NAME = "alpha"
+BATCH_DIM = "batch"
+CUSTOM_TRANSPOSE_CONV = "Convolution2DTransposeBias"
+
+_NHWC_TO_NCHW = (0, 3, 1, 2)
+
+_TFLITE_DTYPES: dict[int, np.dtype] = {
+    tflite.TensorType.FLOAT32: np.dtype("<f4"),
+    tflite.TensorType.FLOAT16: np.dtype("<f2"),
+    tflite.TensorType.INT32: np.dtype("<i4"),
+    tflite.TensorType.INT64: np.dtype("<i8"),
+    tflite.TensorType.UINT8: np.dtype("u1"),
+    tflite.TensorType.INT8: np.dtype("i1"),
+}
+
+# TFLite's schema enum (Padding.SAME = 0, VALID = 1) differs from the C enum
+# TfLitePadding (kTfLitePaddingSame = 1, kTfLitePaddingValid = 2) that custom
+# ops store in their raw option structs.
+_C_PADDING_SAME = 1
+_C_PADDING_VALID = 2
+
+
+@dataclass
+class _Context:
+    """Conversion state: the parsed subgraph and the ONNX graph being built."""
+
+    graph: tflite.SubGraph
+    input_index: int
+    output_index: int
+    constants: dict[int, np.ndarray] = field(default_factory=dict)
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[onnx.TensorProto] = field(default_factory=list)
+    _names: dict[int, str] = field(default_factory=dict)
+    _used_names: set[str] = field(default_factory=set)
+
+    def tensor(self, index: int) -> tflite.Tensor:
+        return self.graph.Tensors(index)
+
+    def tensor_name(self, index: int) -> str:
+        return self.tensor(index).Name().decode("utf-8", errors="replace")
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        tensor = self.tensor(index)
+        return tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+
+    def constant(self, index: int, what: str) -> np.ndarray:
+        """The constant behind tensor ``index`` in TFLite layout; ``what`` names it in errors."""
+        if index not in self.constants:
+            raise ConversionError(
+                f"{what} (tensor {self.tensor_name(index)!r}) is computed at run time; "
+                "the converter only supports constant weights, sizes and biases"
+            )
+        return self.constants[index]
+
+    def has_value(self, index: int) -> bool:
+        return index in self._names
+
+    def unique_name(self, base: str) -> str:
+        name, suffix = base, 1
+        while name in self._used_names:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        self._used_names.add(name)
+        return name
+
+    def value(self, index: int) -> str:
+        """ONNX name of the float32 NCHW activation held by TFLite tensor ``index``."""
+        if index in self.constants:
+            raise ConversionError(
+                f"tensor {self.tensor_name(index)!r} is a constant used where an activation "
+                "is expected; this layout of constants is not supported"
+            )
+        if index not in self._names:
+            if self.tensor(index).Type() != tflite.TensorType.FLOAT32:
+                raise ConversionError(
+                    f"activation {self.tensor_name(index)!r} is not float32; quantized "
+                    "models are not supported, use the float (or fp16-weight) variant"
+                )
+            if index == self.input_index:
+                base = INPUT_NAME
+            elif index == self.output_index:
+                base = OUTPUT_NAME
+            else:
+                base = self.tensor_name(index) or f"tensor_{index}"
+            self._names[index] = self.unique_name(base)
+        return self._names[index]
+
+    def add_initializer(self, base: str, array: np.ndarray) -> str:
+        name = self.unique_name(base)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def add_node(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: object) -> None:
+        name = self.unique_name(f"{op_type}_{len(self.nodes)}")
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
+
+
+Handler = Callable[[_Context, tflite.Operator, list[int], list[int]], None]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _options(op: tflite.Operator, options_type: type) -> object:
+    table = op.BuiltinOptions()
+    if table is None:
+        raise ConversionError(f"operator is missing its {options_type.__name__}; the model is malformed")
+    options = options_type()
+    options.Init(table.Bytes, table.Pos)
+    return options
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TFLite SAME padding (extra pixel at the end) as (before, after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _spatial_pads(
+    padding: int, in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride_hw: tuple[int, int],
+    dilation_hw: tuple[int, int] = (1, 1),
+) -> list[int]:
+    """ONNX ``pads`` [top, left, bottom, right] for a TFLite schema Padding value."""
+    if padding == tflite.Padding.VALID:
+        return [0, 0, 0, 0]
+    if padding != tflite.Padding.SAME:
+        raise ConversionError(f"unknown TFLite padding value {padding}; expected SAME or VALID")
+    top, bottom = _same_pads(in_hw[0], kernel_hw[0], stride_hw[0], dilation_hw[0])
+    left, right = _same_pads(in_hw[1], kernel_hw[1], stride_hw[1], dilation_hw[1])
+    return [top, left, bottom, right]
+
+
+def _emit(ctx: _Context, op_type: str, inputs: list[str], output: int, activation: int, **attrs: object) -> None:
+    """Emit ``op_type`` writing TFLite tensor ``output``, followed by its fused activation."""
+    target = ctx.value(output)
+    if activation == tflite.ActivationFunctionType.NONE:
+        ctx.add_node(op_type, inputs, [target], **attrs)
+        return
+    raw = ctx.unique_name(f"{target}_preact")
+    ctx.add_node(op_type, inputs, [raw], **attrs)
+    if activation == tflite.ActivationFunctionType.RELU:
+        ctx.add_node("Relu", [raw], [target])
+    elif activation in (tflite.ActivationFunctionType.RELU6, tflite.ActivationFunctionType.RELU_N1_TO_1):
+        low, high = (0.0, 6.0) if activation == tflite.ActivationFunctionType.RELU6 else (-1.0, 1.0)
+        low_name = ctx.add_initializer(f"{target}_clip_min", np.array(low, np.float32))
+        high_name = ctx.add_initializer(f"{target}_clip_max", np.array(high, np.float32))
+        ctx.add_node("Clip", [raw, low_name, high_name], [target])
+    elif activation == tflite.ActivationFunctionType.TANH:
+        ctx.add_node("Tanh", [raw], [target])
+    else:
+        raise ConversionError(
+            f"fused activation {activation} on {ctx.tensor_name(output)!r} is not supported "
+            "(supported: NONE, RELU, RELU6, RELU_N1_TO_1, TANH)"
+        )
+
+
+def _bias(ctx: _Context, inputs: list[int], channels: int, what: str) -> str:
+    if len(inputs) > 2 and inputs[2] >= 0:
+        bias = ctx.constant(inputs[2], f"{what} bias").astype(np.float32)
+    else:
+        bias = np.zeros(channels, np.float32)
+    return ctx.add_initializer(f"{what}_bias", bias.reshape(channels))
+
+
+def _elementwise_operand(ctx: _Context, index: int) -> str:
+    """An ADD/MUL operand: an NCHW activation, or a constant re-laid out to broadcast as in NHWC."""
+    if index not in ctx.constants:
+        if len(ctx.shape(index)) != 4:
+            raise ConversionError(
+                f"element-wise operand {ctx.tensor_name(index)!r} has rank {len(ctx.shape(index))}; "
+                "only rank-4 activations can be re-laid out to NCHW"
+            )
+        return ctx.value(index)
+    array = ctx.constants[index].astype(np.float32)
+    if array.ndim == 4:
+        array = array.transpose(_NHWC_TO_NCHW)
+    elif array.ndim == 1:
+        array = array.reshape(-1, 1, 1)
+    elif array.ndim != 0:
+        raise ConversionError(
+            f"constant operand {ctx.tensor_name(index)!r} of rank {array.ndim} cannot be re-laid "
+            "out to NCHW; only scalars, per-channel vectors and rank-4 constants are supported"
+        )
+    return ctx.add_initializer(ctx.tensor_name(index) or f"const_{index}", array)
+
+
+# --------------------------------------------------------------------------- op handlers
+
+
+def _dequantize(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    source = ctx.constant(inputs[0], "DEQUANTIZE input")
+    if source.dtype != np.float16:
+        raise ConversionError(
+            f"DEQUANTIZE of {source.dtype} tensor {ctx.tensor_name(inputs[0])!r} is not supported; "
+            "only fp16 weights (float16 -> float32) are"
+        )
+    ctx.constants[outputs[0]] = source.astype(np.float32)
+
+
+def _conv_2d(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    options = _options(op, tflite.Conv2DOptions)
+    kernel = ctx.constant(inputs[1], "CONV_2D kernel").astype(np.float32)  # [O, kh, kw, I]
+    out_channels, kh, kw, in_channels = kernel.shape
+    groups = ctx.shape(inputs[0])[3] // in_channels
+    stride = (options.StrideH(), options.StrideW())
+    dilation = (options.DilationHFactor(), options.DilationWFactor())
+    pads = _spatial_pads(options.Padding(), ctx.shape(inputs[0])[1:3], (kh, kw), stride, dilation)
+    weight = ctx.add_initializer(f"{ctx.tensor_name(outputs[0])}_weight", kernel.transpose(_NHWC_TO_NCHW))
+    bias = _bias(ctx, inputs, out_channels, ctx.tensor_name(outputs[0]))
+    _emit(ctx, "Conv", [ctx.value(inputs[0]), weight, bias], outputs[0], options.FusedActivationFunction(),
+          kernel_shape=[kh, kw], strides=list(stride), dilations=list(dilation), pads=pads, group=groups)
+
+
+def _depthwise_conv_2d(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    options = _options(op, tflite.DepthwiseConv2DOptions)
+    kernel = ctx.constant(inputs[1], "DEPTHWISE_CONV_2D kernel").astype(np.float32)  # [1, kh, kw, C*m]
+    _, kh, kw, out_channels = kernel.shape
+    in_channels = ctx.shape(inputs[0])[3]
+    stride = (options.StrideH(), options.StrideW())
+    dilation = (options.DilationHFactor(), options.DilationWFactor())
+    pads = _spatial_pads(options.Padding(), ctx.shape(inputs[0])[1:3], (kh, kw), stride, dilation)
+    # ONNX grouped conv weight: [C*m, 1, kh, kw]; output channel c*m + j reads input channel c, as in TFLite.
+    weight = ctx.add_initializer(f"{ctx.tensor_name(outputs[0])}_weight", kernel.transpose(3, 0, 1, 2))
+    bias = _bias(ctx, inputs, out_channels, ctx.tensor_name(outputs[0]))
+    _emit(ctx, "Conv", [ctx.value(inputs[0]), weight, bias], outputs[0], options.FusedActivationFunction(),
+          kernel_shape=[kh, kw], strides=list(stride), dilations=list(dilation), pads=pads, group=in_channels)
+
+
+def _average_pool_2d(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    options = _options(op, tflite.Pool2DOptions)
+    in_hw = ctx.shape(inputs[0])[1:3]
+    kernel = (options.FilterHeight(), options.FilterWidth())
+    activation = options.FusedActivationFunction()
+    if kernel == in_hw and ctx.shape(outputs[0])[1:3] == (1, 1):
+        _emit(ctx, "GlobalAveragePool", [ctx.value(inputs[0])], outputs[0], activation)
+        return
+    stride = (options.StrideH(), options.StrideW())
+    pads = _spatial_pads(options.Padding(), in_hw, kernel, stride)
+    # TFLite averages over the valid (unpadded) pixels only: count_include_pad=0.
+    _emit(ctx, "AveragePool", [ctx.value(inputs[0])], outputs[0], activation,
+          kernel_shape=list(kernel), strides=list(stride), pads=pads, count_include_pad=0)
+
+
+def _add(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    activation = _options(op, tflite.AddOptions).FusedActivationFunction()
+    operands = [_elementwise_operand(ctx, index) for index in inputs]
+    _emit(ctx, "Add", operands, outputs[0], activation)
+
+
+def _mul(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    activation = _options(op, tflite.MulOptions).FusedActivationFunction()
+    operands = [_elementwise_operand(ctx, index) for index in inputs]
+    _emit(ctx, "Mul", operands, outputs[0], activation)
+
+
+def _unary(onnx_op: str) -> Handler:
+    def convert(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+        ctx.add_node(onnx_op, [ctx.value(inputs[0])], [ctx.value(outputs[0])])
+
+    convert.__name__ = f"_unary_{onnx_op.lower()}"
+    return convert
+
+
+def _resize_bilinear(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    options = _options(op, tflite.ResizeBilinearOptions)
+    in_hw = ctx.shape(inputs[0])[1:3]
+    out_hw = tuple(int(v) for v in ctx.constant(inputs[1], "RESIZE_BILINEAR size"))
+    scales = np.array([1.0, 1.0, out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]], np.float32)
+    # ONNX derives the output size as floor(input * scale); make sure that lands exactly.
+    if any(int(np.floor(size * scale)) != target for size, scale, target in zip(in_hw, scales[2:], out_hw)):
+        raise ConversionError(
+            f"RESIZE_BILINEAR {in_hw} -> {out_hw} is not reachable with float32 scales; "
+            "only resizes whose output size is exactly input * scale are supported"
+        )
+    if options.AlignCorners():
+        mode = "align_corners"
+    elif options.HalfPixelCenters():
+        mode = "half_pixel"
+    else:
+        mode = "asymmetric"
+    scales_name = ctx.add_initializer(f"{ctx.tensor_name(outputs[0])}_scales", scales)
+    ctx.add_node("Resize", [ctx.value(inputs[0]), "", scales_name], [ctx.value(outputs[0])],
+                 mode="linear", coordinate_transformation_mode=mode)
+
+
+def _transpose_conv_bias(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    """MediaPipe's ``Convolution2DTransposeBias``: transposed conv + bias.
+
+    Its custom options are the raw C struct TfLitePoolParams, of which it reads
+    padding (TfLitePadding enum), stride_width and stride_height as int32.
+    """
+    raw = op.CustomOptionsAsNumpy().tobytes() if op.CustomOptionsLength() else b""
+    if len(raw) < 12:
+        raise ConversionError(
+            f"{CUSTOM_TRANSPOSE_CONV} has {len(raw)} bytes of options, expected at least 12 "
+            "(padding, stride_width, stride_height as int32)"
+        )
+    padding, stride_w, stride_h = struct.unpack_from("<3i", raw)
+    if padding not in (_C_PADDING_SAME, _C_PADDING_VALID):
+        raise ConversionError(f"{CUSTOM_TRANSPOSE_CONV} has unknown padding value {padding}")
+    kernel = ctx.constant(inputs[1], f"{CUSTOM_TRANSPOSE_CONV} kernel").astype(np.float32)  # [O, kh, kw, I]
+    out_channels, kh, kw, _ = kernel.shape
+    in_hw = ctx.shape(inputs[0])[1:3]
+    out_hw = ctx.shape(outputs[0])[1:3]
+    pads_begin, pads_end = [], []
+    for size, k, stride, target in zip(in_hw, (kh, kw), (stride_h, stride_w), out_hw):
+        total = (size - 1) * stride + k - target  # rows/columns cropped from the full result
+        if total < 0:
+            raise ConversionError(
+                f"{CUSTOM_TRANSPOSE_CONV}: output size {target} is larger than the full transposed "
+                f"convolution ({target + total}); this geometry is not supported"
+            )
+        pads_begin.append(total // 2)
+        pads_end.append(total - total // 2)
+    # ONNX ConvTranspose weight: [I, O, kh, kw].
+    weight = ctx.add_initializer(f"{ctx.tensor_name(outputs[0])}_weight", kernel.transpose(3, 0, 1, 2))
+    bias = _bias(ctx, inputs, out_channels, ctx.tensor_name(outputs[0]))
+    ctx.add_node("ConvTranspose", [ctx.value(inputs[0]), weight, bias], [ctx.value(outputs[0])],
+                 kernel_shape=[kh, kw], strides=[stride_h, stride_w], pads=pads_begin + pads_end)
+
+
+_BUILTIN_HANDLERS: dict[str, Handler] = {
+    "ADD": _add,
+    "AVERAGE_POOL_2D": _average_pool_2d,
+    "CONV_2D": _conv_2d,
+    "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
+    "DEQUANTIZE": _dequantize,
+    "HARD_SWISH": _unary("HardSwish"),
+    "LOGISTIC": _unary("Sigmoid"),
+    "MUL": _mul,
+    "RELU": _unary("Relu"),
+    "RESIZE_BILINEAR": _resize_bilinear,
+}
+_CUSTOM_HANDLERS: dict[str, Handler] = {
+    CUSTOM_TRANSPOSE_CONV: _transpose_conv_bias,
+}
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(_BUILTIN_HANDLERS)) + tuple(sorted(_CUSTOM_HANDLERS))
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _op_name(model: tflite.Model, op: tflite.Operator) -> str:
+    """'CONV_2D' for builtins, the custom code (e.g. 'Convolution2DTransposeBias') for custom ops."""
+    code = model.OperatorCodes(op.OpcodeIndex())
+    # Schema >= 2.4 moved builtin codes > 127 to BuiltinCode(); older files only fill the deprecated field.
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    if builtin == tflite.BuiltinOperator.CUSTOM:
+        return (code.CustomCode() or b"<unnamed custom op>").decode("utf-8", errors="replace")
+    return BUILTIN_OPCODE2NAME.get(builtin, f"<builtin op {builtin}>")
+
+
+def _handler(model: tflite.Model, op: tflite.Operator, position: int) -> Handler:
+    code = model.OperatorCodes(op.OpcodeIndex())
+    name = _op_name(model, op)
+    is_custom = max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == tflite.BuiltinOperator.CUSTOM
+    handler = (_CUSTOM_HANDLERS if is_custom else _BUILTIN_HANDLERS).get(name)
+    if handler is None:
+        kind = "custom op" if is_custom else "op"
+        raise ConversionError(
+            f"TFLite {kind} {name} (operator #{position}) is not supported by converters.tflite_to_onnx; "
+            f"supported ops: {', '.join(SUPPORTED_OPS)}. Add a handler for it or use a model without it"
+        )
+    return handler
+
+
+def _parse(tflite_bytes: bytes) -> tflite.Model:
+    if len(tflite_bytes) < 8 or tflite_bytes[4:8] != b"TFL3":
+        raise ConversionError(
+            "input is not a TFLite flatbuffer (missing the 'TFL3' identifier); pass the bytes of a .tflite file"
+        )
+    model = tflite.Model.GetRootAs(tflite_bytes, 0)
+    if model.SubgraphsLength() != 1:
+        raise ConversionError(f"model has {model.SubgraphsLength()} subgraphs; only single-subgraph models are supported")
+    return model
+
+
+def _load_constants(model: tflite.Model, graph: tflite.SubGraph) -> dict[int, np.ndarray]:
+    """Every tensor backed by a non-empty buffer, as a numpy array in TFLite layout."""
+    constants: dict[int, np.ndarray] = {}
+    for index in range(graph.TensorsLength()):
+        tensor = graph.Tensors(index)
+        buffer = model.Buffers(tensor.Buffer())
+        if buffer is None or buffer.DataLength() == 0:
+            continue
+        dtype = _TFLITE_DTYPES.get(tensor.Type())
+        if dtype is None:
+            raise ConversionError(
+                f"constant {tensor.Name().decode()!r} has unsupported TFLite tensor type {tensor.Type()}"
+            )
+        shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+        constants[index] = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=dtype).reshape(shape)
+    return constants
+
+
+def _io_index(indices: list[int], graph: tflite.SubGraph, role: str) -> int:
+    if len(indices) != 1:
+        raise ConversionError(f"model has {len(indices)} {role}s; the converter expects exactly one")
+    index = indices[0]
+    tensor = graph.Tensors(index)
+    shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+    if len(shape) != 4 or shape[0] != 1 or tensor.Type() != tflite.TensorType.FLOAT32:
+        raise ConversionError(
+            f"model {role} {tensor.Name().decode()!r} is {shape} of TFLite type {tensor.Type()}; "
+            "expected a float32 NHWC tensor with batch 1"
+        )
+    return index
+
+
+def _nchw_value_info(name: str, nhwc_shape: tuple[int, ...]) -> onnx.ValueInfoProto:
+    _, height, width, channels = nhwc_shape
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, channels, height, width])
+
+
+def convert_tflite(tflite_bytes: bytes) -> onnx.ModelProto:
+    """Convert a single-input, single-output float TFLite image model to NCHW ONNX.
+
+    The ONNX model takes ``image`` float32 ``[batch, C, H, W]`` and returns
+    ``alpha`` float32 ``[batch, C_out, H, W]`` (see the module docstring).
+    Raises ConversionError for any unsupported op, tensor type or geometry.
+    """
+    model = _parse(tflite_bytes)
+    graph = model.Subgraphs(0)
+    ctx = _Context(
+        graph=graph,
+        input_index=_io_index([graph.Inputs(i) for i in range(graph.InputsLength())], graph, "input"),
+        output_index=_io_index([graph.Outputs(i) for i in range(graph.OutputsLength())], graph, "output"),
+        constants=_load_constants(model, graph),
+    )
+    ctx.value(ctx.input_index)  # reserve the name "image" before any other tensor can take it
+    handlers = [_handler(model, graph.Operators(i), i) for i in range(graph.OperatorsLength())]
+    for position, handler in enumerate(handlers):
+        op = graph.Operators(position)
+        inputs = [op.Inputs(j) for j in range(op.InputsLength())]
+        outputs = [op.Outputs(j) for j in range(op.OutputsLength())]
+        handler(ctx, op, inputs, outputs)
+    if not ctx.has_value(ctx.output_index):
+        raise ConversionError("no operator produces the model output; the model is malformed")
+
+    onnx_graph = helper.make_graph(
+        ctx.nodes,
+        "tflite_converted",
+        inputs=[_nchw_value_info(INPUT_NAME, ctx.shape(ctx.input_index))],
+        outputs=[_nchw_value_info(OUTPUT_NAME, ctx.shape(ctx.output_index))],
+        initializer=ctx.initializers,
+    )
+    onnx_model = helper.make_model(
+        onnx_graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="imageserve.converters.tflite_to_onnx",
+        ir_version=IR_VERSION,
+    )
+    description = model.Description()
+    if description:
+        onnx_model.doc_string = f"Converted from TFLite model {description.decode('utf-8', errors='replace')}"
+    try:
+        onnx.checker.check_model(onnx_model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ConversionError(f"converted model fails onnx.checker: {error}") from error
+    return onnx_model

@@ -1,0 +1,73 @@
+"""Model outputs -> encoded images at the output size.
+
+Depth PNGs are 16-bit greyscale, linear in depth, near = bright:
+``pixel = round(65535 * (far - d) / (far - near))`` where ``near`` and ``far``
+are the smallest and largest depth in the image (metres for FastDepth), so
+``d = far - pixel / 65535 * (far - near)``. ``near`` and ``far`` are returned
+beside the PNG. Alpha PNGs are 8-bit greyscale, cutouts RGBA. No output
+carries EXIF, XMP or any other metadata.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+UINT16_MAX = 65535
+
+
+def _resize_float(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if plane.ndim != 2:
+        raise ValueError(f"expected a 2-D map, got shape {plane.shape}")
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))
+    return np.asarray(image.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def encode_png(image: Image.Image, compress_level: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def depth_to_uint16(depth: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float, float]:
+    """Depth map (larger = farther) -> (uint16 map near = bright at ``size``, near, far)."""
+    near, far = float(depth.min()), float(depth.max())
+    resized = _resize_float(depth, size)
+    span = far - near
+    if span <= 0.0:
+        scaled = np.full(resized.shape, UINT16_MAX, dtype=np.float32)
+    else:
+        scaled = (far - resized) * (UINT16_MAX / span)
+    return np.clip(np.rint(scaled), 0, UINT16_MAX).astype(np.uint16), near, far
+
+
+def alpha_to_uint8(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Alpha in [0, 1] -> uint8 matte at ``size``."""
+    resized = _resize_float(alpha, size)
+    return np.clip(np.rint(resized * 255.0), 0, 255).astype(np.uint8)
+
+
+def depth_png(depth: np.ndarray, size: tuple[int, int], compress_level: int) -> tuple[bytes, float, float]:
+    plane, near, far = depth_to_uint16(depth, size)
+    return encode_png(Image.fromarray(plane), compress_level), near, far
+
+
+def mask_png(alpha: np.ndarray, size: tuple[int, int], compress_level: int) -> bytes:
+    return encode_png(Image.fromarray(alpha_to_uint8(alpha, size)), compress_level)
+
+
+def cutout_png(rgb: np.ndarray, alpha: np.ndarray, compress_level: int) -> bytes:
+    """RGB (H, W, 3) uint8 at the output size + alpha map -> RGBA PNG.
+
+    Colour under fully transparent pixels is zeroed: it is invisible, compresses
+    far better, and leaks nothing of the removed background.
+    """
+    height, width = rgb.shape[:2]
+    matte = alpha_to_uint8(alpha, (width, height))
+    rgba = np.empty((height, width, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb
+    rgba[..., :3][matte == 0] = 0
+    rgba[..., 3] = matte
+    return encode_png(Image.fromarray(rgba), compress_level)

@@ -1,0 +1,21 @@
+"""Model input tensors from RGB images."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
+NORMALIZATIONS = ("unit", "imagenet")
+
+
+def model_input(rgb: Image.Image, height: int, width: int, normalization: str) -> np.ndarray:
+    """Resize (without keeping the aspect ratio) and normalise to a float32 CHW tensor."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization {normalization!r} is not one of {NORMALIZATIONS}")
+    resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
+    tensor = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    if normalization == "imagenet":
+        tensor = (tensor - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(tensor, dtype=np.float32)

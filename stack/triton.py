@@ -1,0 +1,173 @@
+"""Start, await and stop the real ``tritonserver`` binary shipped in the nvidia-pytriton wheel."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+class TritonStartError(RuntimeError):
+    """Triton did not become ready; the message carries the tail of its log."""
+
+
+def triton_home() -> Path:
+    import pytriton
+
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def install_python_stub() -> Path:
+    """Put the python-backend stub where the backend looks for it (the wheel does not)."""
+    home = triton_home()
+    stub = home / "backends" / "python" / "triton_python_backend_stub"
+    source = home / "python_backend_stubs" / PYTHON_VERSION / "triton_python_backend_stub"
+    if not stub.exists():
+        if not source.exists():
+            raise TritonStartError(f"no python-backend stub for Python {PYTHON_VERSION} in {source.parent.parent}")
+        shutil.copy2(source, stub)
+    return stub
+
+
+@dataclass(frozen=True)
+class TritonPorts:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+
+def server_environment() -> dict[str, str]:
+    """The stub runs ``python3`` from PATH in isolated mode: make it this environment's."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, env.get("LD_LIBRARY_PATH", "")) if p)
+    return env
+
+
+def server_command(repository: Path, ports: TritonPorts, host: str = "127.0.0.1") -> list[str]:
+    home = triton_home()
+    return [
+        str(home / "bin" / "tritonserver"),
+        f"--model-repository={repository.resolve()}",
+        f"--backend-directory={home / 'backends'}",
+        f"--cache-directory={home / 'caches'}",
+        f"--http-address={host}", f"--http-port={ports.http}",
+        f"--grpc-address={host}", f"--grpc-port={ports.grpc}",
+        f"--metrics-address={host}", f"--metrics-port={ports.metrics}",
+        "--allow-gpu-metrics=false",
+        "--strict-readiness=true",
+        "--exit-on-error=false",
+        "--log-verbose=0",
+    ]
+
+
+class TritonServer:
+    """One tritonserver process; ``with TritonServer(...) as server:`` starts and stops it."""
+
+    def __init__(self, repository: Path, ports: TritonPorts = TritonPorts(), log_path: Path | None = None) -> None:
+        self.repository = repository
+        self.ports = ports
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._log_handle = None
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}/v2/health/ready"
+
+    def start(self) -> None:
+        install_python_stub()
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_handle = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            server_command(self.repository, self.ports),
+            env=server_environment(),
+            stdout=self._log_handle or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us; we stop Triton in order
+        )
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float = 120.0) -> float:
+        """Poll readiness until ``timeout_s``; returns the seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.process is not None and self.process.poll() is not None:
+                raise TritonStartError(f"tritonserver exited with code {self.process.returncode}{self._log_tail()}")
+            if self.is_ready():
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f} s{self._log_tail()}")
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process is not None:
+            remove_stale_shared_memory(self.process.pid)
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def _log_tail(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").splitlines()[-30:]
+        return "; last log lines:\n" + "\n".join(lines)
+
+    def __enter__(self) -> TritonServer:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def remove_stale_shared_memory(pid: int) -> None:
+    """A hard-killed server leaves its python-backend regions in /dev/shm; remove ours."""
+    for path in glob.glob("/dev/shm/triton_python_backend_shm_region_*"):
+        try:
+            owner = os.stat(path).st_uid
+        except FileNotFoundError:
+            continue
+        if owner == os.getuid() and not _in_use(path):
+            Path(path).unlink(missing_ok=True)
+
+
+def _in_use(path: str) -> bool:
+    """True if any live process maps ``path`` (checked through /proc)."""
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            if path in Path(maps).read_text(errors="ignore"):
+                return True
+        except OSError:
+            continue
+    return False

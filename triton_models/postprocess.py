@@ -1,0 +1,54 @@
+"""``postprocess``: model outputs -> PNGs at the output size (only those requested)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from imaging.errors import ImageError
+from imaging.outputs import cutout_png, depth_png, mask_png
+from triton_models.parameters import ModelParameters
+from triton_models.responses import respond_each
+
+
+def _bytes_tensor(name: str, data: bytes):
+    return pb_utils.Tensor(name, np.array([[data]], dtype=np.object_))
+
+
+def _input(request, name: str) -> np.ndarray:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        raise ImageError(f"postprocess needs input {name!r} for the outputs requested")
+    return tensor.as_numpy()
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        self.compress_level = ModelParameters(config).int("png_compress_level")
+        self.logger = pb_utils.Logger
+
+    def execute(self, requests: list) -> list:
+        return respond_each(requests, self._handle, self.logger)
+
+    def _handle(self, request) -> list:
+        # Tensors carry the batch axis of a one-photo request: [1, ...].
+        wanted = set(request.requested_output_names())
+        height, width = (int(v) for v in _input(request, "OUTPUT_SIZE").reshape(-1)[:2])
+        size = (width, height)
+        outputs = []
+        if "DEPTH_PNG" in wanted or "DEPTH_RANGE" in wanted:
+            png, near, far = depth_png(_input(request, "DEPTH")[0, 0], size, self.compress_level)
+            outputs.append(_bytes_tensor("DEPTH_PNG", png))
+            outputs.append(pb_utils.Tensor("DEPTH_RANGE", np.array([[near, far]], dtype=np.float32)))
+        if "MASK_PNG" in wanted:
+            outputs.append(_bytes_tensor("MASK_PNG", mask_png(_input(request, "ALPHA")[0, 0], size, self.compress_level)))
+        if "CUTOUT_PNG" in wanted:
+            rgb = _input(request, "RGB")[0]
+            if rgb.shape[:2] != (height, width):
+                raise ImageError(f"RGB is {rgb.shape[1]}x{rgb.shape[0]}, expected {width}x{height}")
+            png = cutout_png(rgb, _input(request, "ALPHA")[0, 0], self.compress_level)
+            outputs.append(_bytes_tensor("CUTOUT_PNG", png))
+        return outputs
