@@ -242,7 +242,10 @@ def export_onnx(
     except Exception as exc:  # the exporter raises many unrelated types; keep its message
         raise ConversionError(f"torch.onnx.export of Depth Anything failed: {exc}") from exc
     exported = onnx.load(str(path))
-    onnx.checker.check_model(exported, full_check=True)
+    try:
+        onnx.checker.check_model(exported, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ConversionError(f"exported Depth Anything graph is not valid ONNX: {exc}") from exc
     _check_contract(exported, height, width, opset)
     onnx.helper.set_model_props(exported, _metadata(height, width, extra_metadata or {}))
     onnx.save(exported, str(path))

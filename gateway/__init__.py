@@ -1,0 +1,1 @@
+"""HTTP gateway in front of the Triton ensembles."""

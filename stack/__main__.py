@@ -1,0 +1,93 @@
+"""``python -m stack``: build the model repository if needed, run Triton and the gateway.
+
+Runs in the foreground; Ctrl-C (or SIGTERM) stops the gateway, then Triton.
+A Triton that dies is restarted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from converters.build import build_repository
+from stack.triton import TritonPorts, TritonServer, TritonStartError
+
+REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+log = logging.getLogger("stack")
+
+
+def _gateway(host: str, port: int, grpc_port: int) -> subprocess.Popen:
+    env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{grpc_port}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+         "--host", host, "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "20"],
+        env=env,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
+    parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("TRITON_METRICS_PORT", 8002)))
+    parser.add_argument("--gateway-host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
+    parser.add_argument("--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", 8080)))
+    parser.add_argument("--log", type=Path, default=Path("build/triton.log"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s stack %(message)s")
+
+    started = time.monotonic()
+    converted = build_repository(REPOSITORY, "cpu")
+    if converted:
+        log.info("converted models: %s", ", ".join(converted))
+    triton = TritonServer(REPOSITORY, TritonPorts(args.http_port, args.grpc_port, args.metrics_port), args.log)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    gateway = None
+    try:
+        triton.start()
+        triton.wait_ready()
+        log.info("triton ready on 127.0.0.1:%d (gRPC) after %.1f s; log: %s",
+                 args.grpc_port, time.monotonic() - started, args.log)
+        gateway = _gateway(args.gateway_host, args.gateway_port, args.grpc_port)
+        log.info("gateway on http://%s:%d (Ctrl-C stops both)", args.gateway_host, args.gateway_port)
+        while not stopping:
+            time.sleep(0.2)
+            if triton.process is not None and triton.process.poll() is not None:
+                log.error("triton exited with code %s; restarting", triton.process.returncode)
+                triton.stop()
+                triton.start()
+                triton.wait_ready()
+                log.info("triton ready again")
+            if gateway.poll() is not None:
+                log.error("gateway exited with code %s", gateway.returncode)
+                return 1
+    except TritonStartError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        if gateway is not None and gateway.poll() is None:
+            gateway.send_signal(signal.SIGTERM)
+            try:
+                gateway.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+        triton.stop()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
