@@ -115,7 +115,7 @@ def run_reference(model_path: Path, images: np.ndarray) -> np.ndarray:
     )
     try:
         masks = [
-            np.array(graph.process({"image": np.ascontiguousarray(image)}).segmentation_mask, dtype=np.float32)
+            np.array(graph.process({"image": np.ascontiguousarray(image)}).segmentation_mask, np.float32)
             for image in images
         ]
     finally:

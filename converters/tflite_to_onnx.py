@@ -75,7 +75,8 @@ class _Context:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
     _names: dict[int, str] = field(default_factory=dict)
-    _used_names: set[str] = field(default_factory=set)
+    # The graph's input and output names are reserved so that no other tensor can take them.
+    _used_names: set[str] = field(default_factory=lambda: {INPUT_NAME, OUTPUT_NAME})
 
     def tensor(self, index: int) -> tflite.Tensor:
         return self.graph.Tensors(index)
@@ -120,12 +121,11 @@ class _Context:
                     "models are not supported, use the float (or fp16-weight) variant"
                 )
             if index == self.input_index:
-                base = INPUT_NAME
+                self._names[index] = INPUT_NAME
             elif index == self.output_index:
-                base = OUTPUT_NAME
+                self._names[index] = OUTPUT_NAME
             else:
-                base = self.tensor_name(index) or f"tensor_{index}"
-            self._names[index] = self.unique_name(base)
+                self._names[index] = self.unique_name(self.tensor_name(index) or f"tensor_{index}")
         return self._names[index]
 
     def add_initializer(self, base: str, array: np.ndarray) -> str:
@@ -174,7 +174,9 @@ def _spatial_pads(
     return [top, left, bottom, right]
 
 
-def _emit(ctx: _Context, op_type: str, inputs: list[str], output: int, activation: int, **attrs: object) -> None:
+def _emit(
+    ctx: _Context, op_type: str, inputs: list[str], output: int, activation: int, **attrs: object
+) -> None:
     """Emit ``op_type`` writing TFLite tensor ``output``, followed by its fused activation."""
     target = ctx.value(output)
     if activation == tflite.ActivationFunctionType.NONE:
@@ -394,28 +396,41 @@ def _op_name(model: tflite.Model, op: tflite.Operator) -> str:
     return BUILTIN_OPCODE2NAME.get(builtin, f"<builtin op {builtin}>")
 
 
-def _handler(model: tflite.Model, op: tflite.Operator, position: int) -> Handler:
-    code = model.OperatorCodes(op.OpcodeIndex())
-    name = _op_name(model, op)
-    is_custom = max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == tflite.BuiltinOperator.CUSTOM
-    handler = (_CUSTOM_HANDLERS if is_custom else _BUILTIN_HANDLERS).get(name)
-    if handler is None:
-        kind = "custom op" if is_custom else "op"
+def _handlers(model: tflite.Model, graph: tflite.SubGraph) -> list[Handler]:
+    """One handler per operator, in graph order; every unsupported op is named in one error."""
+    handlers: list[Handler] = []
+    unsupported: dict[str, list[int]] = {}
+    for position in range(graph.OperatorsLength()):
+        op = graph.Operators(position)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        is_custom = max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == tflite.BuiltinOperator.CUSTOM
+        name = _op_name(model, op)
+        handler = (_CUSTOM_HANDLERS if is_custom else _BUILTIN_HANDLERS).get(name)
+        if handler is None:
+            unsupported.setdefault(f"custom op {name}" if is_custom else f"op {name}", []).append(position)
+        else:
+            handlers.append(handler)
+    if unsupported:
+        found = "; ".join(f"TFLite {kind} (operator #{', #'.join(map(str, where))})"
+                          for kind, where in unsupported.items())
         raise ConversionError(
-            f"TFLite {kind} {name} (operator #{position}) is not supported by converters.tflite_to_onnx; "
-            f"supported ops: {', '.join(SUPPORTED_OPS)}. Add a handler for it or use a model without it"
+            f"{found} is not supported by converters.tflite_to_onnx; supported ops: "
+            f"{', '.join(SUPPORTED_OPS)}. Add a handler for it to the dispatch table or use a model without it"
         )
-    return handler
+    return handlers
 
 
 def _parse(tflite_bytes: bytes) -> tflite.Model:
     if len(tflite_bytes) < 8 or tflite_bytes[4:8] != b"TFL3":
         raise ConversionError(
-            "input is not a TFLite flatbuffer (missing the 'TFL3' identifier); pass the bytes of a .tflite file"
+            "input is not a TFLite flatbuffer (missing the 'TFL3' identifier); "
+            "pass the bytes of a .tflite file"
         )
     model = tflite.Model.GetRootAs(tflite_bytes, 0)
     if model.SubgraphsLength() != 1:
-        raise ConversionError(f"model has {model.SubgraphsLength()} subgraphs; only single-subgraph models are supported")
+        raise ConversionError(
+            f"model has {model.SubgraphsLength()} subgraphs; only single-subgraph models are supported"
+        )
     return model
 
 
@@ -471,9 +486,7 @@ def convert_tflite(tflite_bytes: bytes) -> onnx.ModelProto:
         output_index=_io_index([graph.Outputs(i) for i in range(graph.OutputsLength())], graph, "output"),
         constants=_load_constants(model, graph),
     )
-    ctx.value(ctx.input_index)  # reserve the name "image" before any other tensor can take it
-    handlers = [_handler(model, graph.Operators(i), i) for i in range(graph.OperatorsLength())]
-    for position, handler in enumerate(handlers):
+    for position, handler in enumerate(_handlers(model, graph)):
         op = graph.Operators(position)
         inputs = [op.Inputs(j) for j in range(op.InputsLength())]
         outputs = [op.Outputs(j) for j in range(op.OutputsLength())]

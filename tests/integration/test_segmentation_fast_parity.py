@@ -2,7 +2,7 @@
 
 The reference runs in the separate interpreter .venv-mediapipe (mediapipe needs
 protobuf<5) through converters/mediapipe_reference.py, on the same 256x256
-photos; the ONNX model runs them all in one batch.
+photo_batch; the ONNX model runs them all in one batch.
 """
 
 from __future__ import annotations
@@ -58,45 +58,54 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="module")
-def photos() -> np.ndarray:
+def photo_batch() -> np.ndarray:
     return np.stack([_photo(load) for load in PHOTOS.values()])
 
 
 @pytest.fixture(scope="module")
-def onnx_alpha(model_path: Path, photos: np.ndarray) -> np.ndarray:
+def onnx_alpha(model_path: Path, photo_batch: np.ndarray) -> np.ndarray:
     model = convert_tflite(model_path.read_bytes())
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    batch = (photos.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    batch = (photo_batch.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
     (alpha,) = session.run(["alpha"], {"image": batch})
-    assert alpha.shape == (len(photos), 1, SIZE, SIZE)
+    assert alpha.shape == (len(photo_batch), 1, SIZE, SIZE)
     return alpha[:, 0]
 
 
 @pytest.fixture(scope="module")
-def mediapipe_alpha(model_path: Path, photos: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def mediapipe_alpha(
+    model_path: Path, photo_batch: np.ndarray, tmp_path_factory: pytest.TempPathFactory
+) -> np.ndarray:
     if not MEDIAPIPE_PYTHON.exists():
         pytest.fail(
             f"{MEDIAPIPE_PYTHON.relative_to(ROOT)} is missing: run `make test`, which creates it "
-            "(python3 -m venv .venv-mediapipe && .venv-mediapipe/bin/pip install -r converters/requirements-mediapipe.txt)"
+            "(python3 -m venv .venv-mediapipe && "
+            ".venv-mediapipe/bin/pip install -r converters/requirements-mediapipe.txt)"
         )
     work = tmp_path_factory.mktemp("mediapipe")
     images, out = work / "images.npy", work / "alpha.npy"
-    np.save(images, photos)
+    np.save(images, photo_batch)
     result = subprocess.run(
         [str(MEDIAPIPE_PYTHON), str(REFERENCE_SCRIPT), "--model", str(model_path),
          "--images", str(images), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode == 0, f"mediapipe_reference.py failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"mediapipe_reference.py failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    )
     alpha = np.load(out)
-    assert alpha.shape == (len(photos), SIZE, SIZE) and alpha.dtype == np.float32
+    assert alpha.shape == (len(photo_batch), SIZE, SIZE) and alpha.dtype == np.float32
     return alpha
 
 
 @pytest.mark.parametrize("index, name", list(enumerate(PHOTOS)))
-def test_matches_mediapipe(index: int, name: str, onnx_alpha: np.ndarray, mediapipe_alpha: np.ndarray) -> None:
+def test_matches_mediapipe(
+    index: int, name: str, onnx_alpha: np.ndarray, mediapipe_alpha: np.ndarray
+) -> None:
     diff = float(np.abs(onnx_alpha[index] - mediapipe_alpha[index]).max())
     assert diff <= MAX_ABS_DIFF, f"{name}: max abs diff {diff:.3g} against MediaPipe exceeds {MAX_ABS_DIFF}"
 

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from converters.build import write_configs
+from converters.catalog import load_catalog
+from converters.errors import ConverterError
+from converters.tensorrt import trtexec_commands
+from converters.triton_config import model_config, products, repository_configs, to_pbtxt
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = {"cpu": REPO / "model_repository", "gpu": REPO / "model_repository_gpu"}
+
+
+def generated_files(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): path.read_text()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.suffix in (".pbtxt", ".py")
+    }
+
+
+@pytest.mark.parametrize("target", ["cpu", "gpu"])
+def test_committed_configs_match_the_generator(target: str, tmp_path: Path) -> None:
+    write_configs(tmp_path, load_catalog(), target)
+    fresh = generated_files(tmp_path)
+    committed = generated_files(COMMITTED[target])
+    assert sorted(fresh) == sorted(committed), "run `make configs` and commit the result"
+    for name, text in fresh.items():
+        assert committed[name] == text, f"{name} is stale: run `make configs` and commit the result"
+
+
+def test_ensembles_cover_every_product() -> None:
+    names = [p.name for p in products(load_catalog())]
+    assert names == ["photo_depth", "photo_mask_fast", "photo_cutout_fast", "photo_mask_quality", "photo_cutout_quality"]
+
+
+def test_model_steps_batch_dynamically() -> None:
+    for target in ("cpu", "gpu"):
+        for name, source in load_catalog().items():
+            config = model_config(source, target)
+            assert config["max_batch_size"] > 1
+            assert "dynamic_batching" in config
+
+
+def test_gpu_target_uses_onnxruntime_with_tensorrt_fp16() -> None:
+    configs = repository_configs(load_catalog(), "gpu")
+    depth = configs["depth"]
+    assert depth["platform"] == "onnxruntime_onnx"
+    accelerator = depth["optimization"]["execution_accelerators"]["gpu_execution_accelerator"][0]
+    assert accelerator["name"] == "tensorrt" and accelerator["parameters"]["precision_mode"] == "FP16"
+    assert depth["instance_group"][0]["kind"] == "KIND_GPU"
+
+
+def test_schema_rejects_unknown_fields() -> None:
+    with pytest.raises(ConverterError, match="invalid Triton config"):
+        to_pbtxt({"name": "x", "max_batch_size": 1, "dynamic_batchin": {}})
+
+
+def test_unknown_target_is_refused() -> None:
+    with pytest.raises(ConverterError, match="choose one of"):
+        repository_configs(load_catalog(), "tpu")
+
+
+def test_trtexec_commands_build_fp16_with_a_batch_profile() -> None:
+    commands = trtexec_commands(load_catalog(), Path("/models"), Path("/cache/sm90-trt10"))
+    depth = next(c for c in commands if "/models/depth/1/model.onnx" in c)
+    assert "--fp16" in depth
+    assert "--minShapes=image:1x3x224x224" in depth and "--maxShapes=image:8x3x224x224" in depth
+    assert "--saveEngine=/cache/sm90-trt10/depth/model.plan" in depth
