@@ -90,12 +90,20 @@ def check_checkpoint_allowed(repo_id: str) -> None:
     )
 
 
-def build_model(config: DepthAnythingConfig | None = None) -> DepthAnythingForDepthEstimation:
-    """A randomly initialised model (no download): the default config is the V2 Small architecture."""
+def small_config() -> DepthAnythingConfig:
+    """The V2 Small architecture (ViT-S/14 backbone, 24.8 M parameters), as in the hub repository's config."""
     transformers = _import("transformers")
-    if config is None:
-        config = transformers.DepthAnythingConfig()
-    model = transformers.DepthAnythingForDepthEstimation(config)
+    backbone = transformers.Dinov2Config(
+        image_size=DEFAULT_SIZE, patch_size=PATCH_SIZE, hidden_size=SMALL_HIDDEN_SIZE, num_attention_heads=6,
+        out_indices=[3, 6, 9, 12], reshape_hidden_states=False,
+    )
+    return transformers.DepthAnythingConfig(backbone_config=backbone, depth_estimation_type="relative")
+
+
+def build_model(config: DepthAnythingConfig | None = None) -> DepthAnythingForDepthEstimation:
+    """A randomly initialised model (no download); by default with the V2 Small architecture."""
+    transformers = _import("transformers")
+    model = transformers.DepthAnythingForDepthEstimation(config if config is not None else small_config())
     return _prepare(model)
 
 

@@ -62,7 +62,10 @@ class Photo:
                 f"{max_pixels / 1e6:.1f}; downscale it before sending"
             )
         self.format: str = self._image.format or ""
-        self.full_size: tuple[int, int] = upright_size(self._image)  # (width, height), upright
+        try:  # a PNG's EXIF may follow its pixels: reading it can decode, and fail
+            self.full_size: tuple[int, int] = upright_size(self._image)  # (width, height), upright
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"the image data is corrupt or truncated ({exc}); send the complete file") from exc
 
     def decode(self, min_size: tuple[int, int] | None = None) -> Image.Image:
         """Decode to an upright RGB image, once.

@@ -2,7 +2,7 @@
 
 Runs in the hub virtual environment (torch + transformers + onnxscript):
 
-    python3 -m venv .venv-hub && .venv-hub/bin/pip install -e . -r converters/requirements-hub.txt
+    python3 -m venv .venv-hub && .venv-hub/bin/pip install -e '.[dev]' -r converters/requirements-hub.txt
     .venv-hub/bin/python -m pytest -m hub tests/integration/test_depth_anything_export.py
 
 Collection needs no torch, so ``-m "not hub"`` deselects this module in the main environment; run
@@ -37,7 +37,7 @@ def _require(name: str) -> ModuleType:
     except ImportError as exc:
         pytest.fail(
             f"`{name}` is missing ({exc}): run this test with the hub venv: python3 -m venv .venv-hub && "
-            ".venv-hub/bin/pip install -e . -r converters/requirements-hub.txt && "
+            ".venv-hub/bin/pip install -e '.[dev]' -r converters/requirements-hub.txt && "
             ".venv-hub/bin/python -m pytest -m hub tests/integration/test_depth_anything_export.py",
             pytrace=False,
         )

@@ -2,7 +2,7 @@
 
 The reference runs in the separate interpreter .venv-mediapipe (mediapipe needs
 protobuf<5) through converters/mediapipe_reference.py, on the same 256x256
-photo_batch; the ONNX model runs them all in one batch.
+photos; the ONNX model runs them all in one batch.
 """
 
 from __future__ import annotations

@@ -121,3 +121,12 @@ def test_cutout_zeroes_colour_under_transparent_pixels() -> None:
 def test_alpha_is_clipped_to_bytes() -> None:
     matte = alpha_to_uint8(np.array([[-0.5, 1.5]], np.float32), (2, 1))
     assert matte.tolist() == [[0, 255]]
+
+
+def test_corrupt_png_pixels_are_an_image_error(astronaut: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    start = png.index(b"IDAT") + 100
+    with pytest.raises(ImageError, match="corrupt"):
+        Photo(png[:start] + bytes(500) + png[start + 500 :], max_pixels=10**7).decode()

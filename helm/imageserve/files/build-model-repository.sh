@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Produces Triton's model repository for this node and copies it to $MODEL_REPOSITORY.
+#
+# The build (fetch source models, convert to ONNX, write configs; on GPU also the TensorRT
+# engines from `converters trtexec-commands`) runs once per cache key and revision:
+#   $CACHE_ROOT/<key>/<revision>/model_repository
+# where <key> is "<sm>-trt<TensorRT version>" on GPU (e.g. sm89-trt10.5.0.18) and "cpu" on CPU.
+# A build is staged in a temporary directory and renamed into place, so pods building at the
+# same time on a shared volume never see a half-written repository; the first to finish wins.
+#
+# Environment:
+#   MODEL_TARGET      cpu | gpu (required)
+#   MODEL_REVISION    cache revision, e.g. the image tag (required)
+#   CACHE_ROOT        cache directory (required)
+#   MODEL_REPOSITORY  directory Triton loads (required)
+#   GPU_ARCH          override of the detected GPU architecture, e.g. sm90
+#   TRT_VERSION       TensorRT version (NGC images set it); detected from libnvinfer otherwise
+#   TRT_LIB_DIRS      where to look for libnvinfer.so.X.Y.Z (space-separated)
+#   SOURCE_DIR        directory the converters run from (default /opt/imageserve)
+#   PYTHON            interpreter with the converters package (default python)
+set -euo pipefail
+
+log() { printf '%s model-build: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+target="${MODEL_TARGET:-}"
+revision="${MODEL_REVISION:-}"
+cache_root="${CACHE_ROOT:-}"
+destination="${MODEL_REPOSITORY:-}"
+source_dir="${SOURCE_DIR:-/opt/imageserve}"
+python="${PYTHON:-python}"
+trt_lib_dirs="${TRT_LIB_DIRS:-/usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/local/tensorrt/lib}"
+
+[[ "$target" == "cpu" || "$target" == "gpu" ]] || die "MODEL_TARGET must be cpu or gpu, got '$target'"
+[[ -n "$revision" ]] || die "MODEL_REVISION is empty"
+[[ -n "$cache_root" && -d "$cache_root" ]] || die "CACHE_ROOT '$cache_root' is not a directory"
+[[ -n "$destination" && -d "$destination" ]] || die "MODEL_REPOSITORY '$destination' is not a directory"
+
+# Only characters that are safe in one path component.
+safe_component() {
+  [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "'$1' is not usable in a cache path"
+  printf '%s' "$1"
+}
+
+gpu_arch() {
+  if [[ -n "${GPU_ARCH:-}" ]]; then
+    printf '%s' "$GPU_ARCH"
+    return
+  fi
+  command -v nvidia-smi >/dev/null || die "nvidia-smi not found: is a GPU assigned to this container?"
+  local capability
+  capability="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1 | tr -d '[:space:]')"
+  [[ "$capability" =~ ^[0-9]+\.[0-9]+$ ]] || die "unexpected compute capability '$capability'"
+  printf 'sm%s' "${capability/./}"
+}
+
+trt_version() {
+  if [[ -n "${TRT_VERSION:-}" ]]; then
+    printf '%s' "$TRT_VERSION"
+    return
+  fi
+  local dir lib version best=""
+  for dir in $trt_lib_dirs; do
+    for lib in "$dir"/libnvinfer.so.*.*.*; do
+      [[ -e "$lib" ]] || continue
+      version="${lib##*/libnvinfer.so.}"
+      if [[ -z "$best" ]] || [[ "$(printf '%s\n%s\n' "$best" "$version" | sort -V | tail -n1)" == "$version" ]]; then
+        best="$version"
+      fi
+    done
+  done
+  [[ -n "$best" ]] || die "TensorRT version unknown: set TRT_VERSION or TRT_LIB_DIRS"
+  printf '%s' "$best"
+}
+
+if [[ "$target" == "gpu" ]]; then
+  arch="$(gpu_arch)"
+  trt="$(trt_version)"
+  key="$(safe_component "$arch")-trt$(safe_component "$trt")"
+else
+  key="cpu"
+fi
+revision="$(safe_component "$revision")"
+final="$cache_root/$key/$revision"
+
+build() {
+  local stage="$1"
+  local repository="$stage/model_repository"
+  log "building the $target model repository into $final"
+  (cd "$source_dir" && "$python" -m converters build --target "$target" --out "$repository")
+  if [[ "$target" == "gpu" ]]; then
+    (cd "$source_dir" && "$python" -m converters trtexec-commands --target "$target") \
+      >"$stage/trtexec-commands.sh"
+    # The commands name files relative to the model repository root.
+    log "running $(grep -cvE '^[[:space:]]*(#|$)' "$stage/trtexec-commands.sh" || true) trtexec command(s)"
+    (cd "$repository" && bash -euo pipefail "$stage/trtexec-commands.sh")
+  fi
+  {
+    printf 'key=%s\nrevision=%s\ntarget=%s\n' "$key" "$revision" "$target"
+    printf 'built_at=%s\nbuilt_by=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${HOSTNAME:-unknown}"
+  } >"$stage/BUILD_INFO"
+  touch "$stage/.complete"
+}
+
+if [[ -f "$final/.complete" ]]; then
+  log "cache hit: $final"
+else
+  mkdir -p "$cache_root/$key"
+  if [[ -e "$final" ]]; then
+    # Left by something other than this script (it only renames complete builds into place).
+    stale="$cache_root/$key/.stale-$revision-$(date -u +%Y%m%d%H%M%S)-$$"
+    log "moving incomplete $final aside to $stale"
+    mv -T "$final" "$stale"
+  fi
+  stage="$(mktemp -d "$cache_root/$key/.build-$revision-XXXXXX")"
+  trap 'rm -rf "$stage"' EXIT
+  build "$stage"
+  if mv -T "$stage" "$final" 2>/dev/null; then
+    log "cached: $final"
+  elif [[ -f "$final/.complete" ]]; then
+    log "another pod cached $final first; using it"
+  else
+    die "could not move $stage to $final"
+  fi
+fi
+
+[[ -d "$final/model_repository" ]] || die "$final has no model_repository"
+find "$destination" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+cp -R "$final/model_repository/." "$destination/"
+log "model repository ready in $destination ($(find "$destination" -mindepth 1 -maxdepth 1 -type d | wc -l) models, key $key, revision $revision)"

@@ -1,0 +1,114 @@
+"""The real Triton server with the real model repository: each step and each ensemble."""
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from converters.catalog import load_catalog
+from converters.triton_config import input_tensor_name
+from stack.triton import TritonServer
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.integration
+
+ENSEMBLES = {
+    "photo_depth": ["DEPTH_PNG", "DEPTH_RANGE"],
+    "photo_mask_fast": ["MASK_PNG"],
+    "photo_mask_quality": ["MASK_PNG"],
+    "photo_cutout_fast": ["CUTOUT_PNG"],
+    "photo_cutout_quality": ["CUTOUT_PNG"],
+}
+
+
+@pytest.fixture(scope="module")
+def client(triton: TritonServer) -> grpcclient.InferenceServerClient:
+    return grpcclient.InferenceServerClient(f"127.0.0.1:{triton.ports.grpc}")
+
+
+def photo_inputs(data: bytes, max_side: int = 0) -> list[grpcclient.InferInput]:
+    image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    image.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+    side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
+    side.set_data_from_numpy(np.array([[max_side]], dtype=np.int32))
+    return [image, side]
+
+
+def infer(client, model: str, data: bytes, outputs: list[str], max_side: int = 0) -> dict[str, np.ndarray]:
+    result = client.infer(model, photo_inputs(data, max_side), outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
+    return {o: result.as_numpy(o) for o in outputs}
+
+
+def png(array: np.ndarray) -> Image.Image:
+    return Image.open(io.BytesIO(bytes(array.reshape(-1)[0])))
+
+
+def test_every_model_is_ready(client) -> None:
+    for model in ["preprocess", "postprocess", *load_catalog(), *ENSEMBLES]:
+        assert client.is_model_ready(model), model
+
+
+@pytest.mark.parametrize("ensemble", sorted(ENSEMBLES))
+def test_ensembles_return_pngs_at_the_photo_size(client, ensemble: str, astronaut: np.ndarray) -> None:
+    photo = astronaut[:, :400]
+    outputs = infer(client, ensemble, jpeg_bytes(photo), ENSEMBLES[ensemble])
+    image = png(outputs[ENSEMBLES[ensemble][0]])
+    assert image.size == (400, 512)
+    assert image.mode == {"photo_depth": "I;16"}.get(ensemble, "RGBA" if "cutout" in ensemble else "L")
+
+
+def test_max_side_shrinks_the_outputs(client, astronaut: np.ndarray) -> None:
+    outputs = infer(client, "photo_cutout_fast", jpeg_bytes(astronaut[:, :400]), ["CUTOUT_PNG"], max_side=128)
+    assert png(outputs["CUTOUT_PNG"]).size == (100, 128)
+
+
+def test_preprocess_computes_only_requested_outputs(client, astronaut: np.ndarray) -> None:
+    wanted = ["OUTPUT_SIZE", input_tensor_name("depth")]
+    outputs = infer(client, "preprocess", jpeg_bytes(astronaut), wanted)
+    assert outputs["OUTPUT_SIZE"].tolist() == [[512, 512]]
+    assert outputs["DEPTH_INPUT"].shape == (1, 3, 224, 224)
+    assert 0.0 <= outputs["DEPTH_INPUT"].min() and outputs["DEPTH_INPUT"].max() <= 1.0
+
+
+def test_model_step_runs_a_batch(client) -> None:
+    batch = np.random.default_rng(0).random((4, 3, 224, 224), dtype=np.float32)
+    tensor = grpcclient.InferInput("image", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch)
+    depth = client.infer("depth", [tensor]).as_numpy("depth")
+    assert depth.shape == (4, 1, 224, 224) and np.isfinite(depth).all()
+
+
+def test_concurrent_requests_are_batched_and_answered(client, astronaut: np.ndarray) -> None:
+    data = jpeg_bytes(astronaut)
+    before = client.get_inference_statistics("segmentation_fast").model_stats[0]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: infer(client, "photo_mask_fast", data, ["MASK_PNG"]), range(16)))
+    masks = [np.asarray(png(r["MASK_PNG"])) for r in results]
+    assert all(np.array_equal(masks[0], m) for m in masks)
+    after = client.get_inference_statistics("segmentation_fast").model_stats[0]
+    assert after.inference_count - before.inference_count == 16
+    assert after.execution_count - before.execution_count <= 16
+
+
+def test_undecodable_image_is_an_invalid_argument_and_the_server_keeps_serving(client, astronaut: np.ndarray) -> None:
+    data = jpeg_bytes(astronaut)
+    with pytest.raises(InferenceServerException, match="corrupt or truncated") as caught:
+        infer(client, "photo_depth", data[: len(data) // 2], ["DEPTH_PNG"])
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    with pytest.raises(InferenceServerException, match="not a readable"):
+        infer(client, "photo_depth", b"GIF89a not supported", ["DEPTH_PNG"])
+    assert png(infer(client, "photo_depth", data, ["DEPTH_PNG"])["DEPTH_PNG"]).size == (512, 512)
+
+
+def test_exif_rotation_is_applied_in_the_ensemble(client, astronaut: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # viewers rotate the stored pixels 90 degrees counter-clockwise
+    stored = np.ascontiguousarray(np.rot90(astronaut[:, :384], k=-1))  # 384 high, 512 wide
+    mask = png(infer(client, "photo_mask_quality", jpeg_bytes(stored, exif=exif), ["MASK_PNG"])["MASK_PNG"])
+    upright = png(infer(client, "photo_mask_quality", jpeg_bytes(astronaut[:, :384]), ["MASK_PNG"])["MASK_PNG"])
+    assert mask.size == upright.size == (384, 512)
+    assert np.abs(np.asarray(mask, np.int16) - np.asarray(upright, np.int16)).mean() < 3
