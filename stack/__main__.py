@@ -10,25 +10,16 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from converters.build import build_repository
+from stack.gateway import start_gateway, stop_process
 from stack.triton import TritonPorts, TritonServer, TritonStartError
 
 REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
 log = logging.getLogger("stack")
-
-
-def _gateway(host: str, port: int, grpc_port: int) -> subprocess.Popen:
-    env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{grpc_port}"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-         "--host", host, "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "20"],
-        env=env,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         triton.wait_ready()
         log.info("triton ready on 127.0.0.1:%d (gRPC) after %.1f s; log: %s",
                  args.grpc_port, time.monotonic() - started, args.log)
-        gateway = _gateway(args.gateway_host, args.gateway_port, args.grpc_port)
+        gateway = start_gateway(args.gateway_host, args.gateway_port, args.grpc_port)
         log.info("gateway on http://%s:%d (Ctrl-C stops both)", args.gateway_host, args.gateway_port)
         while not stopping:
             time.sleep(0.2)
@@ -78,12 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     finally:
-        if gateway is not None and gateway.poll() is None:
-            gateway.send_signal(signal.SIGTERM)
-            try:
-                gateway.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
+        if gateway is not None:
+            stop_process(gateway)
         triton.stop()
         log.info("stopped")
     return 0

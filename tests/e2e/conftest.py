@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from stack.gateway import start_gateway, stop_process, wait_until_ok
 from stack.triton import TritonServer
 from tests.conftest import free_port
 
@@ -18,28 +15,13 @@ from tests.conftest import free_port
 @pytest.fixture(scope="session")
 def gateway_url(triton: TritonServer) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{triton.ports.grpc}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        env=env,
-    )
+    process = start_gateway("127.0.0.1", port, triton.ports.grpc)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gateway did not become ready (exit code {process.poll()})")
-            time.sleep(0.1)
+        wait_until_ok(f"{url}/readyz", process, timeout_s=30)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_process(process)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Benchmarks and load tests (run on demand, not by the test suite)."""

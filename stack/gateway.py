@@ -1,0 +1,45 @@
+"""Start the gateway as a uvicorn process and wait for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def start_gateway(host: str, port: int, triton_grpc_port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{triton_grpc_port}", **(extra_env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+         "--host", host, "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "20"],
+        env=env,
+    )
+
+
+def wait_until_ok(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> float:
+    """Poll ``url`` until it answers 200; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 25.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
