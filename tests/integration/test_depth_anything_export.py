@@ -154,6 +154,49 @@ def test_non_small_checkpoint_refused_offline(
     assert hub.SMALL_REPO_ID in str(info.value)
 
 
+def _stub_from_pretrained(monkeypatch: pytest.MonkeyPatch, model: Any) -> list[tuple[tuple, dict]]:
+    import transformers
+
+    calls: list[tuple[tuple, dict]] = []
+
+    def from_pretrained(*args: object, **kwargs: object) -> Any:
+        calls.append((args, kwargs))
+        return model
+
+    monkeypatch.setattr(transformers.DepthAnythingForDepthEstimation, "from_pretrained", from_pretrained)
+    return calls
+
+
+def test_load_pretrained_pins_revision_and_prepares_model(torch: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    # Small's backbone width (384) with one layer: stands in for the downloaded weights
+    backbone = Dinov2Config(
+        image_size=28, patch_size=14, hidden_size=hub.SMALL_HIDDEN_SIZE, num_hidden_layers=1, num_attention_heads=6,
+        intermediate_size=64, out_indices=[1], reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=hub.SMALL_HIDDEN_SIZE, neck_hidden_sizes=[16],
+        reassemble_factors=[1], fusion_hidden_size=16, head_hidden_size=8,
+    )
+    downloaded = DepthAnythingForDepthEstimation(config).train()
+    calls = _stub_from_pretrained(monkeypatch, downloaded)
+
+    model = hub.load_pretrained()
+
+    assert calls == [((hub.SMALL_REPO_ID,), {"revision": hub.SMALL_REVISION})]
+    assert model is downloaded and not model.training
+    assert model.backbone.config._attn_implementation == "eager"
+
+
+def test_load_pretrained_refuses_weights_that_are_not_small(
+    torch: ModuleType, tiny_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stub_from_pretrained(monkeypatch, tiny_model)  # backbone width 32, not 384
+    with pytest.raises(ConversionError, match="backbone width 32"):
+        hub.load_pretrained(hub.SMALL_REPO_ID, hub.SMALL_REVISION)
+
+
 def test_unknown_checkpoint_refused() -> None:
     with pytest.raises(ConversionError, match="not an allowed Depth Anything checkpoint"):
         hub.check_checkpoint_allowed("someone/depth-anything-v2-small-finetuned")
