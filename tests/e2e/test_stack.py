@@ -1,0 +1,35 @@
+"""``python -m stack`` (what `make run` starts): ready, serving, and a clean Ctrl-C."""
+
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from stack.gateway import stop_process, wait_until_ok
+from tests.conftest import REPO, free_port, jpeg_bytes
+
+pytestmark = pytest.mark.e2e
+
+
+def test_stack_serves_and_stops_both_processes_on_ctrl_c(tmp_path, astronaut) -> None:
+    gateway, http_port, grpc_port, metrics_port = free_port(), free_port(), free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stack", "--gateway-port", str(gateway), "--http-port", str(http_port),
+         "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port), "--log", str(tmp_path / "triton.log")],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until_ok(f"http://127.0.0.1:{gateway}/readyz", process, timeout_s=120)
+        response = httpx.post(f"http://127.0.0.1:{gateway}/v1/mask", content=jpeg_bytes(astronaut),
+                              headers={"Content-Type": "image/jpeg"}, timeout=60)
+        assert response.status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=40) == 0
+    finally:
+        stop_process(process)
+    for url in (f"http://127.0.0.1:{http_port}/v2/health/live", f"http://127.0.0.1:{gateway}/healthz"):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url, timeout=2)
+    assert "stopped" in process.stderr.read()
