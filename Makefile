@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MEDIAPIPE_VENV := .venv-mediapipe
 HUB_VENV := .venv-hub
 
-.PHONY: run test models configs bench clean
+.PHONY: run test models configs helm-tools clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,16 @@ configs: $(VENV)/.installed
 	$(PY) -m converters configs --target cpu --out model_repository
 	$(PY) -m converters configs --target gpu --out model_repository_gpu
 
+## helm, kubernetes-validate, hadolint, shellcheck for the chart tests (pinned, checksummed).
+helm-tools: $(VENV)/.installed
+	bash helm/tools/install.sh
+
 ## Start Triton and the gateway in the foreground (Ctrl-C stops both).
 run: models
 	$(PY) -m stack
 
 ## The whole test suite: unit, integration (real Triton), end to end (real gateway).
-test: models $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
+test: models helm-tools $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
 	$(PY) -m pytest -m "not hub"
 	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
 

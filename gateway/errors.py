@@ -26,9 +26,10 @@ class ApiError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}
         if code is not None:
             self.code = code
 
@@ -53,6 +54,26 @@ class BadRequest(ApiError):
     code = "bad_request"
 
 
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+class PaymentRequired(ApiError):
+    status_code = 402
+    code = "insufficient_credits"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    code = "rate_limited"
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     code = "inference_unavailable"
@@ -70,8 +91,8 @@ def error_response(status_code: int, code: str, message: str, headers: dict[str,
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    headers = {"Retry-After": "1"} if exc.status_code == 503 else None
-    return error_response(exc.status_code, exc.code, exc.message, headers)
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else {}
+    return error_response(exc.status_code, exc.code, exc.message, {**headers, **exc.headers} or None)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

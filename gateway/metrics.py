@@ -35,6 +35,14 @@ class GatewayMetrics:
             "gateway_response_bytes", "Image bytes sent, by route.", ["route"], registry=registry,
         )
         self.rejections = Counter(
-            "gateway_rejections", "Requests refused before or during inference, by reason.",
+            "gateway_rejections", "Requests refused before or during inference, by reason (auth, rate, quota, bad_input, overload).",
             ["reason"], registry=registry,
+        )
+        self.credits_charged = Counter(
+            "gateway_credits_charged", "Credits committed to the usage ledger, by operation.",
+            ["operation"], registry=registry,
+        )
+        self.ledger_write_errors = Counter(
+            "gateway_ledger_write_errors", "Ledger rows that could not be written (their credits were released).",
+            registry=registry,
         )

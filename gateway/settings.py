@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,29 @@ class GatewaySettings(BaseSettings):
     max_pixels: int = Field(40_000_000, gt=0, description="largest accepted photo, in pixels")
     max_output_side: int = Field(8192, gt=0, description="largest max_side a caller may ask for")
     triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one Triton call")
+    database_url: str = Field("sqlite:///build/gateway.db",
+                              description="SQLAlchemy URL: SQLite file (one replica) or postgresql+psycopg://... (several)")
+    database_schema: str | None = Field(None, description="PostgreSQL schema (search_path) holding the tables")
+    redis_url: str | None = Field(None, description="redis://host:port/db shares rate limits between replicas; "
+                                                    "unset keeps them in this process")
+    bootstrap_api_key: SecretStr | None = Field(
+        None, description="creates an admin tenant accepting this key at start-up (idempotent; >= 32 characters)")
+    bootstrap_credits: int = Field(1_000_000_000, ge=0, description="credits of a newly created admin tenant")
+    bootstrap_rate_per_s: float = Field(1000.0, gt=0)
+    bootstrap_burst: int = Field(1000, ge=1)
+    price_base_credits: dict[str, int] = Field(
+        {"depth": 1, "mask": 1, "cutout": 2},
+        description="credits per request by operation (see gateway.ledger.PriceTable for the formula)")
+    price_per_megapixel_credits: float = Field(1.0, ge=0, description="credits per input megapixel, rounded up")
+
+    @field_validator("price_base_credits")
+    @classmethod
+    def _every_operation_priced(cls, value: dict[str, int]) -> dict[str, int]:
+        missing = {"depth", "mask", "cutout"} - set(value)
+        if missing or any(v < 0 for v in value.values()):
+            raise ValueError(f"price_base_credits needs a non-negative price for each of depth, mask, cutout; "
+                             f"missing {sorted(missing)}")
+        return value
 
 
 @lru_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -19,7 +20,21 @@ from stack.gateway import start_gateway, stop_process
 from stack.triton import TritonPorts, TritonServer, TritonStartError
 
 REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+DEV_KEY_FILE = Path("build") / "dev-api-key"
 log = logging.getLogger("stack")
+
+
+def local_api_key() -> str:
+    """The admin key of a local stack: $GATEWAY_BOOTSTRAP_API_KEY, else one made once in build/dev-api-key."""
+    key = os.environ.get("GATEWAY_BOOTSTRAP_API_KEY")
+    if key:
+        return key
+    if not DEV_KEY_FILE.exists():
+        DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return DEV_KEY_FILE.read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         triton.wait_ready()
         log.info("triton ready on 127.0.0.1:%d (gRPC) after %.1f s; log: %s",
                  args.grpc_port, time.monotonic() - started, args.log)
-        gateway = start_gateway(args.gateway_host, args.gateway_port, args.grpc_port)
-        log.info("gateway on http://%s:%d (Ctrl-C stops both)", args.gateway_host, args.gateway_port)
+        gateway = start_gateway(args.gateway_host, args.gateway_port, args.grpc_port,
+                                {"GATEWAY_BOOTSTRAP_API_KEY": local_api_key()})
+        log.info("gateway on http://%s:%d (Ctrl-C stops both); admin API key: %s",
+                 args.gateway_host, args.gateway_port,
+                 "$GATEWAY_BOOTSTRAP_API_KEY" if os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") else DEV_KEY_FILE)
         while not stopping:
             time.sleep(0.2)
             if triton.process is not None and triton.process.poll() is not None:

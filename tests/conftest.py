@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import socket
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
+from sqlalchemy.orm import sessionmaker
 
+from gateway.db import create_schema, make_engine, session_factory
 from stack.triton import TritonPorts, TritonServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,3 +56,41 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     log = tmp_path_factory.mktemp("triton") / "triton.log"
     with TritonServer(MODEL_REPOSITORY, ports, log_path=log) as server:
         yield server
+
+
+POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    schema: str | None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """An empty gateway database: a SQLite file in tmp, or a fresh PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield Database(f"sqlite:///{tmp_path / 'gateway.db'}", None)
+        return
+    import sqlalchemy
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield Database(POSTGRES_URL, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sessions(database: Database) -> Iterator[sessionmaker]:
+    engine = make_engine(database.url, database.schema)
+    create_schema(engine)
+    yield session_factory(engine)
+    engine.dispose()

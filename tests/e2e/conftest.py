@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -11,20 +13,37 @@ from stack.gateway import start_gateway, stop_process, wait_until_ok
 from stack.triton import TritonServer
 from tests.conftest import free_port
 
+BOOTSTRAP_KEY = secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class RunningGateway:
+    url: str
+    database_url: str
+
 
 @pytest.fixture(scope="session")
-def gateway_url(triton: TritonServer) -> Iterator[str]:
+def gateway(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """The gateway with its own SQLite database and an admin key with plenty of credits."""
     port = free_port()
-    process = start_gateway("127.0.0.1", port, triton.ports.grpc)
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('gateway') / 'gateway.db'}"
+    process = start_gateway("127.0.0.1", port, triton.ports.grpc, extra_env={
+        "GATEWAY_DATABASE_URL": database_url, "GATEWAY_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
+    })
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ok(f"{url}/readyz", process, timeout_s=30)
-        yield url
+        yield RunningGateway(url, database_url)
     finally:
         stop_process(process)
 
 
+@pytest.fixture(scope="session")
+def gateway_url(gateway: RunningGateway) -> str:
+    return gateway.url
+
+
 @pytest.fixture
 def http(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=60) as client:
+    with httpx.Client(base_url=gateway_url, timeout=60, headers={"Authorization": f"Bearer {BOOTSTRAP_KEY}"}) as client:
         yield client

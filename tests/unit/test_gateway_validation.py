@@ -5,6 +5,7 @@ that reached Triton would get 503, so every 4xx below proves the early check.
 """
 
 import io
+import secrets
 
 import numpy as np
 import pytest
@@ -17,11 +18,16 @@ from gateway.settings import GatewaySettings
 from tests.conftest import free_port, jpeg_bytes
 
 
+ADMIN_KEY = secrets.token_urlsafe(32)
+
+
 @pytest.fixture
-def client() -> TestClient:
+def client(tmp_path) -> TestClient:
+    """Authenticated with the bootstrap admin key; the database is a SQLite file in tmp."""
     settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", max_body_bytes=200_000,
-                               max_pixels=1_000_000, triton_timeout_s=2)
-    with TestClient(create_app(settings, CollectorRegistry())) as test_client:
+                               max_pixels=1_000_000, triton_timeout_s=2,
+                               database_url=f"sqlite:///{tmp_path / 'gateway.db'}", bootstrap_api_key=ADMIN_KEY)
+    with TestClient(create_app(settings, CollectorRegistry()), headers={"X-API-Key": ADMIN_KEY}) as test_client:
         yield test_client
 
 

@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Produces Triton's model repository for this node and copies it to $MODEL_REPOSITORY.
 #
-# The build (fetch source models, convert to ONNX, write configs; on GPU also the TensorRT
-# engines from `converters trtexec-commands`) runs once per cache key and revision:
-#   $CACHE_ROOT/<key>/<revision>/model_repository
+# The build runs once per cache key and revision:
+#   $CACHE_ROOT/<key>/<revision>/model_repository   `python -m converters build` (fetch the source
+#                                                    models, convert to ONNX, write configs)
+#   $CACHE_ROOT/<key>/<revision>/engines            GPU: TensorRT engines from the trtexec
+#                                                    commands `python -m converters trtexec` prints
+#   $CACHE_ROOT/<key>/<revision>/tensorrt           GPU: onnxruntime's TensorRT engine cache,
+#                                                    filled by Triton at first load, linked at
+#                                                    $ORT_TRT_CACHE_LINK (the configs' path)
 # where <key> is "<sm>-trt<TensorRT version>" on GPU (e.g. sm89-trt10.5.0.18) and "cpu" on CPU.
 # A build is staged in a temporary directory and renamed into place, so pods building at the
 # same time on a shared volume never see a half-written repository; the first to finish wins.
 #
 # Environment:
-#   MODEL_TARGET      cpu | gpu (required)
-#   MODEL_REVISION    cache revision, e.g. the image tag (required)
-#   CACHE_ROOT        cache directory (required)
-#   MODEL_REPOSITORY  directory Triton loads (required)
-#   GPU_ARCH          override of the detected GPU architecture, e.g. sm90
-#   TRT_VERSION       TensorRT version (NGC images set it); detected from libnvinfer otherwise
-#   TRT_LIB_DIRS      where to look for libnvinfer.so.X.Y.Z (space-separated)
-#   SOURCE_DIR        directory the converters run from (default /opt/imageserve)
-#   PYTHON            interpreter with the converters package (default python)
+#   MODEL_TARGET       cpu | gpu (required)
+#   MODEL_REVISION     cache revision, e.g. the image tag (required)
+#   CACHE_ROOT         cache directory (required)
+#   MODEL_REPOSITORY   directory Triton loads (required)
+#   BUILD_TRT_ENGINES  GPU: run the trtexec commands (default true)
+#   ORT_TRT_CACHE_LINK GPU: symbolic link to create to the engine cache (e.g. /cache/tensorrt)
+#   GPU_ARCH           override of the detected GPU architecture, e.g. sm90
+#   TRT_VERSION        TensorRT version (NGC images set it); detected from libnvinfer otherwise
+#   TRT_LIB_DIRS       where to look for libnvinfer.so.X.Y.Z (space-separated)
+#   SOURCE_DIR         directory the converters run from (default /opt/imageserve)
+#   PYTHON             interpreter with the converters package (default python)
+#   IMAGESERVE_CACHE   the converters' download cache (default $CACHE_ROOT/downloads)
 set -euo pipefail
+shopt -s inherit_errexit
 
 log() { printf '%s model-build: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -29,17 +38,22 @@ cache_root="${CACHE_ROOT:-}"
 destination="${MODEL_REPOSITORY:-}"
 source_dir="${SOURCE_DIR:-/opt/imageserve}"
 python="${PYTHON:-python}"
+build_engines="${BUILD_TRT_ENGINES:-true}"
+ort_cache_link="${ORT_TRT_CACHE_LINK:-}"
 trt_lib_dirs="${TRT_LIB_DIRS:-/usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/local/tensorrt/lib}"
 
 [[ "$target" == "cpu" || "$target" == "gpu" ]] || die "MODEL_TARGET must be cpu or gpu, got '$target'"
 [[ -n "$revision" ]] || die "MODEL_REVISION is empty"
 [[ -n "$cache_root" && -d "$cache_root" ]] || die "CACHE_ROOT '$cache_root' is not a directory"
 [[ -n "$destination" && -d "$destination" ]] || die "MODEL_REPOSITORY '$destination' is not a directory"
+[[ "$build_engines" == "true" || "$build_engines" == "false" ]] \
+  || die "BUILD_TRT_ENGINES must be true or false, got '$build_engines'"
+export IMAGESERVE_CACHE="${IMAGESERVE_CACHE:-$cache_root/downloads}"
 
-# Only characters that are safe in one path component.
-safe_component() {
+# Only characters that are safe in one path component. (A check, not a filter: `die` in a
+# command substitution would only leave the subshell.)
+require_safe_component() {
   [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "'$1' is not usable in a cache path"
-  printf '%s' "$1"
 }
 
 gpu_arch() {
@@ -49,7 +63,7 @@ gpu_arch() {
   fi
   command -v nvidia-smi >/dev/null || die "nvidia-smi not found: is a GPU assigned to this container?"
   local capability
-  capability="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1 | tr -d '[:space:]')"
+  capability="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | awk 'NR == 1 { gsub(/[[:space:]]/, ""); print }')"
   [[ "$capability" =~ ^[0-9]+\.[0-9]+$ ]] || die "unexpected compute capability '$capability'"
   printf 'sm%s' "${capability/./}"
 }
@@ -76,11 +90,13 @@ trt_version() {
 if [[ "$target" == "gpu" ]]; then
   arch="$(gpu_arch)"
   trt="$(trt_version)"
-  key="$(safe_component "$arch")-trt$(safe_component "$trt")"
+  require_safe_component "$arch"
+  require_safe_component "$trt"
+  key="$arch-trt$trt"
 else
   key="cpu"
 fi
-revision="$(safe_component "$revision")"
+require_safe_component "$revision"
 final="$cache_root/$key/$revision"
 
 build() {
@@ -88,13 +104,17 @@ build() {
   local repository="$stage/model_repository"
   log "building the $target model repository into $final"
   (cd "$source_dir" && "$python" -m converters build --target "$target" --out "$repository")
-  if [[ "$target" == "gpu" ]]; then
-    (cd "$source_dir" && "$python" -m converters trtexec-commands --target "$target") \
+  if [[ "$target" == "gpu" && "$build_engines" == "true" ]]; then
+    local model
+    for model in "$repository"/*/; do
+      mkdir -p "$stage/engines/$(basename "$model")"
+    done
+    (cd "$source_dir" && "$python" -m converters trtexec --repository "$repository" --cache "$stage/engines") \
       >"$stage/trtexec-commands.sh"
-    # The commands name files relative to the model repository root.
     log "running $(grep -cvE '^[[:space:]]*(#|$)' "$stage/trtexec-commands.sh" || true) trtexec command(s)"
-    (cd "$repository" && bash -euo pipefail "$stage/trtexec-commands.sh")
+    bash -euo pipefail "$stage/trtexec-commands.sh"
   fi
+  mkdir -p "$stage/tensorrt"
   {
     printf 'key=%s\nrevision=%s\ntarget=%s\n' "$key" "$revision" "$target"
     printf 'built_at=%s\nbuilt_by=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${HOSTNAME:-unknown}"
@@ -127,4 +147,8 @@ fi
 [[ -d "$final/model_repository" ]] || die "$final has no model_repository"
 find "$destination" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 cp -R "$final/model_repository/." "$destination/"
+if [[ -n "$ort_cache_link" ]]; then
+  mkdir -p "$final/tensorrt"
+  ln -sfn "$final/tensorrt" "$ort_cache_link"
+fi
 log "model repository ready in $destination ($(find "$destination" -mindepth 1 -maxdepth 1 -type d | wc -l) models, key $key, revision $revision)"

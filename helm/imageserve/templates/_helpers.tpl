@@ -91,7 +91,7 @@ capabilities:
 
 {{/*
 Topology spread constraints; a constraint without labelSelector gets the component's selector
-labels: (dict "root" $ "component" "gateway" "constraints" list).
+labels (and matchLabelKeys pod-template-hash): (dict "root" $ "component" "gateway" "constraints" list).
 */}}
 {{- define "imageserve.topologySpread" -}}
 {{- $selector := include "imageserve.selectorLabels" (dict "root" .root "component" .component) | fromYaml -}}
@@ -100,6 +100,10 @@ labels: (dict "root" $ "component" "gateway" "constraints" list).
 {{- $c := deepCopy . -}}
 {{- if not (hasKey $c "labelSelector") -}}
 {{- $_ := set $c "labelSelector" (dict "matchLabels" $selector) -}}
+{{- /* Spread each ReplicaSet on its own, so a rollout does not count the old pods. */ -}}
+{{- if not (hasKey $c "matchLabelKeys") -}}
+{{- $_ := set $c "matchLabelKeys" (list "pod-template-hash") -}}
+{{- end -}}
 {{- end -}}
 {{- $out = append $out $c -}}
 {{- end -}}

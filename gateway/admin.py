@@ -1,0 +1,111 @@
+"""Administration CLI: ``python -m gateway.admin --help``.
+
+Uses ``GATEWAY_DATABASE_URL`` (and ``GATEWAY_DATABASE_SCHEMA``) like the
+gateway, or ``--database-url``. Bad input prints a message to stderr and exits
+with status 2. A new key is printed once and cannot be shown again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+from gateway import keys, ledger, tenants
+from gateway.db import create_schema, make_engine, session_factory, utcnow
+from gateway.settings import GatewaySettings
+
+USAGE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway.admin", description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: GATEWAY_DATABASE_URL or the gateway default)")
+    parser.add_argument("--database-schema", help="PostgreSQL schema (default: GATEWAY_DATABASE_SCHEMA)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    create = commands.add_parser("create-tenant", help="create a tenant")
+    create.add_argument("name")
+    create.add_argument("--credits", type=int, default=0)
+    create.add_argument("--operations", default="depth,mask,cutout", help="comma-separated: depth,mask,cutout")
+    create.add_argument("--rate", type=float, default=5.0, help="requests per second per key")
+    create.add_argument("--burst", type=int, default=10, help="token bucket size per key")
+    create.add_argument("--monthly-quota", type=int, default=None, help="credits per calendar month (UTC)")
+
+    commands.add_parser("list-tenants", help="list tenants with balances and limits")
+
+    key = commands.add_parser("create-key", help="create an API key (printed once)")
+    key.add_argument("tenant")
+    key.add_argument("--label", default="")
+    key.add_argument("--expires-days", type=float, default=None, help="expire after this many days")
+
+    listing = commands.add_parser("list-keys", help="list key ids (never the keys)")
+    listing.add_argument("--tenant", default=None)
+
+    revoke = commands.add_parser("revoke-key", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+
+    topup = commands.add_parser("add-credits", help="top up a tenant's balance")
+    topup.add_argument("tenant")
+    topup.add_argument("credits", type=int)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = GatewaySettings()
+    engine = make_engine(args.database_url or settings.database_url, args.database_schema or settings.database_schema)
+    try:
+        create_schema(engine)
+        sessions = session_factory(engine)
+        return _run(args, sessions)
+    except (tenants.TenantError, keys.KeyError_) as exc:
+        return _fail(str(exc))
+    except ledger.UnknownTenant as exc:
+        return _fail(f"no tenant named {exc.args[0]!r}; list tenants to see the names")
+    finally:
+        engine.dispose()
+
+
+def _run(args: argparse.Namespace, sessions) -> int:  # noqa: ANN001, C901
+    if args.command == "create-tenant":
+        tenant = tenants.create_tenant(sessions, args.name, args.credits, args.operations, args.rate, args.burst,
+                                       args.monthly_quota)
+        print(f"created tenant {tenant.name} with {tenant.balance} credits, operations {tenant.operations}")
+    elif args.command == "list-tenants":
+        print("name\tbalance\tmonthly_quota\trate_per_s\tburst\toperations\tadmin")
+        for t in tenants.list_tenants(sessions):
+            print(f"{t.name}\t{t.balance}\t{t.monthly_quota if t.monthly_quota is not None else '-'}\t"
+                  f"{t.rate_per_s:g}\t{t.burst}\t{t.operations}\t{'yes' if t.is_admin else 'no'}")
+    elif args.command == "create-key":
+        if args.expires_days is not None and args.expires_days <= 0:
+            return _fail("--expires-days must be > 0")
+        expires = utcnow() + timedelta(days=args.expires_days) if args.expires_days is not None else None
+        key_id, key = keys.create_key(sessions, args.tenant, args.label, expires)
+        print(f"key id: {key_id}", file=sys.stderr)
+        print("store the key now: it is not kept and cannot be shown again", file=sys.stderr)
+        print(key)
+    elif args.command == "list-keys":
+        print("key_id\ttenant\tlabel\tcreated_at\texpires_at\trevoked_at")
+        for k in keys.list_keys(sessions, args.tenant):
+            print("\t".join(str(k[f] if k[f] is not None else "-")
+                            for f in ("key_id", "tenant", "label", "created_at", "expires_at", "revoked_at")))
+    elif args.command == "revoke-key":
+        keys.revoke_key(sessions, args.key_id)
+        print(f"revoked key {args.key_id}")
+    elif args.command == "add-credits":
+        if args.credits <= 0:
+            return _fail("credits must be a positive whole number")
+        balance = ledger.add_credits(sessions, args.tenant, args.credits)
+        print(f"tenant {args.tenant} now has {balance} credits")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""helm lint --strict, helm template, kubernetes-validate --strict and values.schema.json."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from .chart import CHART_DIR, CI_VALUES, SCENARIOS, render, require_module, run_helm, template_args, tool
+
+# Oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and a recent one.
+KUBERNETES_VERSIONS = ("1.27.0", "1.30.0", "1.35.0")
+# Custom resources kubernetes-validate has no schema for; test_monitoring checks their shape.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "default" if v is None else v.name)
+def test_helm_lint_strict(values) -> None:
+    args = ["lint", "--strict", str(CHART_DIR)]
+    if values is not None:
+        args += ["--values", str(values)]
+    result = run_helm(*args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
+
+
+def test_kube_version_of_chart_is_the_oldest_validated() -> None:
+    chart = (CHART_DIR / "Chart.yaml").read_text()
+    assert f'kubeVersion: ">={KUBERNETES_VERSIONS[0]}-0"' in chart
+
+
+@pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
+def test_rendered_manifests_pass_kubernetes_validate_strict(kubernetes_version: str, tmp_path) -> None:
+    validator = tool("kubernetes-validate")
+    files = []
+    for scenario in sorted(SCENARIOS):
+        path = tmp_path / f"{scenario}.yaml"
+        path.write_text(render(scenario).text)
+        files.append(str(path))
+    result = subprocess.run(
+        [str(validator), "--strict", "--quiet", "-k", kubernetes_version, *files],
+        capture_output=True, text=True, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for line in output.splitlines():
+        skipped = re.search(r"Couldn't find schema for kind (\w+)", line)
+        assert skipped and skipped.group(1) in CUSTOM_KINDS, f"unexpected validator output: {line}"
+    validated = sum(1 for scenario in SCENARIOS for doc in render(scenario).docs if doc["kind"] not in CUSTOM_KINDS)
+    assert validated > 30
+
+
+def _schema() -> dict:
+    return json.loads((CHART_DIR / "values.schema.json").read_text())
+
+
+def test_values_schema_is_a_valid_schema_and_accepts_every_values_file() -> None:
+    jsonschema = require_module("jsonschema")
+    schema = _schema()
+    jsonschema.Draft7Validator.check_schema(schema)
+    from .chart import load_values
+
+    for paths in SCENARIOS.values():
+        jsonschema.validate(load_values(*paths), schema)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("gateway.replicaCont=3", "replicaCont"),
+        ("triton.gpu.enabled=yes", "enabled"),
+        ("modelBuild.cache.type=s3", "type"),
+        ("monitoring.slo.latencyThresholdSeconds=1", "latencyThresholdSeconds"),
+        ("gateway.image.tag=latest", "tag"),
+    ],
+)
+def test_schema_rejects_bad_values(override: str, message: str) -> None:
+    result = run_helm(*template_args((), "--set", override), check=False)
+    assert result.returncode != 0, f"{override} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+def test_template_fails_on_inconsistent_values() -> None:
+    result = run_helm(*template_args((), "--set", "gateway.autoscaling.minReplicas=5,gateway.autoscaling.maxReplicas=2"), check=False)
+    assert result.returncode != 0 and "minReplicas" in result.stderr
+    result = run_helm(*template_args((), "--set", "triton.enabled=false"), check=False)
+    assert result.returncode != 0 and "tritonGrpcUrl" in result.stderr
+
+
+def test_optional_objects_can_be_turned_off() -> None:
+    yaml = require_module("yaml")
+    result = run_helm(
+        *template_args(
+            (),
+            "--set",
+            "monitoring.serviceMonitor.enabled=false,monitoring.prometheusRule.enabled=false,"
+            "monitoring.dashboards.enabled=false,triton.networkPolicy.enabled=false,"
+            "gateway.autoscaling.enabled=false,gateway.pdb.enabled=false,triton.pdb.enabled=false,"
+            "modelBuild.cache.type=emptyDir",
+        )
+    )
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PersistentVolumeClaim"}
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "default" if v is None else v.name)
+def test_install_notes_render(values) -> None:
+    args = ["install", "rel", str(CHART_DIR), "--namespace", "imageserve", "--dry-run=client"]
+    if values is not None:
+        args += ["--values", str(values)]
+    notes = run_helm(*args).stdout.partition("NOTES:")[2]
+    assert "svc/rel-imageserve-gateway" in notes and "svc/rel-imageserve-triton" in notes

@@ -1,0 +1,390 @@
+"""Properties of the rendered chart, for the defaults and every ci/*-values.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .chart import (
+    CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, SCENARIOS, Rendered, containers, fullname, load_values, pod_specs,
+    require_module,
+)
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def _values(rendered: Rendered) -> dict:
+    return load_values(*SCENARIOS[rendered.scenario])
+
+
+def _pod_labels(rendered: Rendered) -> dict[str, dict]:
+    """Deployment name -> labels of its pods."""
+    return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in rendered.of_kind("Deployment")}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are expected: {selector}"
+    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
+
+
+def test_renders_the_expected_objects(rendered: Rendered) -> None:
+    kinds = {doc["kind"] for doc in rendered.docs}
+    expected = {
+        "Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy",
+        "ServiceMonitor", "PrometheusRule", "ServiceAccount", "Pod",
+    }
+    if not _values(rendered)["gateway"]["secrets"]["existingSecret"]:
+        expected.add("Secret")
+    assert expected <= kinds, f"missing {sorted(expected - kinds)}"
+    assert {d["metadata"]["name"] for d in rendered.of_kind("Deployment")} == {fullname("gateway"), fullname("triton")}
+
+
+def test_every_object_is_namespaced_and_labelled(rendered: Rendered) -> None:
+    for doc in rendered.docs:
+        meta = doc["metadata"]
+        assert meta.get("namespace") == NAMESPACE, f"{doc['kind']}/{meta['name']}"
+        labels = meta.get("labels", {})
+        assert labels.get("app.kubernetes.io/instance") == RELEASE, f"{doc['kind']}/{meta['name']}"
+        assert labels.get("app.kubernetes.io/managed-by") == "Helm"
+        assert len(meta["name"]) <= 63
+
+
+def test_no_container_runs_as_root(rendered: Rendered) -> None:
+    specs = pod_specs(rendered)
+    assert specs
+    for where, spec in specs:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, where
+        assert pod["runAsUser"] != 0 and pod["runAsGroup"] != 0, where
+        assert pod["seccompProfile"]["type"] in {"RuntimeDefault", "Localhost"}, where
+        assert spec.get("hostNetwork") is not True and spec.get("hostPID") is not True, where
+        assert spec.get("automountServiceAccountToken") is False, where
+        for kind, container in containers(spec):
+            name = f"{where} {kind} {container['name']}"
+            context = container.get("securityContext")
+            assert context, f"{name}: no securityContext"
+            assert context["runAsNonRoot"] is True, name
+            assert context.get("runAsUser", pod["runAsUser"]) != 0, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context.get("privileged") is not True, name
+            assert "ALL" in context["capabilities"]["drop"], name
+            assert not context["capabilities"].get("add"), name
+
+
+def test_every_container_has_requests_and_limits(rendered: Rendered) -> None:
+    for where, spec in pod_specs(rendered):
+        for kind, container in containers(spec):
+            resources = container.get("resources", {})
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(bound, {})), f"{where} {container['name']}: {bound}"
+
+
+def test_every_long_running_container_has_probes(rendered: Rendered) -> None:
+    for deployment in rendered.of_kind("Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            port_names = {port["name"] for port in container["ports"]}
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert probe in container, f"{deployment['metadata']['name']} {container['name']}: no {probe}"
+                assert container[probe]["httpGet"]["port"] in port_names
+
+
+def test_triton_probes_use_health_endpoints_with_a_loading_budget(rendered: Rendered) -> None:
+    triton = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]["containers"][0]
+    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    startup = triton["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "less than 5 minutes to load models"
+    assert "--strict-readiness=true" in triton["args"]
+
+
+def test_gateway_probes_and_settings(rendered: Rendered) -> None:
+    spec = rendered.named("Deployment", fullname("gateway"))["spec"]["template"]["spec"]
+    assert spec["enableServiceLinks"] is False, "service links would inject GATEWAY_* variables"
+    (gateway,) = spec["containers"]
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = {item["name"]: item for item in gateway["env"]}
+    values = _values(rendered)
+    assert env["GATEWAY_TRITON_GRPC_URL"]["value"] == f"{fullname('triton')}:{values['triton']['ports']['grpc']}"
+    secret = values["gateway"]["secrets"]["existingSecret"] or f"{fullname('gateway')}-secrets"
+    for name in ("GATEWAY_DATABASE_URL", "GATEWAY_BOOTSTRAP_API_KEY"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == secret
+    if not values["gateway"]["secrets"]["existingSecret"]:
+        data = rendered.named("Secret", secret)["stringData"]
+        for item in env.values():
+            if "valueFrom" in item:
+                assert item["valueFrom"]["secretKeyRef"]["key"] in data
+    (env_from,) = gateway["envFrom"]
+    prices = rendered.named("ConfigMap", env_from["configMapRef"]["name"])["data"]
+    assert set(prices) == {"GATEWAY_PRICE_BASE_CREDITS", "GATEWAY_PRICE_PER_MEGAPIXEL_CREDITS"}
+    assert json.loads(prices["GATEWAY_PRICE_BASE_CREDITS"]) == values["gateway"]["priceTable"]["baseCredits"]
+    assert gateway["command"][:3] == ["uvicorn", "gateway.app:create_app", "--factory"]
+    assert any(m["mountPath"] == "/tmp" for m in gateway["volumeMounts"]), "no writable scratch directory"
+
+
+def test_triton_gpu_scheduling_and_shared_memory(rendered: Rendered) -> None:
+    values = _values(rendered)["triton"]
+    spec = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]
+    (triton,) = spec["containers"]
+    (build,) = spec["initContainers"]
+    shm = next(v for v in spec["volumes"] if v["name"] == "shm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert any(m["mountPath"] == "/dev/shm" and m["name"] == "shm" for m in triton["volumeMounts"])
+    build_env = {item["name"]: item.get("value") for item in build["env"]}
+    if values["gpu"]["enabled"]:
+        for container in (triton, build):
+            assert container["resources"]["limits"][GPU_RESOURCE] == values["gpu"]["count"]
+        assert spec["nodeSelector"].items() >= values["gpuNodeSelector"].items()
+        assert any(t.get("key") == GPU_RESOURCE for t in spec["tolerations"])
+        assert "--allow-gpu-metrics=true" in triton["args"]
+        assert build_env["MODEL_TARGET"] == "gpu"
+    else:
+        assert GPU_RESOURCE not in rendered.text
+        assert "--allow-gpu-metrics=false" in triton["args"]
+        assert build_env["MODEL_TARGET"] == "cpu"
+
+
+def test_model_build_step_feeds_the_model_repository(rendered: Rendered) -> None:
+    spec = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]
+    (build,) = spec["initContainers"]
+    (triton,) = spec["containers"]
+    env = {item["name"]: item.get("value") for item in build["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in build["volumeMounts"]}
+    assert mounts[env["MODEL_REPOSITORY"]] == "model-repository"
+    assert mounts[env["CACHE_ROOT"]] == "model-cache"
+    assert "--model-repository=/models" in triton["args"]
+    triton_mounts = {m["mountPath"]: m["name"] for m in triton["volumeMounts"]}
+    assert triton_mounts["/models"] == "model-repository"
+    # onnxruntime's TensorRT engine cache is a link made by model-build into the cache volume: both
+    # containers must see the cache volume at the same path, and the link's directory.
+    assert triton_mounts[env["CACHE_ROOT"]] == "model-cache"
+    cache_link = _values(rendered)["modelBuild"]["ortTensorrtCachePath"]
+    assert mounts[str(Path(cache_link).parent)] == triton_mounts[str(Path(cache_link).parent)] == "ort-tensorrt-cache"
+    if _values(rendered)["triton"]["gpu"]["enabled"]:
+        assert env["ORT_TRT_CACHE_LINK"] == cache_link
+    script_volume = next(v for v in spec["volumes"] if v["name"] == "model-build-script")
+    configmap = rendered.named("ConfigMap", script_volume["configMap"]["name"])
+    assert configmap["data"]["build-model-repository.sh"] == (CHART_DIR / "files" / "build-model-repository.sh").read_text()
+    cache = next(v for v in spec["volumes"] if v["name"] == "model-cache")
+    cache_values = _values(rendered)["modelBuild"]["cache"]
+    if cache_values["type"] == "pvc":
+        claim = cache["persistentVolumeClaim"]["claimName"]
+        assert cache_values["existingClaim"] == claim or rendered.has("PersistentVolumeClaim", claim)
+    else:
+        assert "emptyDir" in cache
+
+
+def test_referenced_configmaps_secrets_and_accounts_exist(rendered: Rendered) -> None:
+    existing_secret = _values(rendered)["gateway"]["secrets"]["existingSecret"]
+    for where, spec in pod_specs(rendered):
+        if "serviceAccountName" in spec:
+            assert rendered.has("ServiceAccount", spec["serviceAccountName"]), where
+        for volume in spec.get("volumes", []):
+            if "configMap" in volume:
+                assert rendered.has("ConfigMap", volume["configMap"]["name"]), where
+            if "secret" in volume:
+                assert rendered.has("Secret", volume["secret"]["secretName"]), where
+        for _, container in containers(spec):
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == existing_secret or rendered.has("Secret", ref["name"]), where
+
+
+def test_services_select_one_deployment_and_named_ports(rendered: Rendered) -> None:
+    pods = _pod_labels(rendered)
+    deployments = {d["metadata"]["name"]: d for d in rendered.of_kind("Deployment")}
+    for service in rendered.of_kind("Service"):
+        selector = service["spec"]["selector"]
+        matches = [name for name, labels in pods.items() if _selects({"matchLabels": selector}, labels)]
+        assert len(matches) == 1, f"{service['metadata']['name']} selects {matches}"
+        container_ports = {
+            port["name"]
+            for container in deployments[matches[0]]["spec"]["template"]["spec"]["containers"]
+            for port in container["ports"]
+        }
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in container_ports
+
+
+def test_triton_service_exposes_grpc_http_and_metrics(rendered: Rendered) -> None:
+    ports = {p["name"]: p["port"] for p in rendered.named("Service", fullname("triton"))["spec"]["ports"]}
+    assert ports == {"grpc": 8001, "http": 8000, "metrics": 8002}
+
+
+def test_network_policy_isolates_triton(rendered: Rendered) -> None:
+    values = _values(rendered)["triton"]["networkPolicy"]
+    pods = _pod_labels(rendered)
+    (policy,) = rendered.of_kind("NetworkPolicy")
+    spec = policy["spec"]
+    assert _selects(spec["podSelector"], pods[fullname("triton")])
+    assert not _selects(spec["podSelector"], pods[fullname("gateway")])
+    assert spec["policyTypes"] == ["Ingress"]
+    triton_ports = {
+        p["name"]: p["containerPort"]
+        for p in rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    gateway_peer = {"podSelector": {"matchLabels": {k: pods[fullname("gateway")][k] for k in spec["podSelector"]["matchLabels"]}}}
+    prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"], "podSelector": values["prometheus"]["podSelector"]}
+    allowed_inference_peers = [gateway_peer, *values["extraInferenceClients"]]
+    covered = set()
+    for rule in spec["ingress"]:
+        assert rule.get("from"), "a rule without peers admits everyone"
+        assert rule.get("ports"), "a rule without ports admits every port"
+        ports = {p["port"] for p in rule["ports"]}
+        covered |= ports
+        for peer in rule["from"]:
+            assert "ipBlock" not in peer
+            assert peer.get("podSelector") != {} or "namespaceSelector" in peer
+            assert peer.get("namespaceSelector") != {}, "an empty namespaceSelector admits every namespace"
+            if ports == {"metrics"}:
+                assert peer == prometheus_peer
+            else:
+                assert ports <= {"grpc", "http"}
+                assert peer in allowed_inference_peers, peer
+    assert covered == set(triton_ports), "every Triton port must be reachable by its one intended client"
+    gateway_rules = [rule for rule in spec["ingress"] if gateway_peer in rule["from"]]
+    assert gateway_rules and {p["port"] for p in gateway_rules[0]["ports"]} >= {"grpc"}
+    assert _selects(gateway_peer["podSelector"], pods[fullname("gateway")])
+
+
+def test_hpas_target_existing_deployments(rendered: Rendered) -> None:
+    deployments = {d["metadata"]["name"]: d for d in rendered.of_kind("Deployment")}
+    values = _values(rendered)
+    hpas = rendered.of_kind("HorizontalPodAutoscaler")
+    expected = {fullname(c) for c in ("gateway", "triton") if values[c]["autoscaling"]["enabled"]}
+    assert {hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas} == expected
+    for hpa in hpas:
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["apiVersion"] == "apps/v1" and target["kind"] == "Deployment"
+        assert target["name"] in deployments
+        assert "replicas" not in deployments[target["name"]]["spec"], "the HPA owns the replica count"
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        metrics = hpa["spec"]["metrics"]
+        if target["name"] == fullname("gateway"):
+            assert metrics == [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": values["gateway"]["autoscaling"]["targetCPUUtilizationPercentage"]}}}
+            ]
+        else:
+            (metric,) = metrics
+            assert metric["type"] == "Pods"
+            assert "queue" in metric["pods"]["metric"]["name"]
+    for name, deployment in deployments.items():
+        if name not in expected:
+            assert deployment["spec"]["replicas"] >= 1
+
+
+def test_pdbs_and_topology_spread_select_their_pods(rendered: Rendered) -> None:
+    pods = _pod_labels(rendered)
+    pdbs = rendered.of_kind("PodDisruptionBudget")
+    assert {pdb["metadata"]["name"] for pdb in pdbs} == set(pods)
+    for pdb in pdbs:
+        assert _selects(pdb["spec"]["selector"], pods[pdb["metadata"]["name"]])
+        assert "maxUnavailable" in pdb["spec"] or "minAvailable" in pdb["spec"]
+    for deployment in rendered.of_kind("Deployment"):
+        name = deployment["metadata"]["name"]
+        constraints = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in constraints} >= {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in constraints:
+            assert _selects(constraint["labelSelector"], pods[name])
+            others = [other for other in pods if other != name]
+            assert not any(_selects(constraint["labelSelector"], pods[other]) for other in others)
+
+
+def test_service_monitors_scrape_gateway_and_triton(rendered: Rendered) -> None:
+    services = rendered.of_kind("Service")
+    monitors = rendered.of_kind("ServiceMonitor")
+    assert len(monitors) == 2
+    scraped = set()
+    for monitor in monitors:
+        matching = [s for s in services if _selects(monitor["spec"]["selector"], s["metadata"]["labels"])]
+        assert len(matching) == 1, monitor["metadata"]["name"]
+        service = matching[0]
+        port_names = {p["name"] for p in service["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in port_names
+            assert endpoint["path"] == "/metrics"
+        scraped.add(service["metadata"]["name"])
+    assert scraped == {fullname("gateway"), fullname("triton")}
+
+
+def test_images_are_tagged_and_never_latest(rendered: Rendered) -> None:
+    for where, spec in pod_specs(rendered):
+        for _, container in containers(spec):
+            image = container["image"]
+            name, _, tag = image.rpartition(":")
+            assert name and tag and "/" not in tag, f"{where}: {image} has no tag"
+            assert tag != "latest", f"{where}: {image}"
+
+
+def test_ci_values_files_exist() -> None:
+    names = set(SCENARIOS) - {"default"}
+    assert {"cpu", "gpu"} <= names
+
+
+# --- agreement with the model repositories the converters generate ----------------------------
+
+MODEL_REPOSITORIES = [REPO_ROOT / "model_repository", REPO_ROOT / "model_repository_gpu"]
+
+
+def _configs(repository: Path) -> dict[str, str]:
+    configs = {path.parent.name: path.read_text() for path in repository.glob("*/config.pbtxt")}
+    assert configs, f"no config.pbtxt under {repository.relative_to(REPO_ROOT)}"
+    return configs
+
+
+def test_chart_model_list_matches_the_model_repositories() -> None:
+    values = load_values()["triton"]
+    for repository in MODEL_REPOSITORIES:
+        configs = _configs(repository)
+        assert set(configs) == set(values["models"]), repository.name
+        for name, config in configs.items():
+            is_ensemble = 'platform: "ensemble"' in config
+            assert bool(re.fullmatch(values["ensembleModelRegex"], name)) == is_ensemble, f"{repository.name}/{name}"
+
+
+def test_onnxruntime_tensorrt_cache_path_matches_the_gpu_configs() -> None:
+    expected = load_values()["modelBuild"]["ortTensorrtCachePath"]
+    paths = set()
+    for config in _configs(REPO_ROOT / "model_repository_gpu").values():
+        paths |= set(re.findall(r'key: "trt_engine_cache_path"\s*value: "([^"]+)"', config))
+    assert paths == {expected}
+
+
+# Stand-ins for the Secret's values, valid for the gateway's settings.
+SECRET_STAND_INS = {
+    "database-url": "sqlite:////tmp/gateway.db",
+    "redis-url": "redis://redis:6379/0",
+    "bootstrap-api-key": "k" * 32,
+}
+
+
+def test_gateway_accepts_the_environment_the_chart_gives_it(rendered: Rendered, monkeypatch) -> None:
+    """Every GATEWAY_* variable the chart sets is a field of gateway.settings.GatewaySettings, and
+    the settings accept the rendered values (a renamed or mistyped setting would otherwise be
+    ignored silently)."""
+    settings_module = require_module("gateway.settings")
+    fields = settings_module.GatewaySettings.model_fields
+    spec = rendered.named("Deployment", fullname("gateway"))["spec"]["template"]["spec"]
+    (gateway,) = spec["containers"]
+    environment = {}
+    for source in gateway.get("envFrom", []):
+        environment |= rendered.named("ConfigMap", source["configMapRef"]["name"])["data"]
+    for item in gateway["env"]:
+        if "value" in item:
+            environment[item["name"]] = item["value"]
+        else:
+            environment[item["name"]] = SECRET_STAND_INS[item["valueFrom"]["secretKeyRef"]["key"]]
+    for name in environment:
+        assert name.startswith("GATEWAY_") and name.removeprefix("GATEWAY_").lower() in fields, name
+    for name in [n for n in os.environ if n.startswith("GATEWAY_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_module.GatewaySettings()
+    assert settings.triton_grpc_url == environment["GATEWAY_TRITON_GRPC_URL"]
+    assert settings.price_base_credits == json.loads(environment["GATEWAY_PRICE_BASE_CREDITS"])

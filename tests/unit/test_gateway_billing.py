@@ -1,0 +1,225 @@
+"""Auth, operations, credits, rate limits and usage through the app (TestClient, no real Triton).
+
+The database is SQLite in tmp, and a fresh PostgreSQL schema (marked integration).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
+
+from gateway import keys, ledger
+from gateway.app import create_app
+from gateway.db import utcnow
+from gateway.errors import ServiceUnavailable
+from gateway.settings import GatewaySettings
+from gateway.tenants import create_tenant
+from tests.conftest import REDIS_URL, Database, free_port, jpeg_bytes
+
+PHOTO = jpeg_bytes(np.full((64, 64, 3), 120, np.uint8))  # 0.004 MP: mask costs 1 + 1 = 2 credits
+JPEG = {"Content-Type": "image/jpeg"}
+ADMIN_KEY = secrets.token_urlsafe(32)
+
+
+class FakeTriton:
+    """Answers like the ensembles (or fails like an unreachable Triton)."""
+
+    def __init__(self) -> None:
+        self.fail = False
+        self.calls = 0
+
+    async def infer(self, model: str, image: bytes, max_side: int, outputs: list[str]) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self.fail:
+            raise ServiceUnavailable("the inference service is unavailable; retry shortly")
+        result = {name: np.array([[b"\x89PNG fake"]], dtype=np.object_) for name in outputs}
+        if "DEPTH_RANGE" in outputs:
+            result["DEPTH_RANGE"] = np.array([[0.5, 3.0]], dtype=np.float32)
+        return result
+
+    async def model_readiness(self, models: list[str]) -> dict[str, bool]:
+        return dict.fromkeys(models, True)
+
+    async def close(self) -> None:
+        pass
+
+
+def make_client(database: Database, **overrides: object) -> Iterator[TestClient]:
+    settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2,
+                               database_url=database.url, database_schema=database.schema,
+                               bootstrap_api_key=ADMIN_KEY, **overrides)
+    app = create_app(settings, CollectorRegistry())
+    with TestClient(app) as client:
+        real = app.state.triton
+        app.state.triton = FakeTriton()
+        yield client
+        app.state.triton = real
+
+
+@pytest.fixture
+def client(database: Database) -> Iterator[TestClient]:
+    yield from make_client(database)
+
+
+def tenant_key(client: TestClient, name: str = "acme", credits: int = 100, **options: object) -> tuple[int, str, str]:
+    sessions = client.app.state.sessions
+    tenant = create_tenant(sessions, name, credits=credits, **options)
+    key_id, key = keys.create_key(sessions, name)
+    return tenant.id, key_id, key
+
+
+def balance(client: TestClient, tenant_id: int) -> int:
+    return ledger.balance(client.app.state.sessions, tenant_id)
+
+
+def metric(client: TestClient, line: str) -> float:
+    text = client.get("/metrics").text
+    return next((float(row.split()[-1]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+
+def test_missing_and_unknown_keys_get_401_before_the_body_is_read(client: TestClient) -> None:
+    too_big = b"\xff" * (31 * 1024 * 1024)  # would be 413 if the body were read first
+    response = client.post("/v1/mask", content=too_big, headers=JPEG)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "missing_api_key"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    for headers in ({"Authorization": "Bearer " + secrets.token_urlsafe(32)}, {"X-API-Key": "isk_000000000000_nope"},
+                    {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, **headers})
+        assert response.status_code == 401, headers
+    assert client.get("/v1/usage").status_code == 401
+    assert metric(client, 'gateway_rejections_total{reason="auth"}') == 5
+
+
+def test_key_lifecycle_and_the_key_never_reaches_logs(client: TestClient, caplog, capfd) -> None:
+    caplog.set_level(logging.DEBUG)
+    tenant_id, key_id, key = tenant_key(client)
+    for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+        response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, **headers})
+        assert response.status_code == 200, response.text
+    keys.revoke_key(client.app.state.sessions, key_id)
+    response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 401 and key not in response.text
+    expiring_id, expiring = keys.create_key(client.app.state.sessions, "acme", expires_at=utcnow() + timedelta(seconds=-1))
+    assert client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": expiring}).status_code == 401
+    later_id, later = keys.create_key(client.app.state.sessions, "acme", expires_at=utcnow() + timedelta(days=1))
+    assert client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": later}).status_code == 200
+    # a right key id with a wrong secret is refused too
+    assert client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": later[:-4] + "AAAA"}).status_code == 401
+    metrics = client.get("/metrics").text
+    captured = capfd.readouterr()
+    for secret in (key, expiring, later, ADMIN_KEY):
+        assert secret not in caplog.text
+        assert secret not in captured.out + captured.err
+        assert secret not in metrics
+    assert all(k.startswith("isk_") for k in (key, expiring, later))
+
+
+def test_operation_not_allowed_is_403_and_not_billed(client: TestClient) -> None:
+    tenant_id, _, key = tenant_key(client, operations="depth")
+    response = client.post("/v1/cutout", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 403 and "depth" in response.json()["error"]["message"]
+    assert client.post("/v1/depth", content=PHOTO, headers={**JPEG, "X-API-Key": key}).status_code == 200
+    assert balance(client, tenant_id) == 98
+
+
+def test_success_is_charged_with_headers_ledger_and_metrics(client: TestClient) -> None:
+    tenant_id, _, key = tenant_key(client, credits=10)
+    response = client.post("/v1/cutout", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 200
+    assert response.headers["X-Credits-Charged"] == "3"  # cutout 2 + ceil(0.004 MP)
+    assert response.headers["X-Credits-Remaining"] == "7"
+    assert len(response.headers["X-Request-Id"]) == 32
+    assert response.headers["RateLimit-Limit"] == "10"
+    assert ledger.ledger_total(client.app.state.sessions, tenant_id) == 3
+    assert metric(client, 'gateway_credits_charged_total{operation="cutout"}') == 3
+    usage = client.get("/v1/usage", headers={"X-API-Key": key}).json()
+    assert usage["tenant"] == "acme" and usage["balance"] == 7
+    assert [(r["operation"], r["requests"], r["credits"]) for r in usage["usage"]] == [("cutout", 1, 3)]
+
+
+def test_insufficient_credits_is_402_and_triton_is_not_called(client: TestClient) -> None:
+    tenant_id, _, key = tenant_key(client, credits=1)
+    response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == "insufficient_credits"
+    assert "costs 2 credits" in response.json()["error"]["message"]
+    assert client.app.state.triton.calls == 0 and balance(client, tenant_id) == 1
+    assert metric(client, 'gateway_rejections_total{reason="quota"}') == 1
+
+
+def test_failed_inference_is_released_not_billed(client: TestClient) -> None:
+    tenant_id, _, key = tenant_key(client, credits=10)
+    client.app.state.triton.fail = True
+    response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 503
+    assert balance(client, tenant_id) == 10
+    assert ledger.ledger_total(client.app.state.sessions, tenant_id) == 0
+
+
+def test_bad_input_is_not_billed(client: TestClient) -> None:
+    tenant_id, _, key = tenant_key(client, credits=10)
+    response = client.post("/v1/mask", content=PHOTO[:200], headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 422 and balance(client, tenant_id) == 10
+
+
+def test_ledger_write_failure_releases_and_is_counted(client: TestClient, monkeypatch) -> None:
+    tenant_id, _, key = tenant_key(client, credits=10)
+
+    def broken_commit(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk full"))
+
+    monkeypatch.setattr(ledger, "commit", broken_commit)
+    response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+    assert response.status_code == 200 and response.headers["X-Credits-Charged"] == "0"
+    assert balance(client, tenant_id) == 10
+    assert metric(client, "gateway_ledger_write_errors_total") == 1
+
+
+def test_real_triton_down_gives_503_and_balance_unchanged(database: Database) -> None:
+    settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2,
+                               database_url=database.url, database_schema=database.schema)
+    with TestClient(create_app(settings, CollectorRegistry())) as client:
+        tenant_id, _, key = tenant_key(client, credits=10)
+        response = client.post("/v1/depth", content=PHOTO, headers={**JPEG, "X-API-Key": key})
+        assert response.status_code == 503
+        assert balance(client, tenant_id) == 10
+
+
+@pytest.mark.parametrize("limiter", ["in_process", pytest.param("redis", marks=pytest.mark.integration)])
+def test_rate_limit_gives_429_with_headers_and_is_not_billed(database: Database, limiter: str) -> None:
+    overrides = {"redis_url": REDIS_URL} if limiter == "redis" else {}
+    for client in make_client(database, **overrides):
+        tenant_id, _, key = tenant_key(client, credits=100, rate_per_s=0.01, burst=3)
+        statuses = [client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key}) for _ in range(5)]
+        assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429]
+        limited = statuses[-1]
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert limited.headers["RateLimit-Limit"] == "3"
+        assert limited.headers["RateLimit-Remaining"] == "0"
+        assert int(limited.headers["Retry-After"]) >= 1 and int(limited.headers["RateLimit-Reset"]) >= 1
+        assert statuses[0].headers["RateLimit-Remaining"] == "2"
+        assert balance(client, tenant_id) == 94  # three requests of 2 credits
+        assert metric(client, 'gateway_rejections_total{reason="rate"}') == 2
+
+
+def test_bootstrap_is_idempotent(database: Database) -> None:
+    for _ in range(2):
+        for client in make_client(database):
+            assert client.get("/v1/usage", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+    for client in make_client(database):
+        names = [t["tenant"] for t in keys.list_keys(client.app.state.sessions)]
+        assert names == ["admin"]
+
+
+def test_short_bootstrap_key_is_refused(tmp_path) -> None:
+    settings = GatewaySettings(database_url=f"sqlite:///{tmp_path / 'g.db'}", bootstrap_api_key="short")
+    with pytest.raises(ValueError, match="at least 32"), TestClient(create_app(settings, CollectorRegistry())):
+        pass
