@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,12 @@ ENDPOINTS = ["/v1/depth", "/v1/mask?model=fast", "/v1/mask?model=quality", "/v1/
              "/v1/cutout?model=quality"]
 
 
+API_KEY = secrets.token_urlsafe(32)
+BENCH_DB = Path(tempfile.gettempdir()) / "imageserve-bench-gateway.db"
+
+
 def start_stack(env: dict[str, str], port: int) -> tuple[subprocess.Popen, float]:
+    env = {**env, "GATEWAY_BOOTSTRAP_API_KEY": API_KEY, "GATEWAY_DATABASE_URL": f"sqlite:///{BENCH_DB}"}
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "stack", "--gateway-port", str(port), "--http-port", "18100",
@@ -82,7 +88,8 @@ def measure_startup(port: int) -> dict[str, float]:
 
 
 def post(url: str, data: bytes) -> float:
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "image/jpeg"}, method="POST")
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {API_KEY}"})
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=120) as response:
         response.read()
