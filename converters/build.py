@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import onnx
 
 from converters.catalog import ModelSource, load_catalog
 from converters.errors import ConversionError
-from converters.fetch import _atomic_write, fetch_source
+from converters.fetch import atomic_write, fetch_source
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
 from converters.triton_config import WARMUP_PHOTO_FILE, python_model_file, repository_configs, to_pbtxt
 
@@ -47,8 +46,8 @@ def build_weights(repository: Path, sources: dict[str, ModelSource]) -> list[str
             continue
         model = convert(source, fetch_source(source))
         model.producer_name = "imageserve.converters"
-        _atomic_write(target, model.SerializeToString())
-        _atomic_write(stamp, _stamp(source).encode())
+        atomic_write(target, model.SerializeToString())
+        atomic_write(stamp, _stamp(source).encode())
         rebuilt.append(name)
     return rebuilt
 
@@ -62,15 +61,15 @@ def write_configs(repository: Path, sources: dict[str, ModelSource], target: str
     """Write config.pbtxt (and model.py for python-backend models) of every model."""
     for name, config in repository_configs(sources, target).items():
         directory = repository / name
-        _atomic_write(directory / "config.pbtxt", to_pbtxt(config).encode())
+        atomic_write(directory / "config.pbtxt", to_pbtxt(config).encode())
         code = python_model_file(name, config)
         if code is not None:
-            _atomic_write(directory / "1" / "model.py", code.encode())
+            atomic_write(directory / "1" / "model.py", code.encode())
         else:
             (directory / "1").mkdir(parents=True, exist_ok=True)
-        if "model_warmup" in config and name == "preprocess":
+        if name == "preprocess":  # its warm-up reads a real photo
             warmup = serialized_bytes_tensor(WARMUP_PHOTO.read_bytes())
-            _atomic_write(directory / "warmup" / WARMUP_PHOTO_FILE, warmup)
+            atomic_write(directory / "warmup" / WARMUP_PHOTO_FILE, warmup)
 
 
 def build_repository(repository: Path, target: str, with_weights: bool = True) -> list[str]:
@@ -78,11 +77,3 @@ def build_repository(repository: Path, target: str, with_weights: bool = True) -
     write_configs(repository, sources, target)
     return build_weights(repository, sources) if with_weights else []
 
-
-def digest_tree(repository: Path) -> str:
-    """Hash of every config and python file in a repository (for change checks)."""
-    digest = hashlib.sha256()
-    for path in sorted(repository.rglob("*")):
-        if path.is_file() and path.suffix in (".pbtxt", ".py"):
-            digest.update(str(path.relative_to(repository)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()

@@ -72,7 +72,7 @@ def _extract_member(archive: Path, member: str) -> bytes:
         raise FetchError(f"{archive.name} has no file {member!r}; fix `file` in the catalog") from None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -102,7 +102,7 @@ def fetch_source(source: ModelSource) -> Path:
     actual = hashlib.sha256(data).hexdigest()
     if actual != source.file_sha256:
         raise FetchError(f"{source.file}: sha256 {actual} does not match the catalog's {source.file_sha256}")
-    _atomic_write(target, data)
+    atomic_write(target, data)
     return target
 
 

@@ -127,7 +127,7 @@ class TritonServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.process is not None:
-            remove_stale_shared_memory(self.process.pid)
+            remove_stale_shared_memory()
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
@@ -151,7 +151,7 @@ class TritonServer:
         self.stop()
 
 
-def remove_stale_shared_memory(pid: int) -> None:
+def remove_stale_shared_memory() -> None:
     """A hard-killed server leaves its python-backend regions in /dev/shm; remove ours."""
     for path in glob.glob("/dev/shm/triton_python_backend_shm_region_*"):
         try:

@@ -16,6 +16,7 @@ from PIL import Image
 from sqlalchemy.orm import sessionmaker
 
 from gateway.db import create_schema, make_engine, session_factory
+from converters.catalog import load_catalog
 from stack.triton import TritonPorts, TritonServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +49,7 @@ def photos(astronaut: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     """The real tritonserver on free ports, serving the built model repository."""
-    missing = sorted(p.parent.parent.name for p in MODEL_REPOSITORY.glob("*/1/model.py")
-                     if not (p.parent / "model.onnx").exists() and p.parent.parent.name not in ("preprocess", "postprocess"))
+    missing = sorted(name for name in load_catalog() if not (MODEL_REPOSITORY / name / "1" / "model.onnx").exists())
     if missing:
         pytest.fail(f"models not built: {missing}; run `make models` (make test does it)")
     ports = TritonPorts(free_port(), free_port(), free_port())
