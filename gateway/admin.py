@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from gateway import keys, ledger, tenants
-from gateway.db import create_schema, make_engine, session_factory, utcnow
+from gateway.db import make_engine, session_factory, utcnow
+from gateway.migrate import upgrade
 from gateway.settings import GatewaySettings
 
 USAGE_ERROR = 2
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     topup = commands.add_parser("add-credits", help="top up a tenant's balance")
     topup.add_argument("tenant")
     topup.add_argument("credits", type=int)
+
+    commands.add_parser("audit", help="check each balance against grants - charges - open reservations "
+                                      "(exit 1 if any differs)")
     return parser
 
 
@@ -62,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = GatewaySettings()
     engine = make_engine(args.database_url or settings.database_url, args.database_schema or settings.database_schema)
     try:
-        create_schema(engine)
+        upgrade(engine)
         sessions = session_factory(engine)
         return _run(args, sessions)
     except (tenants.TenantError, keys.KeyError_) as exc:
@@ -104,7 +108,20 @@ def _run(args: argparse.Namespace, sessions) -> int:  # noqa: ANN001, C901
             return _fail("credits must be a positive whole number")
         balance = ledger.add_credits(sessions, args.tenant, args.credits)
         print(f"tenant {args.tenant} now has {balance} credits")
+    elif args.command == "audit":
+        return _audit(sessions)
     return 0
+
+
+def _audit(sessions) -> int:  # noqa: ANN001
+    print("tenant\tbalance\tgranted\tcharged\treserved\tok")
+    all_balanced = True
+    for tenant in tenants.list_tenants(sessions):
+        books = ledger.audit(sessions, tenant.id)
+        all_balanced &= books.balanced
+        print(f"{tenant.name}\t{books.balance}\t{books.granted}\t{books.charged}\t{books.reserved}\t"
+              f"{'yes' if books.balanced else 'NO'}")
+    return 0 if all_balanced else 1
 
 
 if __name__ == "__main__":

@@ -1,46 +1,58 @@
-"""Application factory: ``uvicorn gateway.app:create_app --factory``."""
+"""Application factory: ``uvicorn gateway.app:create_app --factory`` (or ``python -m gateway``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from gateway import keys
-from gateway.db import create_schema, make_engine, session_factory
+from gateway import keys, ledger
+from gateway.admission import TenantSlots
+from gateway.db import make_engine, session_factory
 from gateway.errors import register_error_handlers
 from gateway.ledger import PriceTable
 from gateway.metrics import GatewayMetrics
+from gateway.middleware import ImageRouteGuard, SecurityHeaders
+from gateway.migrate import upgrade
 from gateway.rate_limit import make_rate_limiter
 from gateway.routes import health, images, usage
 from gateway.settings import GatewaySettings, get_settings
 from gateway.triton_client import TritonClient
 
 log = logging.getLogger(__name__)
+SWEEP_INTERVAL_S = 30.0
 
 
 def create_app(settings: GatewaySettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, settings.database_schema)
     sessions = session_factory(engine)
+    metrics = GatewayMetrics(registry or CollectorRegistry())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(create_schema, engine)
+        await run_in_threadpool(upgrade, engine)
         if settings.bootstrap_api_key is not None:
             key_id = await run_in_threadpool(
                 keys.bootstrap, sessions, settings.bootstrap_api_key.get_secret_value(), settings.bootstrap_credits,
                 settings.bootstrap_rate_per_s, settings.bootstrap_burst,
             )
             log.info("bootstrap API key ready (key id %s, tenant %s)", key_id, keys.BOOTSTRAP_TENANT)
-        app.state.triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
+        app.state.triton = TritonClient(settings.triton_grpc_url)
+        sweeper = asyncio.create_task(_sweep_forever(sessions, metrics))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeper
             await app.state.triton.close()
             close = getattr(app.state.rate_limiter, "close", None)
             if close is not None:
@@ -54,12 +66,35 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics = GatewayMetrics(registry or CollectorRegistry())
+    app.state.metrics = metrics
     app.state.sessions = sessions
     app.state.rate_limiter = make_rate_limiter(settings.redis_url)
     app.state.prices = PriceTable(settings.price_base_credits, settings.price_per_megapixel_credits)
+    app.state.tenant_slots = TenantSlots(settings.max_in_flight_per_tenant)
     register_error_handlers(app)
     app.include_router(images.router)
     app.include_router(usage.router)
     app.include_router(health.router)
+    # Outermost last: security headers on everything, then CORS (only if configured), then the image guard.
+    app.add_middleware(ImageRouteGuard, metrics=metrics, max_in_flight=settings.max_in_flight)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+                           expose_headers=["X-Request-Id", "X-Credits-Charged", "X-Credits-Remaining",
+                                           "X-Depth-Near", "X-Depth-Far", "Retry-After", "RateLimit-Limit",
+                                           "RateLimit-Remaining", "RateLimit-Reset", "Idempotent-Replayed"])
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+async def _sweep_forever(sessions: sessionmaker, metrics: GatewayMetrics) -> None:
+    """Give back credits that dead gateway processes left reserved (every replica may run this safely)."""
+    while True:
+        try:
+            returned = await run_in_threadpool(ledger.sweep_expired, sessions)
+            if returned:
+                metrics.swept_credits.inc(returned)
+                log.warning("returned %d credits of abandoned reservations", returned)
+        except Exception:  # the database may be briefly away; try again next round
+            log.exception("reservation sweep failed")
+        await asyncio.sleep(SWEEP_INTERVAL_S)

@@ -1,9 +1,9 @@
 """Durable state of the gateway: tenants, API keys and the usage ledger (SQLAlchemy 2).
 
 SQLite file by default (one gateway process), PostgreSQL when several replicas
-share the state. The schema is created with ``metadata.create_all`` at start-up
-(idempotent); there are no migrations yet, so a column change needs a manual
-``ALTER TABLE`` until Alembic is added.
+share the state. The schema is owned by the Alembic migrations in
+``gateway/migrations`` (``gateway.migrate``); these models must match them, which
+a test checks.
 """
 
 from __future__ import annotations
@@ -83,6 +83,56 @@ class UsageRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
+class CreditGrant(Base):
+    """Append-only: credits given to a tenant (initial balance, top-up, bootstrap).
+
+    With the ledger this makes the balance auditable:
+    ``balance = sum(grants) - sum(ledger) - sum(open reservations)``.
+    """
+
+    __tablename__ = "credit_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    credits: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OpenReservation(Base):
+    """Credits taken for a request in flight; deleted by its commit or release.
+
+    A row left by a gateway process that died mid-request is returned to its
+    tenant by the sweeper once ``expires_at`` has passed.
+    """
+
+    __tablename__ = "reservations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the request id
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    credits: Mapped[int] = mapped_column(BigInteger)
+    month: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class IdempotencyRecord(Base):
+    """The first billed result of an ``Idempotency-Key``: a retry within the window is not billed again.
+
+    ``fingerprint`` is a sha256 over the operation, its parameters and the body,
+    so a key reused for a different request is refused; no image data is kept.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(32))
+    credits: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 def make_engine(url: str, schema: str | None = None) -> Engine:
     """An engine for ``url``; ``schema`` sets PostgreSQL's search_path (tests, shared clusters)."""
     parsed = make_url(url)
@@ -103,10 +153,6 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         return engine
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
     return create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=20, pool_pre_ping=True)
-
-
-def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -6,11 +6,15 @@ says what was wrong and what to do.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class ErrorDetail(BaseModel):
@@ -74,6 +78,18 @@ class TooManyRequests(ApiError):
     code = "rate_limited"
 
 
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+class ClientClosedRequest(ApiError):
+    """The caller went away before the answer (nginx's 499): nobody reads this response."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     code = "inference_unavailable"
@@ -109,7 +125,15 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "invalid_parameter", f"invalid request: {problems}")
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log only; the caller gets no internals.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "the gateway failed to handle this request; it has been logged, "
+                                                 "retry later")
+
+
 def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

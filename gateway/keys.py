@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.db import OPERATION_NAMES, ApiKey, Tenant, as_utc, utcnow
+from gateway.db import OPERATION_NAMES, ApiKey, CreditGrant, Tenant, as_utc, utcnow
 
 KEY_PREFIX = "isk"
 MIN_BOOTSTRAP_KEY_LENGTH = 32
@@ -136,6 +136,7 @@ def bootstrap(sessions: sessionmaker, key: str, credits: int, rate_per_s: float,
                                     operations=",".join(OPERATION_NAMES), is_admin=True)
                     session.add(tenant)
                     session.flush()
+                    session.add(CreditGrant(tenant_id=tenant.id, credits=credits, reason="bootstrap"))
                 session.add(ApiKey(key_id=key_id, tenant_id=tenant.id, key_hash=hash_key(key), label="bootstrap"))
             return key_id
         except IntegrityError:

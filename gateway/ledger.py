@@ -5,14 +5,19 @@ Credits move in three steps so failed calls are never billed:
 1. ``reserve`` takes the cost from the tenant's balance (and monthly quota) in
    one transaction with a conditional ``UPDATE ... WHERE balance >= cost``, so
    concurrent requests can never overspend: the database serialises the row
-   update and re-checks the condition.
-2. ``commit`` appends a ``usage_ledger`` row after a successful inference; the
-   credits stay taken.
-3. ``release`` gives the credits back when anything failed after the
-   reservation (bad input found by Triton, Triton error or timeout, client
-   gone). If the ledger row cannot be written the credits are released too:
-   nothing is billed without a ledger row, so ``sum(ledger.credits)`` always
-   equals the credits spent.
+   update and re-checks the condition. The same transaction writes a
+   ``reservations`` row that expires after the request budget.
+2. ``commit`` deletes that row and appends a ``usage_ledger`` row after a
+   successful inference, in one transaction; the credits stay taken.
+3. ``release`` deletes the row and gives the credits back when anything failed
+   after the reservation (bad input found by Triton, Triton error or timeout,
+   client gone, ledger write failed). Only the transaction that deletes the row
+   moves credits, so a release after a commit (or twice) does nothing.
+
+A gateway process that dies between 1 and 2 leaves its row behind;
+``sweep_expired`` (run periodically by every replica) releases rows past
+their expiry. Top-ups are ``credit_grants`` rows, so the books always balance:
+``balance = sum(grants) - sum(ledger) - sum(open reservations)`` (``audit``).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.db import Tenant, UsageRecord, utcnow
+from gateway.db import CreditGrant, IdempotencyRecord, OpenReservation, Tenant, UsageRecord, as_utc, utcnow
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 class InsufficientCredits(Exception):
@@ -37,6 +44,28 @@ class InsufficientCredits(Exception):
 
 class UnknownTenant(Exception):
     pass
+
+
+class ReservationGone(Exception):
+    """The reservation was already released (by the sweeper): the result cannot be billed."""
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was first used for a different request."""
+
+
+@dataclass(frozen=True)
+class FirstCharge:
+    """What the first request of an Idempotency-Key was billed."""
+
+    request_id: str
+    credits: int
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    key: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +88,7 @@ class PriceTable:
 
 @dataclass(frozen=True)
 class Reservation:
+    id: str
     tenant_id: int
     credits: int
     month: str
@@ -81,9 +111,10 @@ def _month(moment: datetime) -> str:
     return moment.strftime("%Y-%m")
 
 
-def reserve(sessions: sessionmaker, tenant_id: int, credits: int) -> Reservation:
-    """Take ``credits`` from the balance and monthly quota, or raise ``InsufficientCredits``."""
-    month = _month(utcnow())
+def reserve(sessions: sessionmaker, tenant_id: int, credits: int, request_id: str, hold: timedelta) -> Reservation:
+    """Take ``credits`` from the balance and monthly quota for at most ``hold``, or raise ``InsufficientCredits``."""
+    now = utcnow()
+    month = _month(now)
     used_this_month = case((Tenant.quota_month == month, Tenant.quota_used), else_=0)
     with sessions.begin() as session:
         result = session.execute(
@@ -95,8 +126,11 @@ def reserve(sessions: sessionmaker, tenant_id: int, credits: int) -> Reservation
             .execution_options(synchronize_session=False)
         )
         remaining = result.scalar_one_or_none()
+        if remaining is not None:
+            session.add(OpenReservation(id=request_id, tenant_id=tenant_id, credits=credits, month=month,
+                                        created_at=now, expires_at=now + hold))
     if remaining is not None:
-        return Reservation(tenant_id, credits, month, remaining)
+        return Reservation(request_id, tenant_id, credits, month, remaining)
     with sessions() as session:
         tenant = session.get(Tenant, tenant_id)
         if tenant is None:
@@ -105,39 +139,122 @@ def reserve(sessions: sessionmaker, tenant_id: int, credits: int) -> Reservation
         raise InsufficientCredits(reason, credits, tenant.balance)
 
 
-def release(sessions: sessionmaker, reservation: Reservation) -> None:
-    """Give a reservation back (balance and, if still the same month, the quota)."""
+def release(sessions: sessionmaker, reservation_id: str) -> int:
+    """Give a reservation back (balance and, if still the same month, the quota); returns the credits returned.
+
+    Returns 0 when the reservation is no longer open (committed, or released already).
+    """
     with sessions.begin() as session:
+        row = session.execute(
+            delete(OpenReservation).where(OpenReservation.id == reservation_id)
+            .returning(OpenReservation.tenant_id, OpenReservation.credits, OpenReservation.month)
+        ).first()
+        if row is None:
+            return 0
         session.execute(
-            update(Tenant).where(Tenant.id == reservation.tenant_id)
-            .values(balance=Tenant.balance + reservation.credits,
-                    quota_used=case((Tenant.quota_month == reservation.month,
-                                     Tenant.quota_used - reservation.credits), else_=Tenant.quota_used))
+            update(Tenant).where(Tenant.id == row.tenant_id)
+            .values(balance=Tenant.balance + row.credits,
+                    quota_used=case((Tenant.quota_month == row.month, Tenant.quota_used - row.credits),
+                                    else_=Tenant.quota_used))
             .execution_options(synchronize_session=False)
         )
+        return int(row.credits)
 
 
-def commit(sessions: sessionmaker, reservation: Reservation, charge: Charge) -> None:
-    """Append the ledger row of a reservation that was used; raises if the row cannot be written."""
+def commit(sessions: sessionmaker, reservation: Reservation, charge: Charge,
+           idempotency: IdempotencyClaim | None = None) -> None:
+    """Close the reservation and append its ledger row (and the Idempotency-Key's record) in one transaction.
+
+    Raises ``ReservationGone`` if the sweeper released it meanwhile, ``IntegrityError``
+    if the Idempotency-Key was claimed concurrently by another request, and any
+    database error as is; in every case nothing was written.
+    """
     with sessions.begin() as session:
+        closed = session.execute(delete(OpenReservation).where(OpenReservation.id == reservation.id)).rowcount
+        if closed != 1:
+            raise ReservationGone(reservation.id)
         session.add(UsageRecord(
             tenant_id=reservation.tenant_id, key_id=charge.key_id, operation=charge.operation, model=charge.model,
             input_megapixels=charge.input_megapixels, output_bytes=charge.output_bytes, credits=reservation.credits,
             gateway_latency_ms=charge.gateway_latency_ms, triton_latency_ms=charge.triton_latency_ms,
             request_id=charge.request_id,
         ))
+        if idempotency is not None:
+            session.execute(delete(IdempotencyRecord).where(
+                IdempotencyRecord.tenant_id == reservation.tenant_id, IdempotencyRecord.key == idempotency.key,
+                IdempotencyRecord.created_at < utcnow() - IDEMPOTENCY_WINDOW))
+            session.add(IdempotencyRecord(tenant_id=reservation.tenant_id, key=idempotency.key,
+                                          fingerprint=idempotency.fingerprint, request_id=charge.request_id,
+                                          credits=reservation.credits))
+
+
+def first_charge(sessions: sessionmaker, tenant_id: int, claim: IdempotencyClaim) -> FirstCharge | None:
+    """The charge of an earlier request with the same Idempotency-Key within the window, if any.
+
+    Raises ``IdempotencyConflict`` if that request was a different one.
+    """
+    with sessions() as session:
+        record = session.get(IdempotencyRecord, (tenant_id, claim.key))
+    if record is None or as_utc(record.created_at) < utcnow() - IDEMPOTENCY_WINDOW:
+        return None
+    if record.fingerprint != claim.fingerprint:
+        raise IdempotencyConflict(claim.key)
+    return FirstCharge(record.request_id, int(record.credits))
+
+
+def sweep_expired(sessions: sessionmaker, now: datetime | None = None) -> int:
+    """Release reservations left by dead processes and forget expired Idempotency-Keys; returns credits returned."""
+    now = now or utcnow()
+    with sessions() as session:
+        expired = list(session.scalars(select(OpenReservation.id).where(OpenReservation.expires_at < now)))
+    returned = sum(release(sessions, reservation_id) for reservation_id in expired)
+    with sessions.begin() as session:
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - IDEMPOTENCY_WINDOW))
+    return returned
+
+
+def grant(session: Session, tenant_id: int, credits: int, reason: str) -> None:
+    """Record credits given to a tenant (the caller updates the balance in the same transaction)."""
+    session.add(CreditGrant(tenant_id=tenant_id, credits=credits, reason=reason))
 
 
 def add_credits(sessions: sessionmaker, tenant_name: str, credits: int) -> int:
     """Top up a tenant; returns the new balance."""
     with sessions.begin() as session:
-        balance = session.execute(
+        row = session.execute(
             update(Tenant).where(Tenant.name == tenant_name).values(balance=Tenant.balance + credits)
-            .returning(Tenant.balance).execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-    if balance is None:
-        raise UnknownTenant(tenant_name)
-    return balance
+            .returning(Tenant.id, Tenant.balance).execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            raise UnknownTenant(tenant_name)
+        grant(session, row.id, credits, "top-up")
+    return int(row.balance)
+
+
+@dataclass(frozen=True)
+class Books:
+    balance: int
+    granted: int
+    charged: int
+    reserved: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.balance == self.granted - self.charged - self.reserved
+
+
+def audit(sessions: sessionmaker, tenant_id: int) -> Books:
+    """The tenant's balance next to what grants, charges and open reservations say it should be."""
+    def total(column, where):  # noqa: ANN001, ANN202
+        return int(session.scalar(select(func.coalesce(func.sum(column), 0)).where(where)))
+
+    with sessions() as session:
+        return Books(
+            balance=int(session.scalar(select(Tenant.balance).where(Tenant.id == tenant_id))),
+            granted=total(CreditGrant.credits, CreditGrant.tenant_id == tenant_id),
+            charged=total(UsageRecord.credits, UsageRecord.tenant_id == tenant_id),
+            reserved=total(OpenReservation.credits, OpenReservation.tenant_id == tenant_id),
+        )
 
 
 def balance(sessions: sessionmaker, tenant_id: int) -> int:

@@ -35,12 +35,20 @@ class GatewayMetrics:
             "gateway_response_bytes", "Image bytes sent, by route.", ["route"], registry=registry,
         )
         self.rejections = Counter(
-            "gateway_rejections", "Requests refused before or during inference, by reason (auth, rate, quota, bad_input, overload).",
+            "gateway_rejections", "Requests refused before or during inference, by reason "
+            "(auth, rate, quota, bad_input, overload, client_closed).",
             ["reason"], registry=registry,
         )
         self.credits_charged = Counter(
             "gateway_credits_charged", "Credits committed to the usage ledger, by operation.",
             ["operation"], registry=registry,
+        )
+        self.cancelled_inferences = Counter(
+            "gateway_cancelled_inferences", "Triton calls cancelled because the client went away.", registry=registry,
+        )
+        self.swept_credits = Counter(
+            "gateway_swept_credits", "Credits of abandoned reservations (a gateway died mid-request) given back.",
+            registry=registry,
         )
         self.ledger_write_errors = Counter(
             "gateway_ledger_write_errors", "Ledger rows that could not be written (their credits were released).",

@@ -17,7 +17,13 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(30 * 1024 * 1024, gt=0, description="largest accepted upload")
     max_pixels: int = Field(40_000_000, gt=0, description="largest accepted photo, in pixels")
     max_output_side: int = Field(8192, gt=0, description="largest max_side a caller may ask for")
-    triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one Triton call")
+    request_budget_s: float = Field(30.0, gt=0, description="longest a caller waits for one image request; "
+                                                            "the Triton call gets what is left of it (504 after)")
+    upload_timeout_s: float = Field(10.0, gt=0, description="longest time to receive the whole body (408 after)")
+    max_in_flight: int = Field(64, ge=1, description="image requests served at once by this process (503 beyond)")
+    max_in_flight_per_tenant: int = Field(16, ge=1, description="image requests of one tenant at once (429 beyond)")
+    cors_origins: list[str] = Field([], description="origins allowed to call from a browser; empty turns CORS off")
+    shutdown_grace_s: float = Field(20.0, ge=0, description="on SIGTERM, time left to requests in flight")
     database_url: str = Field("sqlite:///build/gateway.db",
                               description="SQLAlchemy URL: SQLite file (one replica) or postgresql+psycopg://... (several)")
     database_schema: str | None = Field(None, description="PostgreSQL schema (search_path) holding the tables")

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from gateway.db import OPERATION_NAMES, Tenant
+from gateway.ledger import grant
 
 
 class TenantError(Exception):
@@ -32,6 +33,9 @@ def create_tenant(sessions: sessionmaker, name: str, credits: int = 0, operation
     try:
         with sessions.begin() as session:
             session.add(tenant)
+            if credits:
+                session.flush()
+                grant(session, tenant.id, credits, "initial")
     except IntegrityError:
         raise TenantError(f"a tenant named {name!r} already exists") from None
     return tenant

@@ -4,25 +4,51 @@ from __future__ import annotations
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import KeepAliveOptions
 from tritonclient.utils import InferenceServerException
 
 from gateway.errors import BadImage, ServiceUnavailable, UpstreamTimeout
 
 INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
 DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
+MAX_MESSAGE_BYTES = 2**31 - 1
+# gRPC backs off up to 2 minutes between reconnects by default; a restarted
+# Triton must be found again within a second, not minutes.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+HEALTH_TIMEOUT_S = 2.0
+
+
+def channel_options(keepalive: KeepAliveOptions | None = None) -> list[tuple[str, int]]:
+    keepalive = keepalive or KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        *RECONNECT_OPTIONS,
+    ]
 
 
 class TritonClient:
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.timeout_s = timeout_s
-        self._client = grpcclient.InferenceServerClient(url=url)
+        self._client = grpcclient.InferenceServerClient(url=url, channel_args=channel_options())
 
     async def close(self) -> None:
         await self._client.close()
 
-    async def infer(self, model: str, image: bytes, max_side: int, outputs: list[str]) -> dict[str, np.ndarray]:
-        """Run one ensemble on one encoded photo; map Triton failures to gateway errors."""
+    async def infer(self, model: str, image: bytes, max_side: int, outputs: list[str],
+                    timeout_s: float) -> dict[str, np.ndarray]:
+        """Run one ensemble on one encoded photo within ``timeout_s``; map Triton failures to gateway errors.
+
+        Cancelling the awaiting task cancels the gRPC call, and with it the request in Triton.
+        """
         photo = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
         photo.set_data_from_numpy(np.array([[image]], dtype=np.object_))
         side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
@@ -32,28 +58,32 @@ class TritonClient:
                 model,
                 [photo, side],
                 outputs=[grpcclient.InferRequestedOutput(name) for name in outputs],
-                client_timeout=self.timeout_s,
+                client_timeout=timeout_s,
             )
         except InferenceServerException as exc:
-            raise _translate(exc) from None
+            raise _translate(exc, model) from None
         return {name: result.as_numpy(name) for name in outputs}
 
     async def model_readiness(self, models: list[str]) -> dict[str, bool]:
         """Readiness of each model; all False when Triton cannot be reached."""
         try:
-            if not await self._client.is_server_ready(client_timeout=2.0):
+            if not await self._client.is_server_live(client_timeout=HEALTH_TIMEOUT_S):
                 return dict.fromkeys(models, False)
-            return {m: bool(await self._client.is_model_ready(m, client_timeout=2.0)) for m in models}
+            return {m: bool(await self._client.is_model_ready(m, client_timeout=HEALTH_TIMEOUT_S)) for m in models}
         except InferenceServerException:
             return dict.fromkeys(models, False)
 
 
-def _translate(exc: InferenceServerException) -> Exception:
+def _translate(exc: InferenceServerException, model: str) -> Exception:
     status = exc.status() or ""
     message = exc.message() or ""
     if status == INVALID_ARGUMENT:
         # Raised by our preprocess step: the message is ours and names the problem.
         return BadImage(message.removeprefix("[StatusCode.INVALID_ARGUMENT] "), code="undecodable_image")
     if status == DEADLINE_EXCEEDED or "Deadline Exceeded" in message:
-        return UpstreamTimeout("inference did not finish within the deadline; retry later or send a smaller photo")
+        return UpstreamTimeout("inference did not finish within the request budget; retry later or send a smaller "
+                               "photo (max_side also helps)")
+    if "unknown model" in message or "is not ready" in message or "not found" in message:
+        return ServiceUnavailable(f"the model behind this endpoint ({model}) is not loaded; the other endpoints "
+                                  "may still work, see /readyz", code="model_unavailable")
     return ServiceUnavailable("the inference service is unavailable; retry shortly")

@@ -11,12 +11,9 @@ import urllib.request
 
 
 def start_gateway(host: str, port: int, triton_grpc_port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{triton_grpc_port}", **(extra_env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-         "--host", host, "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "20"],
-        env=env,
-    )
+    env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{triton_grpc_port}",
+           "GATEWAY_HOST": host, "GATEWAY_PORT": str(port), **(extra_env or {})}
+    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
 
 
 def wait_until_ok(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> float:

@@ -15,7 +15,8 @@ import skimage.data
 from PIL import Image
 from sqlalchemy.orm import sessionmaker
 
-from gateway.db import create_schema, make_engine, session_factory
+from gateway.db import make_engine, session_factory
+from gateway.migrate import upgrade
 from converters.catalog import load_catalog
 from stack.triton import TritonPorts, TritonServer
 
@@ -91,6 +92,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 @pytest.fixture
 def sessions(database: Database) -> Iterator[sessionmaker]:
     engine = make_engine(database.url, database.schema)
-    create_schema(engine)
+    upgrade(engine)
     yield session_factory(engine)
     engine.dispose()

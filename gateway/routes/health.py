@@ -17,13 +17,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Triton and every model the gateway calls are ready",
-            responses={503: {"description": "Not ready; `models` says which are missing"}})
+@router.get("/readyz", summary="Whether the models the gateway calls are loaded in Triton",
+            responses={503: {"description": "Triton is unreachable or no model is ready"}})
 async def readyz(triton: TritonDep) -> JSONResponse:
+    """``ready`` when every model is loaded; ``degraded`` (still 200, so the replica keeps serving the
+    endpoints that work) when some are missing, which ``missing`` names; 503 when none can serve."""
     models = await triton.model_readiness(served_ensembles())
-    ready = all(models.values())
-    body = {"status": "ready" if ready else "not_ready", "models": models}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    missing = sorted(name for name, ready in models.items() if not ready)
+    status = "ready" if not missing else "degraded" if len(missing) < len(models) else "not_ready"
+    body = {"status": status, "models": models, "missing": missing}
+    return JSONResponse(body, status_code=503 if status == "not_ready" else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from gateway import keys
 from gateway.admin import main
@@ -35,6 +36,12 @@ def test_admin_cli_lifecycle(database: Database, capsys) -> None:
     assert run(database, capsys, "revoke-key", key_id)[0] == 0
     with session_factory(engine)() as session:
         assert keys.authenticate(session, key) is None
+    code, out, _ = run(database, capsys, "audit")  # the top-up is in the books
+    assert code == 0 and "acme\t75\t75\t0\t0\tyes" in out
+    with engine.begin() as connection:  # a balance changed behind the ledger's back is caught
+        connection.execute(text("UPDATE tenants SET balance = balance + 1 WHERE name = 'acme'"))
+    code, out, _ = run(database, capsys, "audit")
+    assert code == 1 and "acme\t76\t75\t0\t0\tNO" in out
     engine.dispose()
 
 

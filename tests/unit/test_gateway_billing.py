@@ -10,7 +10,6 @@ import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -19,71 +18,14 @@ from sqlalchemy.exc import OperationalError
 from gateway import keys, ledger
 from gateway.app import create_app
 from gateway.db import utcnow
-from gateway.errors import ServiceUnavailable
 from gateway.settings import GatewaySettings
-from gateway.tenants import create_tenant
-from tests.conftest import REDIS_URL, Database, free_port, jpeg_bytes
-
-PHOTO = jpeg_bytes(np.full((64, 64, 3), 120, np.uint8))  # 0.004 MP: mask costs 1 + 1 = 2 credits
-JPEG = {"Content-Type": "image/jpeg"}
-ADMIN_KEY = secrets.token_urlsafe(32)
-
-
-class FakeTriton:
-    """Answers like the ensembles (or fails like an unreachable Triton)."""
-
-    def __init__(self) -> None:
-        self.fail = False
-        self.calls = 0
-
-    async def infer(self, model: str, image: bytes, max_side: int, outputs: list[str]) -> dict[str, np.ndarray]:
-        self.calls += 1
-        if self.fail:
-            raise ServiceUnavailable("the inference service is unavailable; retry shortly")
-        result = {name: np.array([[b"\x89PNG fake"]], dtype=np.object_) for name in outputs}
-        if "DEPTH_RANGE" in outputs:
-            result["DEPTH_RANGE"] = np.array([[0.5, 3.0]], dtype=np.float32)
-        return result
-
-    async def model_readiness(self, models: list[str]) -> dict[str, bool]:
-        return dict.fromkeys(models, True)
-
-    async def close(self) -> None:
-        pass
-
-
-def make_client(database: Database, **overrides: object) -> Iterator[TestClient]:
-    settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2,
-                               database_url=database.url, database_schema=database.schema,
-                               bootstrap_api_key=ADMIN_KEY, **overrides)
-    app = create_app(settings, CollectorRegistry())
-    with TestClient(app) as client:
-        real = app.state.triton
-        app.state.triton = FakeTriton()
-        yield client
-        app.state.triton = real
+from tests.conftest import REDIS_URL, Database, free_port
+from tests.unit.app_client import ADMIN_KEY, JPEG, PHOTO, balance, make_client, metric, tenant_key
 
 
 @pytest.fixture
 def client(database: Database) -> Iterator[TestClient]:
     yield from make_client(database)
-
-
-def tenant_key(client: TestClient, name: str = "acme", credits: int = 100, **options: object) -> tuple[int, str, str]:
-    sessions = client.app.state.sessions
-    tenant = create_tenant(sessions, name, credits=credits, **options)
-    key_id, key = keys.create_key(sessions, name)
-    return tenant.id, key_id, key
-
-
-def balance(client: TestClient, tenant_id: int) -> int:
-    return ledger.balance(client.app.state.sessions, tenant_id)
-
-
-def metric(client: TestClient, line: str) -> float:
-    text = client.get("/metrics").text
-    return next((float(row.split()[-1]) for row in text.splitlines() if row.startswith(line)), 0.0)
-
 
 def test_missing_and_unknown_keys_get_401_before_the_body_is_read(client: TestClient) -> None:
     too_big = b"\xff" * (31 * 1024 * 1024)  # would be 413 if the body were read first
@@ -184,7 +126,7 @@ def test_ledger_write_failure_releases_and_is_counted(client: TestClient, monkey
 
 
 def test_real_triton_down_gives_503_and_balance_unchanged(database: Database) -> None:
-    settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2,
+    settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", request_budget_s=2,
                                database_url=database.url, database_schema=database.schema)
     with TestClient(create_app(settings, CollectorRegistry())) as client:
         tenant_id, _, key = tenant_key(client, credits=10)

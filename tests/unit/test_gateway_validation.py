@@ -25,7 +25,7 @@ ADMIN_KEY = secrets.token_urlsafe(32)
 def client(tmp_path) -> TestClient:
     """Authenticated with the bootstrap admin key; the database is a SQLite file in tmp."""
     settings = GatewaySettings(triton_grpc_url=f"127.0.0.1:{free_port()}", max_body_bytes=200_000,
-                               max_pixels=1_000_000, triton_timeout_s=2,
+                               max_pixels=1_000_000, request_budget_s=2,
                                database_url=f"sqlite:///{tmp_path / 'gateway.db'}", bootstrap_api_key=ADMIN_KEY)
     with TestClient(create_app(settings, CollectorRegistry()), headers={"X-API-Key": ADMIN_KEY}) as test_client:
         yield test_client

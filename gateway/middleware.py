@@ -1,0 +1,108 @@
+"""ASGI middleware: load shedding and metrics of the image routes, security headers.
+
+Pure ASGI (no ``BaseHTTPMiddleware``) so request bodies stream through and a
+client that goes away is seen by the route.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.metrics import GatewayMetrics
+
+IMAGE_ROUTES = {"/v1/depth": "depth", "/v1/mask": "mask", "/v1/cutout": "cutout"}
+SHED_RETRY_AFTER_S = 1
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=63072000"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+DOC_PATHS = ("/docs", "/redoc")  # the interactive docs load their own scripts
+
+
+class ImageRouteGuard:
+    """Counts every image request by route and status class (401s and load shedding included),
+    and answers 503 at once, before authentication or reading the body, when
+    ``max_in_flight`` image requests are already being served by this process."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, max_in_flight: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = IMAGE_ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if self.in_flight >= self.max_in_flight:
+                self.metrics.rejections.labels("overload").inc()
+                await _shed(record_status, self.max_in_flight)
+                return
+            self.in_flight += 1
+            self.metrics.in_flight.inc()
+            try:
+                await self.app(scope, receive, record_status)
+            finally:
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
+        finally:
+            self.metrics.requests.labels(route, f"{status // 100}xx").inc()
+            self.metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+
+
+async def _shed(send: Send, limit: int) -> None:
+    body = json.dumps({"error": {
+        "code": "overloaded",
+        "message": f"this gateway is serving its limit of {limit} image requests; retry after "
+                   f"{SHED_RETRY_AFTER_S} s (clients should back off with jitter)",
+    }}).encode()
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(SHED_RETRY_AFTER_S).encode()), (b"cache-control", b"no-store"),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """Headers that keep browsers from sniffing, framing or caching API responses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(SECURITY_HEADERS)
+        if not scope.get("path", "").startswith(DOC_PATHS):
+            extra.append(API_CSP)
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in extra if name not in present]
+                if b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
