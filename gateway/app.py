@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway import keys, ledger
 from gateway.admission import TenantSlots
 from gateway.db import make_engine, session_factory
-from gateway.errors import register_error_handlers
+from gateway.errors import document_errors, register_error_handlers
 from gateway.ledger import PriceTable
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import ImageRouteGuard, SecurityHeaders
@@ -75,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.include_router(images.router)
     app.include_router(usage.router)
     app.include_router(health.router)
+    document_errors(app)
     # Outermost last: security headers on everything, then CORS (only if configured), then the image guard.
     app.add_middleware(ImageRouteGuard, metrics=metrics, max_in_flight=settings.max_in_flight)
     if settings.cors_origins:

@@ -6,7 +6,10 @@ key is refused with 401 at once. The key never appears in errors or logs.
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from gateway.errors import Unauthorized
@@ -16,15 +19,15 @@ MAX_KEY_LENGTH = 256
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="imageserve"'}
 
 
-def presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    value = request.headers.get("x-api-key", "").strip()
-    return value or None
+# Declared as security schemes so the OpenAPI document says how to authenticate.
+BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself")
+
+
+def presented_key(bearer: HTTPAuthorizationCredentials | None, header_key: str | None) -> str | None:
+    if bearer is not None and bearer.credentials.strip():
+        return bearer.credentials.strip()
+    return (header_key or "").strip() or None
 
 
 def _authenticate(sessions, key: str) -> Principal | None:  # noqa: ANN001
@@ -32,8 +35,12 @@ def _authenticate(sessions, key: str) -> Principal | None:  # noqa: ANN001
         return authenticate(session, key)
 
 
-async def require_principal(request: Request) -> Principal:
-    key = presented_key(request)
+async def require_principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    header_key: Annotated[str | None, Security(API_KEY_HEADER)],
+) -> Principal:
+    key = presented_key(bearer, header_key)
     metrics = request.app.state.metrics
     if key is None:
         metrics.rejections.labels("auth").inc()

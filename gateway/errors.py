@@ -132,6 +132,33 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
                                                  "retry later")
 
 
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above really send: invalid parameters are
+    400 with an ``ErrorBody``, never FastAPI's default 422 ``HTTPValidationError``."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                default = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+                if default.get("$ref", "").endswith("/HTTPValidationError"):
+                    del responses["422"]
+                    responses.setdefault("400", {"description": "Invalid parameter",
+                                                 "content": {"application/json": {
+                                                     "schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(ApiError, _api_error)

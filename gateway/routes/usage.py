@@ -32,7 +32,8 @@ class UsageReport(BaseModel):
 
 
 @router.get("/usage", summary="Your usage per UTC day and operation, and your balance",
-            responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}})
+            responses={400: {"model": ErrorBody, "description": "Invalid parameter"},
+                       401: {"model": ErrorBody, "description": "Missing or invalid API key"}})
 async def usage(principal: PrincipalDep, sessions: SessionsDep,
                 days: Annotated[int, Query(ge=1, le=366, description="How many days back")] = 30) -> UsageReport:
     rows = await run_in_threadpool(ledger.usage, sessions, principal.tenant_id, days)
