@@ -1,7 +1,9 @@
 """``python -m gateway``: serve the gateway with uvicorn using ``GATEWAY_*`` settings.
 
 On SIGTERM uvicorn stops accepting connections, lets requests in flight finish
-for up to ``GATEWAY_SHUTDOWN_GRACE_S`` seconds, then exits.
+for up to ``GATEWAY_SHUTDOWN_GRACE_S`` seconds, then exits. With
+``GATEWAY_METRICS_PORT`` set, ``/metrics`` is served on that port only, so the
+public port (and any Ingress in front of it) never exposes it.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import sys
 
 import uvicorn
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 
+from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 
@@ -20,10 +24,11 @@ def main() -> int:
     except ValidationError as exc:
         print(f"invalid gateway settings (GATEWAY_* environment variables):\n{exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "gateway.app:create_app", factory=True, host=settings.host, port=settings.port,
-        access_log=False, server_header=False, timeout_graceful_shutdown=settings.shutdown_grace_s,
-    )
+    app = create_app(settings)
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, settings.host, registry=app.state.metrics.registry)
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, server_header=False,
+                timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0
 
 

@@ -75,6 +75,8 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.include_router(images.router)
     app.include_router(usage.router)
     app.include_router(health.router)
+    if settings.metrics_port is None:
+        app.include_router(health.metrics_router)
     document_errors(app)
     # Outermost last: security headers on everything, then CORS (only if configured), then the image guard.
     app.add_middleware(ImageRouteGuard, metrics=metrics, max_in_flight=settings.max_in_flight)

@@ -13,6 +13,9 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    metrics_port: int | None = Field(None, ge=1, le=65535,
+                                     description="serve /metrics on this port only, off the public API port; "
+                                                 "unset serves it on the API port (local use)")
     triton_grpc_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint")
     max_body_bytes: int = Field(30 * 1024 * 1024, gt=0, description="largest accepted upload")
     max_pixels: int = Field(40_000_000, gt=0, description="largest accepted photo, in pixels")

@@ -29,6 +29,9 @@ async def readyz(triton: TritonDep) -> JSONResponse:
     return JSONResponse(body, status_code=503 if status == "not_ready" else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+metrics_router = APIRouter(tags=["operations"])
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(metrics: MetricsDep) -> Response:
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
