@@ -1,6 +1,7 @@
 """The real Triton server with the real model repository: each step and each ensemble."""
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_model_step_runs_a_batch(client) -> None:
     assert depth.shape == (4, 1, 224, 224) and np.isfinite(depth).all()
 
 
-def test_concurrent_requests_are_batched_and_answered(client, astronaut: np.ndarray) -> None:
+def test_concurrent_requests_are_all_answered_alike(client, astronaut: np.ndarray) -> None:
     data = jpeg_bytes(astronaut)
     before = client.get_inference_statistics("segmentation_fast").model_stats[0]
     with ThreadPoolExecutor(8) as pool:
@@ -91,7 +92,27 @@ def test_concurrent_requests_are_batched_and_answered(client, astronaut: np.ndar
     assert all(np.array_equal(masks[0], m) for m in masks)
     after = client.get_inference_statistics("segmentation_fast").model_stats[0]
     assert after.inference_count - before.inference_count == 16
-    assert after.execution_count - before.execution_count <= 16
+
+
+def test_requests_queued_behind_a_running_batch_are_batched_together(client) -> None:
+    """Nine requests sent at once to the slow model: while the first executes, the rest queue and
+    the dynamic batcher runs them as one batch of up to eight."""
+    model = "segmentation_quality"
+    tensor = grpcclient.InferInput("image", [1, 3, 320, 320], "FP32")
+    tensor.set_data_from_numpy(np.random.default_rng(0).random((1, 3, 320, 320), dtype=np.float32))
+    before = client.get_inference_statistics(model).model_stats[0]
+    done: list[object] = []
+    for _ in range(9):
+        client.async_infer(model, [tensor], callback=lambda result, error: done.append(error or result))
+    deadline = time.monotonic() + 60
+    while len(done) < 9:
+        assert time.monotonic() < deadline, "requests were not answered"
+        time.sleep(0.01)
+    assert not [r for r in done if isinstance(r, InferenceServerException)]
+    after = client.get_inference_statistics(model).model_stats[0]
+    assert after.inference_count - before.inference_count == 9
+    assert after.execution_count - before.execution_count <= 3
+    assert max(stat.batch_size for stat in after.batch_stats) >= 4
 
 
 def test_undecodable_image_is_an_invalid_argument_and_the_server_keeps_serving(client, astronaut: np.ndarray) -> None:
