@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -165,3 +166,17 @@ def test_short_bootstrap_key_is_refused(tmp_path) -> None:
     settings = GatewaySettings(database_url=f"sqlite:///{tmp_path / 'g.db'}", bootstrap_api_key="short")
     with pytest.raises(ValueError, match="at least 32"), TestClient(create_app(settings, CollectorRegistry())):
         pass
+
+
+def test_200_concurrent_requests_with_credits_for_50_through_the_app(database: Database) -> None:
+    for client in make_client(database, max_in_flight=256, max_in_flight_per_tenant=256):
+        tenant_id, _, key = tenant_key(client, credits=100, rate_per_s=1000, burst=1000)  # 50 masks at 2 credits
+        client.app.state.triton.delay_s = 0.01
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            responses = list(pool.map(
+                lambda _: client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key}), range(200)))
+        statuses = [r.status_code for r in responses]
+        assert statuses.count(200) == 50 and statuses.count(402) == 150
+        assert sum(int(r.headers["X-Credits-Charged"]) for r in responses if r.status_code == 200) == 100
+        assert ledger.audit(client.app.state.sessions, tenant_id) == ledger.Books(0, granted=100, charged=100,
+                                                                                  reserved=0)
