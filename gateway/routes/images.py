@@ -184,29 +184,14 @@ async def _serve(
             near, far = (float(v) for v in outputs["DEPTH_RANGE"].reshape(-1)[:2])
             headers["X-Depth-Near"] = f"{near:.4f}"
             headers["X-Depth-Far"] = f"{far:.4f}"
-        if reservation is not None:
-            charge = ledger.Charge(
-                key_id=principal.key_id, operation=operation.name, model=model or "default",
-                input_megapixels=info.megapixels, output_bytes=len(png),
-                gateway_latency_ms=(time.perf_counter() - started) * 1000, triton_latency_ms=triton_s * 1000,
-                request_id=request_id,
-            )
-            billed, first = await _commit(sessions, reservation, charge, claim, metrics)
-            if billed:
-                headers["X-Credits-Charged"] = str(reservation.credits)
-                headers["X-Credits-Remaining"] = str(reservation.remaining)
-                metrics.credits_charged.labels(operation.name).inc(reservation.credits)
-                reservation = None
-        if first is not None:  # a retry: the first request's charge, not billed again
-            headers.update({"X-Request-Id": first.request_id, "X-Credits-Charged": str(first.credits),
-                            "Idempotent-Replayed": "true"})
-        if "X-Credits-Remaining" not in headers:
-            if reservation is not None:
-                await _release(sessions, reservation, request_id)
-                reservation = None
-            headers["X-Credits-Remaining"] = str(await run_in_threadpool(ledger.balance, sessions, principal.tenant_id))
-        if "X-Credits-Charged" not in headers:
-            headers["X-Credits-Charged"] = "0"
+        charge = ledger.Charge(
+            key_id=principal.key_id, operation=operation.name, model=model or "default",
+            input_megapixels=info.megapixels, output_bytes=len(png),
+            gateway_latency_ms=(time.perf_counter() - started) * 1000, triton_latency_ms=triton_s * 1000,
+            request_id=request_id,
+        )
+        headers.update(await _settle(sessions, principal, reservation, charge, claim, first, metrics))
+        reservation = None  # committed or released by _settle (a second release would be a no-op)
         metrics.response_bytes.labels(operation.name).inc(len(png))
         return Response(png, media_type="image/png", headers=headers)
     except ApiError as error:
@@ -289,23 +274,30 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _commit(sessions: SessionsDep, reservation: ledger.Reservation, charge: ledger.Charge,
-                  claim: ledger.IdempotencyClaim | None,
-                  metrics: MetricsDep) -> tuple[bool, ledger.FirstCharge | None]:
-    """Bill the reservation: ``(True, None)`` when billed; ``(False, first)`` when a concurrent request with the
-    same Idempotency-Key was billed first; ``(False, None)`` when the ledger could not be written. When not
-    billed the caller releases the reservation: nothing is billed without a ledger row."""
-    try:
-        await run_in_threadpool(ledger.commit, sessions, reservation, charge, claim)
-        return True, None
-    except (SQLAlchemyError, ledger.ReservationGone) as error:
-        if isinstance(error, IntegrityError) and claim is not None:
-            first = await _first_charge(sessions, reservation.tenant_id, claim)
-            if first is not None:
-                return False, first
-        metrics.ledger_write_errors.inc()
-        log.exception("ledger write failed for request %s; its credits are released", charge.request_id)
-        return False, None
+async def _settle(sessions: SessionsDep, principal: Principal, reservation: ledger.Reservation | None,
+                  charge: ledger.Charge, claim: ledger.IdempotencyClaim | None, first: ledger.FirstCharge | None,
+                  metrics: MetricsDep) -> dict[str, str]:
+    """Bill the reservation and return the billing headers of the response.
+
+    Not billed (the reservation is released) when an earlier request with the same Idempotency-Key was
+    billed, also concurrently, or when the ledger row cannot be written: nothing is billed without one.
+    """
+    if reservation is not None:
+        try:
+            await run_in_threadpool(ledger.commit, sessions, reservation, charge, claim)
+            metrics.credits_charged.labels(charge.operation).inc(reservation.credits)
+            return {"X-Credits-Charged": str(reservation.credits), "X-Credits-Remaining": str(reservation.remaining)}
+        except (SQLAlchemyError, ledger.ReservationGone) as error:
+            if isinstance(error, IntegrityError) and claim is not None:
+                first = await _first_charge(sessions, reservation.tenant_id, claim)
+            if first is None:
+                metrics.ledger_write_errors.inc()
+                log.exception("ledger write failed for request %s; its credits are released", charge.request_id)
+        await _release(sessions, reservation, charge.request_id)
+    headers = {"X-Credits-Charged": "0"} if first is None else {  # a retry: the first charge, not billed again
+        "X-Request-Id": first.request_id, "X-Credits-Charged": str(first.credits), "Idempotent-Replayed": "true"}
+    headers["X-Credits-Remaining"] = str(await run_in_threadpool(ledger.balance, sessions, principal.tenant_id))
+    return headers
 
 
 async def _take_token(limiter: RateLimiter, principal: Principal) -> Decision:
