@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1.7
-# imageserve gateway: FastAPI behind uvicorn, port 8080, non-root.
+# imageserve gateway: `python -m gateway` (FastAPI behind uvicorn, graceful drain on SIGTERM),
+# API on 8080, /metrics only on 9090, non-root. Settings are GATEWAY_* variables
+# (gateway/settings.py); the Helm chart sets them from its values.
 # Build from the repository root:
 #   DOCKER_BUILDKIT=1 docker build -f docker/gateway.Dockerfile -t imageserve/gateway:0.1.0 .
 # (BuildKit reads docker/gateway.Dockerfile.dockerignore.)
@@ -14,7 +16,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 # gateway.Dockerfile.dockerignore lets only pyproject.toml and the package directories in.
 COPY . ./
-# `pip install .` installs the project with the exact pins of pyproject.toml.
+# `pip install .` installs the project with the exact pins of pyproject.toml (runtime
+# dependencies, Alembic included) and the gateway's migration scripts.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir . \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages
@@ -23,15 +26,18 @@ FROM ${PYTHON_IMAGE}
 ARG UID=10001
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=8080 \
+    GATEWAY_METRICS_PORT=9090
 RUN groupadd --system --gid ${UID} imageserve \
     && useradd --system --uid ${UID} --gid ${UID} --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin imageserve
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 8080
+EXPOSE 8080 9090
 # Kubernetes uses the chart's probes; this serves `docker run` and compose.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
-CMD ["uvicorn", "gateway.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8080"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['GATEWAY_PORT'], timeout=2)"]
+CMD ["python", "-m", "gateway"]

@@ -98,6 +98,15 @@ def render(scenario: str) -> Rendered:
     return Rendered(scenario, text, docs)
 
 
+@functools.cache
+def render_with(*args: str) -> Rendered:
+    """The chart rendered with extra `helm template` arguments (--set, --set-json, --values...)."""
+    yaml = require_module("yaml")
+    text = run_helm(*template_args((), *args)).stdout
+    docs = tuple(doc for doc in yaml.safe_load_all(text) if doc)
+    return Rendered(" ".join(args), text, docs)
+
+
 def fullname(component: str | None = None) -> str:
     base = f"{RELEASE}-imageserve"
     return f"{base}-{component}" if component else base

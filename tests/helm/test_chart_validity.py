@@ -74,6 +74,13 @@ def test_values_schema_is_a_valid_schema_and_accepts_every_values_file() -> None
         ("modelBuild.cache.type=s3", "type"),
         ("monitoring.slo.latencyThresholdSeconds=1", "latencyThresholdSeconds"),
         ("gateway.image.tag=latest", "tag"),
+        ("gateway.metricsPort=0", "metricsPort"),
+        ("gateway.limits.maxInFlight=0", "maxInFlight"),
+        ("gateway.limits.maxInFlightPerTenant=0", "maxInFlightPerTenant"),
+        ("gateway.limits.requestBudgetSeconds=0", "requestBudgetSeconds"),
+        ("gateway.limits.uploadTimeoutSeconds=0", "uploadTimeoutSeconds"),
+        ("gateway.limits.maxInFlght=10", "maxInFlght"),
+        ("gateway.corsOrigins[0]=example.com", "corsOrigins"),
     ],
 )
 def test_schema_rejects_bad_values(override: str, message: str) -> None:
@@ -89,6 +96,31 @@ def test_template_fails_on_inconsistent_values() -> None:
     assert result.returncode != 0 and "tritonGrpcUrl" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # metrics would land on the public API port
+        ("gateway.metricsPort=8080", "metricsPort must differ"),
+        # a request admitted before SIGTERM could outlive the drain (40 - 5 - 5 = 30 s)
+        ("gateway.limits.requestBudgetSeconds=30", "requestBudgetSeconds"),
+        ("gateway.terminationGracePeriodSeconds=30", "requestBudgetSeconds"),
+        ("gateway.limits.uploadTimeoutSeconds=20", "uploadTimeoutSeconds"),
+        ("gateway.limits.maxInFlightPerTenant=33", "maxInFlightPerTenant"),
+        # the saturation alert could never fire
+        ("monitoring.alerts.gatewayInFlight=32", "gatewayInFlight"),
+        # settings the chart owns must not be set twice
+        ("gateway.env.GATEWAY_PORT=9000", "GATEWAY_PORT"),
+        ("gateway.env.GATEWAY_METRICS_PORT=9000", "GATEWAY_METRICS_PORT"),
+        ("gateway.env.GATEWAY_SHUTDOWN_GRACE_S=99", "GATEWAY_SHUTDOWN_GRACE_S"),
+        ("gateway.env.GATEWAY_MAX_IN_FLIGHT=99", "GATEWAY_MAX_IN_FLIGHT"),
+    ],
+)
+def test_template_fails_on_inconsistent_gateway_values(override: str, message: str) -> None:
+    result = run_helm(*template_args((), "--set", override), check=False)
+    assert result.returncode != 0, f"{override} was accepted"
+    assert message in result.stderr, result.stderr
+
+
 def test_optional_objects_can_be_turned_off() -> None:
     yaml = require_module("yaml")
     result = run_helm(
@@ -96,7 +128,7 @@ def test_optional_objects_can_be_turned_off() -> None:
             (),
             "--set",
             "monitoring.serviceMonitor.enabled=false,monitoring.prometheusRule.enabled=false,"
-            "monitoring.dashboards.enabled=false,triton.networkPolicy.enabled=false,"
+            "monitoring.dashboards.enabled=false,triton.networkPolicy.enabled=false,gateway.networkPolicy.enabled=false,"
             "gateway.autoscaling.enabled=false,gateway.pdb.enabled=false,triton.pdb.enabled=false,"
             "modelBuild.cache.type=emptyDir",
         )

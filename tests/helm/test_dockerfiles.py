@@ -175,13 +175,95 @@ def test_gateway_image_matches_python_requirement_and_chart() -> None:
     import json
 
     command = json.loads(cmd)
-    assert command == ["uvicorn", "gateway.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8080"]
+    assert command == ["python", "-m", "gateway"], "the same entry point as the chart's gateway container"
     values = load_values()["gateway"]
+    env = image_env(final)
+    # `docker run` listens on all interfaces, on the chart's ports, with /metrics off the API port.
+    assert env["GATEWAY_HOST"] == "0.0.0.0"
+    assert env["GATEWAY_PORT"] == str(values["port"])
+    assert env["GATEWAY_METRICS_PORT"] == str(values["metricsPort"])
     (expose,) = [i.arguments for i in final if i.keyword == "EXPOSE"]
-    assert expose == str(values["port"]) == command[-1]
+    assert sorted(expose.split()) == sorted([str(values["port"]), str(values["metricsPort"])])
     (user,) = [i.arguments for i in final if i.keyword == "USER"]
     assert user == f"{values['runAsUser']}:{values['runAsGroup']}"
     assert any(i.keyword == "RUN" and re.search(r"pip install (--no-cache-dir )?\.(\s|$)", i.arguments) for i in parse(GATEWAY))
+
+
+def image_env(instructions: list[Instruction]) -> dict[str, str]:
+    """Variables the ENV instructions (KEY=value form) set."""
+    env = {}
+    for instruction in instructions:
+        if instruction.keyword == "ENV":
+            for word in shlex.split(instruction.arguments):
+                name, equals, value = word.partition("=")
+                assert equals, f"ENV {instruction.arguments}: use the KEY=value form"
+                env[name] = value
+    return env
+
+
+def runtime_closure() -> set[str]:
+    """pyproject.toml's runtime dependencies and what they require in turn (extras honoured), as
+    installed in the test environment: what `pip install .` puts into the gateway image."""
+    import importlib.metadata
+
+    requirements = require_module("packaging.requirements")
+    pending = []
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        parsed = requirements.Requirement(requirement)
+        pending.append((_normalise(parsed.name), frozenset(parsed.extras)))
+    seen: dict[str, set[str]] = {}
+    while pending:
+        name, extras = pending.pop()
+        if name in seen and extras <= seen[name]:
+            continue
+        seen.setdefault(name, set()).update(extras)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            parsed = requirements.Requirement(line)
+            wanted = not parsed.marker or any(parsed.marker.evaluate({"extra": extra}) for extra in {"", *seen[name]})
+            if wanted:
+                pending.append((_normalise(parsed.name), frozenset(parsed.extras)))
+    return set(seen)
+
+
+def test_gateway_image_installs_every_runtime_dependency_the_gateway_imports() -> None:
+    """The gateway image installs the project (`pip install .`), so every third-party module that
+    gateway/ imports (Alembic for the migrations, among others) must come with pyproject.toml's
+    runtime dependencies, not only with the dev extra or the test environment."""
+    import ast
+    import importlib.metadata
+    import sys
+
+    pins = pyproject_pins()
+    installed = runtime_closure()
+    assert set(pins) <= installed
+    module_to_distributions = importlib.metadata.packages_distributions()
+    own = {"gateway", "converters", "imaging", "triton_models", "stack", "load_tests"}
+    missing = {}
+    sources = sorted((REPO_ROOT / "gateway").rglob("*.py"))
+    assert any(path.parent.name == "versions" for path in sources), "the migration scripts are part of the gateway"
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots = [node.module.split(".")[0]]
+            else:
+                continue
+            for root in roots:
+                if root in sys.stdlib_module_names or root in own or root == "__future__":
+                    continue
+                distributions = {_normalise(d) for d in module_to_distributions.get(root, [root])}
+                if not distributions & installed:
+                    missing.setdefault(root, set()).add(str(path.relative_to(REPO_ROOT)))
+    assert not missing, f"gateway imports modules pyproject.toml's runtime dependencies do not bring: {missing}"
+    assert "alembic" in pins, "gateway/migrate.py runs Alembic at start-up"
+    assert any(arguments and arguments[-1] == "." for arguments in pip_installs(GATEWAY)), (
+        "the gateway image must install the project itself, with its pins"
+    )
 
 
 def test_triton_image_matches_chart_and_python_requirement() -> None:

@@ -122,8 +122,97 @@ def test_gateway_probes_and_settings(rendered: Rendered) -> None:
     prices = rendered.named("ConfigMap", env_from["configMapRef"]["name"])["data"]
     assert set(prices) == {"GATEWAY_PRICE_BASE_CREDITS", "GATEWAY_PRICE_PER_MEGAPIXEL_CREDITS"}
     assert json.loads(prices["GATEWAY_PRICE_BASE_CREDITS"]) == values["gateway"]["priceTable"]["baseCredits"]
-    assert gateway["command"][:3] == ["uvicorn", "gateway.app:create_app", "--factory"]
+    assert gateway["command"] == ["python", "-m", "gateway"], "the entry point is gateway/__main__.py"
+    assert "args" not in gateway, "python -m gateway takes its settings from GATEWAY_* variables only"
+    assert env["GATEWAY_HOST"]["value"] == "0.0.0.0"
     assert any(m["mountPath"] == "/tmp" for m in gateway["volumeMounts"]), "no writable scratch directory"
+
+
+def _gateway_container(rendered: Rendered) -> dict:
+    (gateway,) = rendered.named("Deployment", fullname("gateway"))["spec"]["template"]["spec"]["containers"]
+    return gateway
+
+
+def _gateway_env(rendered: Rendered) -> dict[str, str]:
+    """Literal GATEWAY_* values of the gateway container; a name set twice is an error."""
+    items = _gateway_container(rendered)["env"]
+    names = [item["name"] for item in items]
+    assert len(names) == len(set(names)), f"env names set twice: {sorted(n for n in names if names.count(n) > 1)}"
+    return {item["name"]: item["value"] for item in items if "value" in item}
+
+
+def _container_ports(container: dict) -> dict[str, int]:
+    return {port["name"]: port["containerPort"] for port in container["ports"]}
+
+
+def test_gateway_serves_metrics_on_a_port_of_its_own(rendered: Rendered) -> None:
+    gateway = _gateway_container(rendered)
+    env = _gateway_env(rendered)
+    ports = _container_ports(gateway)
+    values = _values(rendered)["gateway"]
+    assert set(ports) == {"http", "metrics"}
+    assert ports == {"http": values["port"], "metrics": values["metricsPort"]}
+    assert int(env["GATEWAY_PORT"]) == ports["http"]
+    assert int(env["GATEWAY_METRICS_PORT"]) == ports["metrics"], "the gateway would serve /metrics on another port"
+    assert ports["metrics"] != ports["http"], "metrics must be off the API port"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert gateway[probe]["httpGet"]["port"] == "http", probe
+    service = {p["name"]: p for p in rendered.named("Service", fullname("gateway"))["spec"]["ports"]}
+    assert set(service) == {"http", "metrics"}
+    assert service["http"]["targetPort"] == "http"
+    assert service["metrics"]["targetPort"] == "metrics"
+
+
+def test_gateway_drains_within_the_termination_grace_period(rendered: Rendered) -> None:
+    spec = rendered.named("Deployment", fullname("gateway"))["spec"]["template"]["spec"]
+    gateway = _gateway_container(rendered)
+    env = _gateway_env(rendered)
+    command = gateway["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep", command
+    pre_stop = float(command[1])
+    termination = spec["terminationGracePeriodSeconds"]
+    grace = float(env["GATEWAY_SHUTDOWN_GRACE_S"])
+    assert 0 < grace < termination - pre_stop, (
+        f"drain {grace} s does not fit in {termination} s less the {pre_stop} s preStop sleep: SIGKILL cuts requests"
+    )
+    values = _values(rendered)["gateway"]
+    assert grace == values["terminationGracePeriodSeconds"] - values["preStopSleepSeconds"] - 5
+    # A request admitted just before SIGTERM must be able to finish within the drain time.
+    assert float(env["GATEWAY_REQUEST_BUDGET_S"]) < grace
+
+
+def test_gateway_limits_land_in_its_environment(rendered: Rendered) -> None:
+    env = _gateway_env(rendered)
+    values = _values(rendered)["gateway"]
+    limits = values["limits"]
+    assert int(env["GATEWAY_MAX_IN_FLIGHT"]) == limits["maxInFlight"]
+    assert int(env["GATEWAY_MAX_IN_FLIGHT_PER_TENANT"]) == limits["maxInFlightPerTenant"]
+    assert float(env["GATEWAY_REQUEST_BUDGET_S"]) == limits["requestBudgetSeconds"]
+    assert float(env["GATEWAY_UPLOAD_TIMEOUT_S"]) == limits["uploadTimeoutSeconds"]
+    assert json.loads(env["GATEWAY_CORS_ORIGINS"]) == values["corsOrigins"]
+    for name, value in values["env"].items():
+        assert env[name] == value
+
+
+def test_gateway_limits_follow_values_into_the_gateway_settings(monkeypatch) -> None:
+    """Unusual values reach GatewaySettings unchanged (nothing is hard-coded in the template)."""
+    from .chart import render_with
+
+    rendered = render_with(
+        "--set-json",
+        'gateway.limits={"maxInFlight": 7, "maxInFlightPerTenant": 3, "requestBudgetSeconds": 12.5,'
+        ' "uploadTimeoutSeconds": 4.5}',
+        "--set-json", 'gateway.corsOrigins=["https://a.example.com"]',
+        "--set", "gateway.metricsPort=9464,gateway.port=8081,gateway.terminationGracePeriodSeconds=50,"
+        "gateway.preStopSleepSeconds=7,monitoring.alerts.gatewayInFlight=5",
+    )
+    settings = _settings_from(rendered, monkeypatch)
+    assert (settings.max_in_flight, settings.max_in_flight_per_tenant) == (7, 3)
+    assert (settings.request_budget_s, settings.upload_timeout_s) == (12.5, 4.5)
+    assert (settings.host, settings.port, settings.metrics_port) == ("0.0.0.0", 8081, 9464)
+    assert settings.shutdown_grace_s == 50 - 7 - 5
+    assert settings.cors_origins == ["https://a.example.com"]
+    assert _container_ports(_gateway_container(rendered)) == {"http": 8081, "metrics": 9464}
 
 
 def test_triton_gpu_scheduling_and_shared_memory(rendered: Rendered) -> None:
@@ -219,8 +308,7 @@ def test_triton_service_exposes_grpc_http_and_metrics(rendered: Rendered) -> Non
 def test_network_policy_isolates_triton(rendered: Rendered) -> None:
     values = _values(rendered)["triton"]["networkPolicy"]
     pods = _pod_labels(rendered)
-    (policy,) = rendered.of_kind("NetworkPolicy")
-    spec = policy["spec"]
+    spec = rendered.named("NetworkPolicy", fullname("triton"))["spec"]
     assert _selects(spec["podSelector"], pods[fullname("triton")])
     assert not _selects(spec["podSelector"], pods[fullname("gateway")])
     assert spec["policyTypes"] == ["Ingress"]
@@ -250,6 +338,38 @@ def test_network_policy_isolates_triton(rendered: Rendered) -> None:
     gateway_rules = [rule for rule in spec["ingress"] if gateway_peer in rule["from"]]
     assert gateway_rules and {p["port"] for p in gateway_rules[0]["ports"]} >= {"grpc"}
     assert _selects(gateway_peer["podSelector"], pods[fullname("gateway")])
+
+
+def test_network_policy_keeps_gateway_metrics_to_prometheus(rendered: Rendered) -> None:
+    values = _values(rendered)["gateway"]["networkPolicy"]
+    assert rendered.has("NetworkPolicy", fullname("gateway")) == values["enabled"]
+    assert values["enabled"], "the chart's scenarios keep the gateway's metrics port closed to all but Prometheus"
+    pods = _pod_labels(rendered)
+    spec = rendered.named("NetworkPolicy", fullname("gateway"))["spec"]
+    assert _selects(spec["podSelector"], pods[fullname("gateway")])
+    assert not _selects(spec["podSelector"], pods[fullname("triton")])
+    assert spec["policyTypes"] == ["Ingress"]
+    prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"], "podSelector": values["prometheus"]["podSelector"]}
+    test_pod = next(labels for where, labels in (
+        (doc["metadata"]["name"], doc["metadata"]["labels"]) for doc in rendered.of_kind("Pod")
+    ) if where.endswith("-test-ready"))
+    covered = set()
+    for rule in spec["ingress"]:
+        assert rule.get("ports"), "a rule without ports admits every port"
+        ports = {p["port"] for p in rule["ports"]}
+        covered |= ports
+        if "metrics" in ports:
+            assert ports == {"metrics"}
+            assert rule["from"] == [prometheus_peer], "the metrics port admits Prometheus only"
+        else:
+            assert ports == {"http"}
+            if values["apiClients"]:
+                assert rule["from"][: len(values["apiClients"])] == values["apiClients"]
+                extra = rule["from"][len(values["apiClients"]):]
+                assert len(extra) == 1 and _selects(extra[0]["podSelector"], test_pod), "helm test pod"
+            else:
+                assert "from" not in rule, "no apiClients: the API port admits every source"
+    assert covered == set(_container_ports(_gateway_container(rendered))), "every gateway port has one rule"
 
 
 def test_hpas_target_existing_deployments(rendered: Rendered) -> None:
@@ -312,6 +432,48 @@ def test_service_monitors_scrape_gateway_and_triton(rendered: Rendered) -> None:
     assert scraped == {fullname("gateway"), fullname("triton")}
 
 
+def test_gateway_service_monitor_scrapes_the_metrics_port(rendered: Rendered) -> None:
+    """The gateway answers 404 for /metrics on its API port once GATEWAY_METRICS_PORT is set: the
+    scrape must go to the Service port that reaches the container port GATEWAY_METRICS_PORT names."""
+    monitor = rendered.named("ServiceMonitor", fullname("gateway"))
+    service = rendered.named("Service", fullname("gateway"))
+    assert _selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    (service_port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    container_ports = _container_ports(_gateway_container(rendered))
+    target = service_port["targetPort"]
+    target_number = container_ports[target] if isinstance(target, str) else target
+    assert target_number == int(_gateway_env(rendered)["GATEWAY_METRICS_PORT"])
+    assert target_number != container_ports["http"]
+
+
+def test_ingress_never_routes_to_the_metrics_port(rendered: Rendered) -> None:
+    values = _values(rendered)["gateway"]
+    ingresses = rendered.of_kind("Ingress")
+    assert bool(ingresses) == values["ingress"]["enabled"]
+    service = rendered.named("Service", fullname("gateway"))
+    by_name = {p["name"]: p for p in service["spec"]["ports"]}
+    by_number = {p["port"]: p for p in service["spec"]["ports"]}
+    container_ports = _container_ports(_gateway_container(rendered))
+    metrics = int(_gateway_env(rendered)["GATEWAY_METRICS_PORT"])
+    backends = [
+        path["backend"]
+        for ingress in ingresses
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ] + [ingress["spec"]["defaultBackend"] for ingress in ingresses if "defaultBackend" in ingress["spec"]]
+    assert bool(backends) == bool(ingresses)
+    for backend in backends:
+        assert backend["service"]["name"] == fullname("gateway")
+        port = backend["service"]["port"]
+        service_port = by_name[port["name"]] if "name" in port else by_number[port["number"]]
+        assert service_port["name"] == "http", backend
+        target = service_port["targetPort"]
+        target_number = container_ports[target] if isinstance(target, str) else target
+        assert target_number == container_ports["http"] != metrics, backend
+
+
 def test_images_are_tagged_and_never_latest(rendered: Rendered) -> None:
     for where, spec in pod_specs(rendered):
         for _, container in containers(spec):
@@ -363,14 +525,11 @@ SECRET_STAND_INS = {
 }
 
 
-def test_gateway_accepts_the_environment_the_chart_gives_it(rendered: Rendered, monkeypatch) -> None:
-    """Every GATEWAY_* variable the chart sets is a field of gateway.settings.GatewaySettings, and
-    the settings accept the rendered values (a renamed or mistyped setting would otherwise be
-    ignored silently)."""
+def _settings_from(rendered: Rendered, monkeypatch):
+    """GatewaySettings built from exactly the environment the rendered gateway container gets."""
     settings_module = require_module("gateway.settings")
     fields = settings_module.GatewaySettings.model_fields
-    spec = rendered.named("Deployment", fullname("gateway"))["spec"]["template"]["spec"]
-    (gateway,) = spec["containers"]
+    gateway = _gateway_container(rendered)
     environment = {}
     for source in gateway.get("envFrom", []):
         environment |= rendered.named("ConfigMap", source["configMapRef"]["name"])["data"]
@@ -388,3 +547,17 @@ def test_gateway_accepts_the_environment_the_chart_gives_it(rendered: Rendered, 
     settings = settings_module.GatewaySettings()
     assert settings.triton_grpc_url == environment["GATEWAY_TRITON_GRPC_URL"]
     assert settings.price_base_credits == json.loads(environment["GATEWAY_PRICE_BASE_CREDITS"])
+    return settings
+
+
+def test_gateway_accepts_the_environment_the_chart_gives_it(rendered: Rendered, monkeypatch) -> None:
+    """Every GATEWAY_* variable the chart sets is a field of gateway.settings.GatewaySettings, and
+    the settings accept the rendered values (a renamed or mistyped setting would otherwise be
+    ignored silently)."""
+    settings = _settings_from(rendered, monkeypatch)
+    ports = _container_ports(_gateway_container(rendered))
+    assert settings.host == "0.0.0.0"
+    assert (settings.port, settings.metrics_port) == (ports["http"], ports["metrics"])
+    limits = _values(rendered)["gateway"]["limits"]
+    assert settings.max_in_flight == limits["maxInFlight"]
+    assert settings.request_budget_s == limits["requestBudgetSeconds"]

@@ -57,6 +57,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.triton.image.repository (default .Chart.AppVersion .Values.triton.image.tag) -}}
 {{- end -}}
 
+{{/* GATEWAY_SHUTDOWN_GRACE_S: terminationGracePeriodSeconds less the preStop sleep and 5 s to exit. */}}
+{{- define "imageserve.gateway.shutdownGraceSeconds" -}}
+{{- sub (int .Values.gateway.terminationGracePeriodSeconds) (add (int .Values.gateway.preStopSleepSeconds) 5) -}}
+{{- end -}}
+
 {{- define "imageserve.gateway.secretName" -}}
 {{- default (printf "%s-secrets" (include "imageserve.gateway.fullname" .)) .Values.gateway.secrets.existingSecret -}}
 {{- end -}}
