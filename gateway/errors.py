@@ -58,6 +58,13 @@ class BadRequest(ApiError):
     code = "bad_request"
 
 
+class RequestTimeout(ApiError):
+    """The client took longer than the upload deadline to send the body (slow or stalled upload)."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
 class Unauthorized(ApiError):
     status_code = 401
     code = "unauthorized"
@@ -111,10 +118,18 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, {**headers, **exc.headers} or None)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 404:
+        code, message = "not_found", (f"no route {request.method} {request.url.path}; the image routes are "
+                                      "POST /v1/depth, /v1/mask and /v1/cutout (see /docs)")
+    elif exc.status_code == 405:
+        allowed = (headers or {}).get("Allow", "POST")
+        code, message = "method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+    else:
+        code, message = "http_error", str(exc.detail)
+    return error_response(exc.status_code, code, message, headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -29,7 +29,12 @@ DOC_PATHS = ("/docs", "/redoc")  # the interactive docs load their own scripts
 class ImageRouteGuard:
     """Counts every image request by route and status class (401s and load shedding included),
     and answers 503 at once, before authentication or reading the body, when
-    ``max_in_flight`` image requests are already being served by this process."""
+    ``max_in_flight`` image requests are already being served by this process.
+
+    An answer that starts before the whole body has arrived (refused early: 401, 429,
+    503, 413...) carries ``Connection: close``, so the server drops the connection
+    instead of reading and discarding the rest of a possibly huge upload.
+    """
 
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics, max_in_flight: int) -> None:
         self.app = app
@@ -44,11 +49,22 @@ class ImageRouteGuard:
             return
         started = time.perf_counter()
         status = 500
+        body_received = _declares_no_body(scope)
+
+        async def track_body() -> Message:
+            nonlocal body_received
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_received = True
+            return message
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = list(message.get("headers", []))
+                if not body_received and all(name.lower() != b"connection" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -59,13 +75,18 @@ class ImageRouteGuard:
             self.in_flight += 1
             self.metrics.in_flight.inc()
             try:
-                await self.app(scope, receive, record_status)
+                await self.app(scope, track_body, record_status)
             finally:
                 self.in_flight -= 1
                 self.metrics.in_flight.dec()
         finally:
             self.metrics.requests.labels(route, f"{status // 100}xx").inc()
             self.metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+
+
+def _declares_no_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") == b"0"
 
 
 async def _shed(send: Send, limit: int) -> None:

@@ -26,6 +26,13 @@ def _resize_float(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def encode_png(image: Image.Image, compress_level: int) -> bytes:
+    """PNG with pixels only: IHDR, IDAT, IEND.
+
+    Pillow's PNG writer copies some of ``image.info`` (ICC profile,
+    transparency, ...) into the file; the info is emptied first so nothing
+    from an input photo can reach an output, whichever image is passed in.
+    """
+    image.info = {}
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()

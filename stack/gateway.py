@@ -8,12 +8,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
-def start_gateway(host: str, port: int, triton_grpc_port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_gateway(host: str, port: int, triton_grpc_port: int, extra_env: dict[str, str] | None = None,
+                  log_path: Path | None = None) -> subprocess.Popen:
+    """``python -m gateway`` in front of Triton's gRPC port; its output goes to ``log_path`` (else ours)."""
     env = {**os.environ, "GATEWAY_TRITON_GRPC_URL": f"127.0.0.1:{triton_grpc_port}",
            "GATEWAY_HOST": host, "GATEWAY_PORT": str(port), **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
+    if log_path is None:
+        return subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_until_ok(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> float:

@@ -167,7 +167,7 @@ async def _serve(
             raise BadRequest(f"max_side {max_side} is over the limit of {settings.max_output_side}", code="invalid_parameter")
         claim_key = _idempotency_key(request)
         with request.app.state.tenant_slots.hold(principal.tenant_id):
-            upload = await read_upload(request, settings.max_body_bytes)
+            upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s)
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
             info = inspect_image(upload.data, settings.max_pixels, upload.declared_type)
             metrics.input_megapixels.labels(operation.name).observe(info.megapixels)

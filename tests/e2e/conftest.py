@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ BOOTSTRAP_KEY = secrets.token_urlsafe(32)
 class RunningGateway:
     url: str
     database_url: str
+    process: subprocess.Popen
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +35,7 @@ def gateway(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> I
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ok(f"{url}/readyz", process, timeout_s=30)
-        yield RunningGateway(url, database_url)
+        yield RunningGateway(url, database_url, process)
     finally:
         stop_process(process)
 

@@ -149,3 +149,11 @@ def test_an_unexpected_error_is_a_json_500_without_internals(database: Database)
         assert response.json()["error"]["code"] == "internal_error"
         assert "10.0.0.7" not in response.text and "Traceback" not in response.text
         assert balance(client, tenant_id) == 10  # released
+
+
+def test_an_answer_before_the_body_was_read_closes_the_connection(client: TestClient) -> None:
+    refused = client.post("/v1/mask", content=PHOTO, headers=JPEG)  # 401: the body is never read
+    assert refused.status_code == 401 and refused.headers["Connection"] == "close"
+    _, _, key = tenant_key(client, credits=10)
+    served = post_mask(client, key)
+    assert served.status_code == 200 and "Connection" not in served.headers
