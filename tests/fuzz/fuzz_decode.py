@@ -35,15 +35,7 @@ def test_one_input(data: bytes) -> None:
         pass
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) >= 3 and argv[1] == "--seed":
-        from tests.fuzz.seeds import write_seeds
-
-        write_seeds(Path(argv[2]))
-        argv = [argv[0], *argv[2:]]
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    from tests.fuzz.seeds import fuzz
+
+    fuzz(sys.argv, test_one_input)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,14 @@ def write_seeds(directory: Path) -> list[Path]:
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+def fuzz(argv: list[str], target: Callable[[bytes], None]) -> None:
+    """Run atheris on ``target``; ``--seed DIR`` first writes the generated seed corpus into DIR."""
+    import atheris  # only the harnesses need it
+
+    if len(argv) >= 3 and argv[1] == "--seed":
+        write_seeds(Path(argv[2]))
+        argv = [argv[0], *argv[2:]]
+    atheris.Setup(argv, target)
+    atheris.Fuzz()
