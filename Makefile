@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MEDIAPIPE_VENV := .venv-mediapipe
 HUB_VENV := .venv-hub
 
-.PHONY: run test models configs helm-tools clean
+.PHONY: run test models configs helm-tools bench load clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ run: models
 test: models helm-tools $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
 	$(PY) -m pytest -m "not hub"
 	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
+
+## Side by side in one run: models alone, Triton direct, gateway, naive baseline, preprocessing, cold start
+## (about 11 minutes on 2 cores; writes load_tests/results/bench.md, bench.json and plots).
+bench: models
+	$(PY) -m load_tests.bench
+
+## locust mix against the gateway that `make run` serves; fails when load_tests/slo.toml is missed.
+load: $(VENV)/.installed
+	$(PY) -m load_tests.locust_run run
 
 clean:
 	rm -rf build $(VENV) $(MEDIAPIPE_VENV) $(HUB_VENV) model_repository/*/1/*.onnx*

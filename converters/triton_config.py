@@ -49,8 +49,10 @@ class TargetTuning:
 
 
 TUNING = {
-    "cpu": TargetTuning(preprocess_instances=2, postprocess_instances=2, model_instances=1,
-                        intra_op_threads=2, batch_delay_us=2000, png_compress_level=1),
+    # 2 single-threaded ONNX Runtime instances per model: an idle intra-op pool spin-waits and takes
+    # the core that decoding and PNG encoding need (load_tests/results/tuning.md).
+    "cpu": TargetTuning(preprocess_instances=2, postprocess_instances=2, model_instances=2,
+                        intra_op_threads=1, batch_delay_us=2000, png_compress_level=1),
     "gpu": TargetTuning(preprocess_instances=8, postprocess_instances=8, model_instances=1,
                         intra_op_threads=0, batch_delay_us=1000, png_compress_level=1),
 }

@@ -26,7 +26,8 @@ from statistics import median
 
 from imaging.decode import Photo
 from imaging.tensors import model_input
-from load_tests.photos import machine_description, percentile, photo_jpeg
+from load_tests.photos import machine_description, photo_jpeg
+from load_tests.stats import percentile
 from stack.gateway import stop_process, wait_until_ok
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,0 +1,72 @@
+"""PNG plots of a benchmark run (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
+
+from load_tests.operations import OPERATIONS  # noqa: E402
+from load_tests.preprocessing import DecodeTiming  # noqa: E402
+from load_tests.report import plot_name  # noqa: E402
+from load_tests.results import TARGET_LABELS, BenchResult, Scenario  # noqa: E402
+
+STYLES = {"triton_grpc": "o-", "perf_analyzer": "^:", "gateway": "s-", "naive": "x--"}
+
+
+def plot_scenario(result: BenchResult, scenario: Scenario, path: Path) -> None:
+    """Throughput and p95 against concurrency per target, with the model's own limit as a line."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for target, label in TARGET_LABELS.items():
+        points = scenario.of(target)
+        if points:
+            x = [p.concurrency for p in points]
+            left.plot(x, [p.throughput for p in points], STYLES[target], label=label)
+            right.plot(x, [p.p95_ms for p in points], STYLES[target], label=label)
+    limit = result.model_limit(OPERATIONS[scenario.operation].model)
+    if limit is not None:
+        left.axhline(limit.images_per_s, color="grey", linestyle="-.", label=f"a. {limit.model} alone (ONNX Runtime)")
+    left.set(xlabel="concurrency (requests in flight)", ylabel="requests / s", title="throughput", ylim=(0, None))
+    right.set(xlabel="concurrency (requests in flight)", ylabel="ms", title="p95 latency", ylim=(0, None))
+    concurrencies = sorted({p.concurrency for p in scenario.points})
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(concurrencies, [str(c) for c in concurrencies])
+        axis.minorticks_off()
+        axis.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    figure.suptitle(f"{scenario.operation}, {scenario.photo} JPEG")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_decoding(timings: list[DecodeTiming], path: Path) -> None:
+    """Full versus reduced-size decode per photo size and model input."""
+    figure, axis = plt.subplots(figsize=(8, 4))
+    labels = [f"{t.photo}\n{t.input_side}px" for t in timings]
+    x = range(len(timings))
+    axis.bar([i - 0.2 for i in x], [t.full_ms for t in timings], width=0.4, label="full decode + resize")
+    axis.bar([i + 0.2 for i in x], [t.reduced_ms for t in timings], width=0.4, label="reduced-size decode + resize")
+    axis.set_xticks(list(x), labels, fontsize=8)
+    axis.set(ylabel="ms (median)", title="JPEG to model input")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_plots(result: BenchResult, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for scenario in result.scenarios:
+        if len({p.concurrency for p in scenario.points}) > 1:
+            paths.append(out / plot_name(scenario))
+            plot_scenario(result, scenario, paths[-1])
+    if result.decoding:
+        paths.append(out / "bench-preprocessing.png")
+        plot_decoding(result.decoding, paths[-1])
+    return paths

@@ -1,0 +1,133 @@
+"""Response checks, the traffic mix and the closed-loop load generator, without servers."""
+
+import asyncio
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from imaging.outputs import cutout_png, depth_png, mask_png
+from load_tests.closed_loop import run_closed_loop
+from load_tests.operations import OPERATIONS, check_operations
+from load_tests.png_check import CUTOUT_PNG, DEPTH_PNG, MASK_PNG, BadResponse, check_png
+from load_tests.traffic_mix import OPERATION_WEIGHTS, check_response, operation_deck, request_path
+
+ALPHA = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+
+
+def test_real_outputs_pass_their_png_checks() -> None:
+    check_png(mask_png(ALPHA, (40, 30), 1), (40, 30), MASK_PNG)
+    check_png(depth_png(ALPHA, (40, 30), 1)[0], (40, 30), DEPTH_PNG)
+    check_png(cutout_png(np.zeros((30, 40, 3), np.uint8), ALPHA, 1), (40, 30), CUTOUT_PNG)
+
+
+@pytest.mark.parametrize("body, size, kind, message", [
+    (mask_png(ALPHA, (40, 30), 1), (41, 30), MASK_PNG, "expected 41x30"),
+    (mask_png(ALPHA, (40, 30), 1), (40, 30), CUTOUT_PNG, "expected 8-bit RGBA"),
+    (mask_png(ALPHA, (40, 30), 1)[:-5], (40, 30), MASK_PNG, "truncated"),
+    (b'{"error": "nope"}', (40, 30), MASK_PNG, "not a PNG"),
+])
+def test_wrong_pngs_are_refused(body: bytes, size, kind, message: str) -> None:
+    with pytest.raises(BadResponse, match=message):
+        check_png(body, size, kind)
+
+
+def response(body: bytes, status: int = 200, **headers: str) -> SimpleNamespace:
+    base = {"Content-Type": "image/png", "X-Credits-Charged": "2"}
+    return SimpleNamespace(status_code=status, headers={**base, **headers}, content=body, text=body.decode("latin-1"))
+
+
+def test_response_check_needs_credits_and_a_depth_range() -> None:
+    png, near, far = depth_png(ALPHA, (40, 30), 1)
+    depth = OPERATIONS["depth"]
+    check_response(depth, response(png, **{"X-Depth-Near": "0.5", "X-Depth-Far": "3.0"}), (40, 30))
+    with pytest.raises(BadResponse, match="X-Depth-Near"):
+        check_response(depth, response(png), (40, 30))
+    with pytest.raises(BadResponse, match="X-Credits-Charged"):
+        check_response(OPERATIONS["mask_fast"], response(mask_png(ALPHA, (40, 30), 1), **{"X-Credits-Charged": "0"}),
+                       (40, 30))
+    with pytest.raises(BadResponse, match="HTTP 503"):
+        check_response(depth, response(b'{"error": {}}', status=503), (40, 30))
+
+
+def test_every_window_of_the_deck_covers_every_operation() -> None:
+    deck = operation_deck(random.Random(7))
+    cycle = deck * 3
+    for start in range(len(deck)):
+        assert set(cycle[start:start + len(deck)]) == set(OPERATION_WEIGHTS)
+    assert sorted(deck) == sorted(name for name, w in OPERATION_WEIGHTS.items() for _ in range(w))
+    assert request_path(OPERATIONS["mask_fast"], 1024) == "/v1/mask?model=fast&max_side=1024"
+    assert request_path(OPERATIONS["depth"], 1024) == "/v1/depth?max_side=1024"
+
+
+def test_unknown_operation_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="choose from depth, mask_fast"):
+        check_operations(["mask"])
+
+
+class FakeTarget:
+    """Answers after ``delay_s``; every ``fail_every``-th request fails."""
+
+    def __init__(self, delay_s: float, fail_every: int = 0) -> None:
+        self.delay_s, self.fail_every, self.sent, self.workers = delay_s, fail_every, 0, 0
+
+    async def open(self, workers: int) -> None:
+        self.workers = workers
+
+    async def send(self, worker: int) -> None:
+        self.sent += 1
+        await asyncio.sleep(self.delay_s)
+        if self.fail_every and self.sent % self.fail_every == 0:
+            raise BadResponse("wrong body")
+
+    async def close(self) -> None:
+        self.workers = -1
+
+
+def test_closed_loop_throughput_follows_concurrency_over_latency() -> None:
+    target = FakeTarget(0.02)
+    result = asyncio.run(run_closed_loop(target, concurrency=4, duration_s=0.5, warmup_s=0.1))
+    assert target.workers == -1  # closed
+    assert result.throughput == pytest.approx(4 / 0.02, rel=0.25)
+    assert min(result.latencies_s) >= 0.02 and result.errors == 0
+
+
+def test_closed_loop_counts_failures_apart_from_throughput() -> None:
+    result = asyncio.run(run_closed_loop(FakeTarget(0.01, fail_every=2), concurrency=1, duration_s=0.4, warmup_s=0.0))
+    assert result.errors > 0 and result.first_error == "BadResponse: wrong body"
+    assert result.throughput == pytest.approx(len(result.latencies_s) / 0.4)
+    assert abs(result.errors - len(result.latencies_s)) <= 2
+
+
+def test_slow_requests_stretch_the_window_to_several_rounds() -> None:
+    result = asyncio.run(run_closed_loop(FakeTarget(0.2), concurrency=2, duration_s=0.1, warmup_s=0.0, min_rounds=3))
+    assert result.window_s == pytest.approx(0.6, abs=0.05)
+    assert 4 <= len(result.latencies_s) <= 6  # about 3 rounds of 2 workers, not the 0 or 1 a 0.1 s window gives
+
+
+def test_closed_loop_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="concurrency >= 1"):
+        asyncio.run(run_closed_loop(FakeTarget(0.0), concurrency=0, duration_s=1, warmup_s=0))
+
+
+def test_process_monitor_measures_cpu_and_peak_memory_of_a_process_tree() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from load_tests.process_monitor import ProcessMonitor
+
+    busy = "import time\nx = b\"x\" * (80 << 20)\nend = time.time() + 0.6\nwhile time.time() < end: pass\n"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {busy!r}])"])
+    try:
+        with ProcessMonitor(interval_s=0.05) as monitor:
+            time.sleep(0.15)  # the child has started
+            monitor.watch("tree", parent.pid, with_children=True)
+            with monitor.phase() as phase:
+                time.sleep(0.5)
+    finally:
+        parent.wait()
+    assert phase.cores("tree") > 0.5  # the child spins one core; the parent only waits
+    assert phase.peak_rss_mib["tree"] > 80
