@@ -45,7 +45,7 @@ test: models helm-tools $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
 	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
 
 ## Side by side in one run: models alone, Triton direct, gateway, naive baseline, preprocessing, cold start
-## (about 11 minutes on 2 cores; writes load_tests/results/bench.md, bench.json and plots).
+## (about 10 minutes on 2 cores; writes load_tests/results/bench.md, bench.json and plots).
 bench: models
 	$(PY) -m load_tests.bench
 

@@ -9,13 +9,15 @@ In one run on this machine it measures
 plus cold start (``make run`` to ready, first request after ready), and writes
 ``bench.md``, ``bench.json`` and PNG plots into ``load_tests/results/``.
 It starts Triton, the gateway and the baseline itself on free ports and stops them.
-``--quick`` is a smoke run (about 2 minutes) that writes into ``build/bench-quick/``.
+``--quick`` is a smoke run (about a minute) that writes into ``build/bench-quick/``;
+``--from-json load_tests/results/bench.json`` rewrites the report and plots without measuring.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import sys
@@ -113,6 +115,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-cold-start", action="store_true", help="skip the make run cold-start measurement")
     parser.add_argument("--no-perf-analyzer", action="store_true", help="skip the perf_analyzer rows")
     parser.add_argument("--out", type=Path, help="results folder (default load_tests/results; --quick: build/bench-quick)")
+    parser.add_argument("--from-json", type=Path, metavar="BENCH_JSON",
+                        help="measure nothing: rewrite bench.md and the plots from a saved bench.json")
     args = parser.parse_args(argv)
     quick = args.quick
     args.operations = args.operations or check_operations(["mask_fast"] if quick else ["mask_fast", "depth", "mask_quality"])
@@ -278,8 +282,23 @@ def run_bench(args: argparse.Namespace, command: str) -> BenchResult:
     return result
 
 
+def rewrite_reports(saved: Path, out: Path) -> int:
+    try:
+        result = BenchResult.from_json(json.loads(saved.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {saved} is not a bench.json written by this version ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 2
+    md, _ = write_results(result, out)
+    write_plots(result, out)
+    print(md.read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        return rewrite_reports(args.from_json, args.out)
     missing = [m for m in load_catalog() if not (MODEL_REPOSITORY / m / "1" / "model.onnx").exists()]
     if missing:
         print(f"error: models not built: {missing}; run `make models` first", file=sys.stderr)

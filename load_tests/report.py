@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from converters.triton_config import TargetTuning
 from load_tests.model_limit import BATCH_SIZES
 from load_tests.operations import OPERATIONS
 from load_tests.results import (GATEWAY, NAIVE, TARGET_LABELS, TRITON, BenchResult, Scenario,
@@ -12,6 +13,7 @@ from load_tests.results import (GATEWAY, NAIVE, TARGET_LABELS, TRITON, BenchResu
 from load_tests.stats import median_of
 
 PROCESSES = ("triton", "gateway", "naive", "load generator")
+TUNING_FIELDS = tuple(TargetTuning.__dataclass_fields__)
 
 
 def _num(value: float | None, digits: int = 0, suffix: str = "") -> str:
@@ -112,7 +114,8 @@ def _usage(result: BenchResult) -> list[str]:
              "| scenario | loaded target | " + " | ".join(PROCESSES) + " | other |",
              "|---|---|" + "---|" * (len(PROCESSES) + 1)]
     for scenario in result.scenarios:
-        for target, usage in scenario.usage.items():
+        for target in (t for t in TARGET_LABELS if t in scenario.usage):
+            usage = scenario.usage[target]
             cells = [_num(usage.cores.get(p), 2) + (f" ({usage.cpu_ms_per_request[p]:.1f} ms)"
                                                       if usage.cores.get(p, 0) >= 0.01 and p in usage.cpu_ms_per_request
                                                       else "") for p in PROCESSES]
@@ -121,8 +124,8 @@ def _usage(result: BenchResult) -> list[str]:
     lines += ["", "Peak RSS while the targets were loaded (MiB; a process tree's RSS is summed, so pages shared by Triton's "
               "stub processes are counted once per process):",
               "", "| process | peak RSS MiB |", "|---|---|"]
-    for name, mib in result.peak_rss_mib.items():
-        lines.append(f"| {name} | {mib:.0f} |")
+    for name in (p for p in PROCESSES if p in result.peak_rss_mib):
+        lines.append(f"| {name} | {result.peak_rss_mib[name]:.0f} |")
     return lines + [""]
 
 
@@ -154,6 +157,7 @@ def _cold_start(result: BenchResult) -> list[str]:
 
 def markdown(result: BenchResult) -> str:
     settings = result.settings
+    tuning = {name: result.tuning[name] for name in TUNING_FIELDS if name in result.tuning}
     lines = [
         "# Benchmark: serving overhead against the models' own limit", "",
         f"Command: `{result.command}`, started {result.started_at}.", "",
@@ -163,7 +167,7 @@ def markdown(result: BenchResult) -> str:
         f"Settings: photo {settings['photo']} JPEG; concurrency {settings['concurrency']}; {settings['repeats']} run(s) "
         f"per point, each a warm-up (>= {settings['warmup_s']} s and one answer per worker) then a window of "
         f"{settings['duration_s']} s or 4 rounds of requests, whichever is longer; Triton CPU tuning "
-        f"`{result.tuning}`.", "",
+        f"`{tuning}`.", "",
         *_targets(result), *_model_limits(result),
     ]
     extra = [s for s in result.scenarios if s.photo != settings["photo"]]
@@ -178,5 +182,5 @@ def write_results(result: BenchResult, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "bench.md", out / "bench.json"
     md.write_text(markdown(result))
-    js.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True) + "\n")
+    js.write_text(json.dumps(result.to_json(), indent=1) + "\n")
     return md, js

@@ -98,6 +98,20 @@ class BenchResult:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict) -> BenchResult:
+        """The inverse of ``to_json``: a saved ``bench.json`` back to a result that reports can be rewritten from."""
+        scenarios = [Scenario(s["operation"], s["photo"], s["repeats"], [Point(**p) for p in s["points"]],
+                              {target: Usage(**u) for target, u in s["usage"].items()}) for s in data["scenarios"]]
+        cold = data.get("cold_start")
+        return cls(
+            machine=data["machine"], started_at=data["started_at"], command=data["command"],
+            settings=data["settings"], tuning=data["tuning"],
+            model_limits=[LimitPoint(**p) for p in data["model_limits"]], scenarios=scenarios,
+            decoding=[DecodeTiming(**d) for d in data["decoding"]], cold_start=ColdStart(**cold) if cold else None,
+            peak_rss_mib=data["peak_rss_mib"], other_load_cores=data["other_load_cores"],
+        )
+
 
 def median_throughput(values: list[float]) -> float:
     return median_of(values) if values else 0.0
@@ -176,7 +190,7 @@ def first_request_factors(cold: ColdStart | None) -> dict[str, float]:
     if cold is None:
         return {}
     return {op: median_of(cold.first_ms[op]) / median_of(cold.steady_ms[op])
-            for op in cold.first_ms if cold.steady_ms.get(op)}
+            for op in cold.first_ms if cold.first_ms[op] and cold.steady_ms.get(op)}
 
 
 def _ms(value: float | None) -> str:

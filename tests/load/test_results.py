@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from load_tests import bench
 from load_tests.cold_start import ColdStart
 from load_tests.model_limit import LimitPoint, best
 from load_tests.plots import write_plots
@@ -114,6 +115,16 @@ def test_writers_produce_tables_json_and_plots(tmp_path: Path) -> None:
     for plot in plots:
         assert plot.read_bytes().startswith(PNG_SIGNATURE) and plot.stat().st_size > 10_000
     assert "![mask_fast](bench-mask_fast-1MP.png)" in text
+
+
+def test_a_saved_bench_json_rewrites_the_same_report(tmp_path: Path) -> None:
+    result = sample_result()
+    md, js = write_results(result, tmp_path / "first")
+    again = BenchResult.from_json(json.loads(js.read_text()))
+    assert write_results(again, tmp_path / "second")[0].read_text() == md.read_text()
+    assert bench.main(["--from-json", str(js), "--out", str(tmp_path / "third")]) == 0
+    assert (tmp_path / "third" / "bench-mask_fast-1MP.png").exists()
+    assert bench.main(["--from-json", str(tmp_path / "missing.json")]) == 2
 
 
 def test_other_photo_sizes_get_one_compact_row(tmp_path: Path) -> None:
