@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from converters.catalog import load_catalog
+from load_tests.arguments import positive_float, positive_int
 from converters.triton_config import TUNING
 from imaging.geometry import output_size
 from load_tests import model_limit, perf_analyzer
@@ -76,26 +77,6 @@ def _concurrencies(values: list[str]) -> list[int]:
     return numbers
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return number
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m load_tests.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,8 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "none with --quick)")
     parser.add_argument("--concurrency", type=_csv(_concurrencies),
                         help="default 1,2,4,8 (1,2,4 for U2-Netp operations; --quick: 1,4)")
-    parser.add_argument("--repeats", type=_positive_int, help="runs per point, median taken (default 3; --quick: 1)")
-    parser.add_argument("--duration", type=_positive_float,
+    parser.add_argument("--repeats", type=positive_int, help="runs per point, median taken (default 3; --quick: 1)")
+    parser.add_argument("--duration", type=positive_float,
                         help="seconds measured per run, at least (default 2; --quick: 1.5)")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of load before each measured window")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the make run cold-start measurement")

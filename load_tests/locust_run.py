@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from load_tests.arguments import positive_int
 from load_tests.photos import SIZES, check_sizes
 from load_tests.slo import evaluate, load_slo, read_locust_stats
 
@@ -45,16 +46,6 @@ def _run_time(value: str) -> str:
     if not value or not RUN_TIME.match(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 30s, 2m or 1h30m")
     return value
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return number
 
 
 def _sizes(value: str) -> str:
@@ -106,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="run locust headless, then check the SLO")
     run_parser.add_argument("--host", default=f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}",
                             help="gateway base URL (default: the one `make run` starts)")
-    run_parser.add_argument("--users", type=_positive, default=8, help="concurrent simulated users")
-    run_parser.add_argument("--spawn-rate", type=_positive, default=8, help="users started per second")
+    run_parser.add_argument("--users", type=positive_int, default=8, help="concurrent simulated users")
+    run_parser.add_argument("--spawn-rate", type=positive_int, default=8, help="users started per second")
     run_parser.add_argument("--run-time", type=_run_time, default="60s", help="e.g. 30s, 5m")
     run_parser.add_argument("--photo-sizes", type=_sizes, default=",".join(SIZES),
                             help=f"comma-separated subset of {', '.join(SIZES)}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,16 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack.gateway import start_gateway, stop_process, wait_until_ok
+from stack.ports import free_port
 from stack.triton import TritonPorts, TritonServer
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = REPO / "model_repository"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

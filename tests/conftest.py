@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,16 +17,11 @@ from sqlalchemy.orm import sessionmaker
 from gateway.db import make_engine, session_factory
 from gateway.migrate import upgrade
 from converters.catalog import load_catalog
+from stack.ports import free_port
 from stack.triton import TritonPorts, TritonServer
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = REPO / "model_repository"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int = 90, exif: Image.Exif | None = None) -> bytes:
