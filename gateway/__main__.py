@@ -27,8 +27,9 @@ def main() -> int:
     app = create_app(settings)
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, settings.host, registry=app.state.metrics.registry)
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, server_header=False,
-                timeout_graceful_shutdown=settings.shutdown_grace_s)
+    # uvloop and httptools: about 1 ms less CPU per request than asyncio's loop and h11 (load_tests/results/tuning.md).
+    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools", access_log=False,
+                server_header=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0
 
 

@@ -21,6 +21,7 @@ from gateway.ledger import PriceTable
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import ImageRouteGuard, SecurityHeaders
 from gateway.migrate import upgrade
+from gateway.principal_cache import PrincipalCache
 from gateway.rate_limit import make_rate_limiter
 from gateway.routes import health, images, usage
 from gateway.settings import GatewaySettings, get_settings
@@ -71,6 +72,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.state.rate_limiter = make_rate_limiter(settings.redis_url)
     app.state.prices = PriceTable(settings.price_base_credits, settings.price_per_megapixel_credits)
     app.state.tenant_slots = TenantSlots(settings.max_in_flight_per_tenant)
+    app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
     register_error_handlers(app)
     app.include_router(images.router)
     app.include_router(usage.router)

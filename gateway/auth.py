@@ -2,6 +2,7 @@
 
 Runs as a dependency, before the body is read, so a request without a valid
 key is refused with 401 at once. The key never appears in errors or logs.
+Verified keys are kept for a few seconds (``gateway.principal_cache``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from gateway.errors import Unauthorized
-from gateway.keys import Principal, authenticate
+from gateway.keys import Principal, authenticate, hash_key
 
 MAX_KEY_LENGTH = 256
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="imageserve"'}
@@ -48,7 +49,13 @@ async def require_principal(
                            code="missing_api_key", headers=WWW_AUTHENTICATE)
     principal = None
     if len(key) <= MAX_KEY_LENGTH:
-        principal = await run_in_threadpool(_authenticate, request.app.state.sessions, key)
+        cache = request.app.state.principal_cache
+        key_hash = hash_key(key)
+        principal = cache.get(key_hash)
+        if principal is None:
+            principal = await run_in_threadpool(_authenticate, request.app.state.sessions, key)
+            if principal is not None:
+                cache.put(key_hash, principal)
     if principal is None:
         metrics.rejections.labels("auth").inc()
         raise Unauthorized("the API key is unknown, revoked or expired; ask your administrator for a valid key",

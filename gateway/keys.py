@@ -48,6 +48,7 @@ class Principal:
     rate_per_s: float
     burst: int
     is_admin: bool
+    expires_at: datetime | None = None
 
 
 def hash_key(key: str) -> str:
@@ -116,7 +117,7 @@ def authenticate(session: Session, presented: str) -> Principal | None:
     if key.revoked_at is not None or (key.expires_at is not None and as_utc(key.expires_at) <= now):
         return None
     return Principal(tenant.id, tenant.name, key.key_id, tenant.allowed_operations(), tenant.rate_per_s,
-                     tenant.burst, tenant.is_admin)
+                     tenant.burst, tenant.is_admin, key.expires_at)
 
 
 def bootstrap(sessions: sessionmaker, key: str, credits: int, rate_per_s: float, burst: int) -> str:

@@ -25,6 +25,8 @@ class GatewaySettings(BaseSettings):
     upload_timeout_s: float = Field(10.0, gt=0, description="longest time to receive the whole body (408 after)")
     max_in_flight: int = Field(64, ge=1, description="image requests served at once by this process (503 beyond)")
     max_in_flight_per_tenant: int = Field(16, ge=1, description="image requests of one tenant at once (429 beyond)")
+    auth_cache_ttl_s: float = Field(5.0, ge=0, description="seconds a verified API key is trusted without a database "
+                                                          "read: a revoked key stops working within this time; 0 off")
     cors_origins: list[str] = Field([], description="origins allowed to call from a browser; empty turns CORS off")
     shutdown_grace_s: float = Field(20.0, ge=0, description="on SIGTERM, time left to requests in flight")
     database_url: str = Field("sqlite:///build/gateway.db",

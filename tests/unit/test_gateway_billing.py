@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from gateway import keys, ledger
 from gateway.app import create_app
 from gateway.db import utcnow
+from gateway.principal_cache import PrincipalCache
 from gateway.settings import GatewaySettings
 from tests.conftest import REDIS_URL, Database, free_port
 from tests.unit.app_client import ADMIN_KEY, JPEG, PHOTO, balance, make_client, metric, tenant_key
@@ -43,11 +44,16 @@ def test_missing_and_unknown_keys_get_401_before_the_body_is_read(client: TestCl
 
 def test_key_lifecycle_and_the_key_never_reaches_logs(client: TestClient, caplog, capfd) -> None:
     caplog.set_level(logging.DEBUG)
+    now = [0.0]
+    client.app.state.principal_cache = PrincipalCache(ttl_s=5, clock=lambda: now[0])
     tenant_id, key_id, key = tenant_key(client)
     for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
         response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, **headers})
         assert response.status_code == 200, response.text
     keys.revoke_key(client.app.state.sessions, key_id)
+    now[0] = 4.9  # the verification is still trusted: revocation takes effect within the cache's TTL
+    assert client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key}).status_code == 200
+    now[0] = 5.0
     response = client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key})
     assert response.status_code == 401 and key not in response.text
     expiring_id, expiring = keys.create_key(client.app.state.sessions, "acme", expires_at=utcnow() + timedelta(seconds=-1))
