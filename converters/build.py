@@ -11,7 +11,9 @@ from converters.catalog import ModelSource, load_catalog
 from converters.errors import ConversionError
 from converters.fetch import atomic_write, fetch_source
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
-from converters.triton_config import WARMUP_PHOTO_FILE, python_model_file, repository_configs, to_pbtxt
+from converters.triton_config import (
+    WARMUP_OUTPUT_SIZE, WARMUP_OUTPUT_SIZE_FILE, WARMUP_PHOTO_FILE, python_model_file, repository_configs, to_pbtxt,
+)
 
 WARMUP_PHOTO = Path(__file__).with_name("data") / "warmup_photo.jpg"
 # Bump when a conversion changes so that built models are redone.
@@ -70,6 +72,8 @@ def write_configs(repository: Path, sources: dict[str, ModelSource], target: str
         if name == "preprocess":  # its warm-up reads a real photo
             warmup = serialized_bytes_tensor(WARMUP_PHOTO.read_bytes())
             atomic_write(directory / "warmup" / WARMUP_PHOTO_FILE, warmup)
+        if name == "postprocess":  # its warm-up needs a real output size (int32 height, width)
+            atomic_write(directory / "warmup" / WARMUP_OUTPUT_SIZE_FILE, struct.pack("<2i", *WARMUP_OUTPUT_SIZE))
 
 
 def build_repository(repository: Path, target: str, with_weights: bool = True) -> list[str]:

@@ -13,7 +13,7 @@ Targets:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format, text_format
@@ -29,11 +29,23 @@ MODEL_MAX_BATCH = 8
 # and buys little (ONNX Runtime on CPU allocates per run).
 WARMUP_BATCH_SIZES = (1,)
 WARMUP_PHOTO_FILE = "photo_jpeg"
+# Postprocess warm-up: a small output (height, width) so each instance has made every kind of PNG once
+# before the first user request (the first request used to pay ~2x: load_tests/results/bench.md).
+WARMUP_OUTPUT_SIZE_FILE = "output_size"
+WARMUP_OUTPUT_SIZE = (48, 64)
 PYTHON_MODEL_CLASSES = {
     "preprocess": "triton_models.preprocess",
     "postprocess": "triton_models.postprocess",
     "onnx": "triton_models.onnx_step",
 }
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """Triton instances of one ONNX model step, and ONNX Runtime intra-op threads in each."""
+
+    instances: int
+    intra_op_threads: int
 
 
 @dataclass(frozen=True)
@@ -44,17 +56,25 @@ class TargetTuning:
     postprocess_instances: int
     model_instances: int
     intra_op_threads: int
+    intra_op_spinning: int  # ONNX Runtime's session.intra_op.allow_spinning (cpu target)
     batch_delay_us: int
     png_compress_level: int
+    # Models whose layout differs from model_instances x intra_op_threads.
+    model_layouts: dict[str, ModelLayout] = field(default_factory=dict)
+
+    def layout(self, model: str) -> ModelLayout:
+        return self.model_layouts.get(model, ModelLayout(self.model_instances, self.intra_op_threads))
 
 
 TUNING = {
     # 2 single-threaded ONNX Runtime instances per model: an idle intra-op pool spin-waits and takes
-    # the core that decoding and PNG encoding need (load_tests/results/tuning.md).
+    # the core that decoding and PNG encoding need. U2-Netp's one image is enough work for both cores:
+    # one instance with 2 non-spinning threads halves its p50 at low load (load_tests/results/tuning.md).
     "cpu": TargetTuning(preprocess_instances=2, postprocess_instances=2, model_instances=2,
-                        intra_op_threads=1, batch_delay_us=2000, png_compress_level=1),
+                        intra_op_threads=1, intra_op_spinning=0, batch_delay_us=2000, png_compress_level=1,
+                        model_layouts={"segmentation_quality": ModelLayout(instances=1, intra_op_threads=2)}),
     "gpu": TargetTuning(preprocess_instances=8, postprocess_instances=8, model_instances=1,
-                        intra_op_threads=0, batch_delay_us=1000, png_compress_level=1),
+                        intra_op_threads=0, intra_op_spinning=1, batch_delay_us=1000, png_compress_level=1),
 }
 
 
@@ -118,8 +138,20 @@ def preprocess_config(sources: dict[str, ModelSource], target: str) -> dict[str,
     }
 
 
-def postprocess_config(target: str) -> dict[str, Any]:
+def postprocess_config(sources: dict[str, ModelSource], target: str) -> dict[str, Any]:
     tuning = _check_target(target)
+    depth = [src for src in sources.values() if src.output == "depth"]
+    alpha = [src for src in sources.values() if src.output == "alpha"]
+    height, width = WARMUP_OUTPUT_SIZE
+    # One warm-up request asks for every output (Triton requests them all): depth, mask and cutout PNGs.
+    warmup_inputs: dict[str, Any] = {
+        "OUTPUT_SIZE": {"data_type": "TYPE_INT32", "dims": [2], "input_data_file": WARMUP_OUTPUT_SIZE_FILE},
+        "RGB": {"data_type": "TYPE_UINT8", "dims": [height, width, 3], "zero_data": True},
+    }
+    if depth:
+        warmup_inputs["DEPTH"] = {"data_type": "TYPE_FP32", "dims": [1, *depth[0].input_size], "random_data": True}
+    if alpha:
+        warmup_inputs["ALPHA"] = {"data_type": "TYPE_FP32", "dims": [1, *alpha[0].input_size], "random_data": True}
     return {
         "name": "postprocess",
         "backend": "python",
@@ -138,6 +170,7 @@ def postprocess_config(target: str) -> dict[str, Any]:
         ],
         "instance_group": [{"count": tuning.postprocess_instances, "kind": "KIND_CPU"}],
         "parameters": _params(png_compress_level=tuning.png_compress_level),
+        "model_warmup": [{"name": "every_output", "batch_size": 1, "inputs": warmup_inputs}],
     }
 
 
@@ -158,9 +191,11 @@ def model_config(source: ModelSource, target: str) -> dict[str, Any]:
         } for size in WARMUP_BATCH_SIZES],
     }
     if target == "cpu":
+        layout = tuning.layout(source.name)
         config["backend"] = "python"
-        config["instance_group"] = [{"count": tuning.model_instances, "kind": "KIND_CPU"}]
-        config["parameters"] = _params(intra_op_threads=tuning.intra_op_threads)
+        config["instance_group"] = [{"count": layout.instances, "kind": "KIND_CPU"}]
+        config["parameters"] = _params(intra_op_threads=layout.intra_op_threads,
+                                       intra_op_spinning=tuning.intra_op_spinning)
     else:
         config["platform"] = "onnxruntime_onnx"
         config["default_model_filename"] = "model.onnx"
@@ -247,7 +282,7 @@ def repository_configs(sources: dict[str, ModelSource], target: str) -> dict[str
     """Every model of the repository for ``target``, keyed by model name."""
     configs = {
         "preprocess": preprocess_config(sources, target),
-        "postprocess": postprocess_config(target),
+        "postprocess": postprocess_config(sources, target),
         **{name: model_config(src, target) for name, src in sources.items()},
         **{p.name: ensemble_config(p, sources) for p in products(sources)},
     }

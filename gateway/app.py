@@ -46,6 +46,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
                 settings.bootstrap_rate_per_s, settings.bootstrap_burst,
             )
             log.info("bootstrap API key ready (key id %s, tenant %s)", key_id, keys.BOOTSTRAP_TENANT)
+        await run_in_threadpool(ledger.warm_up, sessions)
         app.state.triton = TritonClient(settings.triton_grpc_url)
         sweeper = asyncio.create_task(_sweep_forever(sessions, metrics))
         try:

@@ -53,30 +53,35 @@ class Variant:
     prediction: str
     overrides: dict[str, int] = field(default_factory=dict)
     preferred_batch_sizes: tuple[int, ...] = ()
-    # ONNX Runtime session config entries for the model steps: a change to triton_models/onnx_step.py,
-    # tried here through a wrapper model.py before anyone edits that module.
-    session_config: dict[str, str] = field(default_factory=dict)
 
     def tuning(self, base: TargetTuning) -> TargetTuning:
-        return replace(base, **self.overrides)
+        overrides: dict[str, Any] = dict(self.overrides)
+        if {"model_instances", "intra_op_threads"} & overrides.keys():
+            overrides["model_layouts"] = {}  # a variant's instances and threads hold for every model
+        return replace(base, **overrides)
 
 
-NO_SPIN = {"session.intra_op.allow_spinning": "0"}
-# Relative to the committed TUNING["cpu"] (2 instances x 1 ONNX Runtime thread per model since this tuning;
-# load_tests/results/tuning.md has the history, including the runs against the previous 1 x 2 threads).
+# Relative to the committed TUNING["cpu"] (2 instances x 1 ONNX Runtime thread per model, U2-Netp 1 x 2
+# non-spinning; load_tests/results/tuning.md has the history, including the runs against the previous 1 x 2).
 VARIANTS = {v.name: v for v in (
     Variant("baseline", "TUNING['cpu'] as committed", "reference"),
     Variant("previous_threads", "model_instances 2 -> 1, intra_op_threads 1 -> 2 (the configuration before tuning)",
             "mask fast and depth -20-30% throughput at concurrency 4 (the idle 2-thread pool spin-waits on the core "
             "decode and PNG encode need); U2-Netp p50 at concurrency 1 about 40% lower (2 threads on one image)",
-            {"model_instances": 1, "intra_op_threads": 2}),
-    Variant("two_threads_no_spin", "intra_op_threads 1 -> 2 with spin-waiting off (session.intra_op.allow_spinning=0; "
-            "needs a change in triton_models/onnx_step.py)",
+            {"model_instances": 1, "intra_op_threads": 2, "intra_op_spinning": 1}),
+    Variant("two_threads_no_spin", "intra_op_threads 1 -> 2, spin-waiting off (session.intra_op.allow_spinning=0)",
             "the throughput of the baseline and the concurrency-1 latency of the previous configuration for U2-Netp",
-            {"intra_op_threads": 2}, session_config=NO_SPIN),
+            {"intra_op_threads": 2, "intra_op_spinning": 0}),
+    Variant("one_instance_two_threads_no_spin",
+            "model_instances 2 -> 1, intra_op_threads 1 -> 2, spin-waiting off (for U2-Netp, whose one image fills "
+            "2 cores)",
+            "U2-Netp: the concurrency-1 p50 of 2 threads (~300 ms) without two_threads_no_spin's loss at concurrency 2 "
+            "(no oversubscription: 2 threads on 2 cores); mask fast and depth lose at concurrency >= 2 (one instance "
+            "cannot overlap its ONNX run with the other requests' decode)",
+            {"model_instances": 1, "intra_op_threads": 2, "intra_op_spinning": 0}),
     Variant("two_threads_spinning", "intra_op_threads 1 -> 2 (4 spinning threads on 2 cores)",
             "-15-20% throughput at concurrency 4 for every model: the pools of both instances spin",
-            {"intra_op_threads": 2}),
+            {"intra_op_threads": 2, "intra_op_spinning": 1}),
     Variant("no_batch_delay", "batch_delay_us 2000 -> 0",
             "p50 at concurrency 1 about 2 ms lower (the batcher no longer waits for a second request); "
             "throughput unchanged: on CPU a batch is not cheaper per image (see bench a.)",
@@ -105,57 +110,19 @@ def variant_configs(variant: Variant) -> dict[str, dict[str, Any]]:
     configs["postprocess"]["instance_group"][0]["count"] = tuning.postprocess_instances
     configs["postprocess"]["parameters"]["png_compress_level"]["string_value"] = str(tuning.png_compress_level)
     for name in sources:
-        configs[name]["instance_group"][0]["count"] = tuning.model_instances
-        configs[name]["parameters"]["intra_op_threads"]["string_value"] = str(tuning.intra_op_threads)
+        layout = tuning.layout(name)
+        configs[name]["instance_group"][0]["count"] = layout.instances
+        configs[name]["parameters"]["intra_op_threads"]["string_value"] = str(layout.intra_op_threads)
+        configs[name]["parameters"]["intra_op_spinning"]["string_value"] = str(tuning.intra_op_spinning)
         configs[name]["dynamic_batching"]["max_queue_delay_microseconds"] = tuning.batch_delay_us
         if variant.preferred_batch_sizes:
             configs[name]["dynamic_batching"]["preferred_batch_size"] = list(variant.preferred_batch_sizes)
     return configs
 
 
-SESSION_CONFIG_MODEL_PY = '''"""Tuning experiment: triton_models.onnx_step with ONNX Runtime session config entries."""
-
-import onnxruntime as _ort
-
-from triton_models import onnx_step as _step
-
-ENTRIES = {entries!r}
-
-
-class _OnnxRuntime:
-    """onnxruntime, except that SessionOptions() comes with ENTRIES set."""
-
-    def __getattr__(self, name):
-        return getattr(_ort, name)
-
-    @staticmethod
-    def SessionOptions():
-        options = _ort.SessionOptions()
-        for key, value in ENTRIES.items():
-            options.add_session_config_entry(key, value)
-        return options
-
-
-_step.ort = _OnnxRuntime()
-TritonPythonModel = _step.TritonPythonModel
-'''
-
-
-def _link_version(variant: Variant, source: Path, target: Path, is_onnx_step: bool) -> None:
-    """``target/1``: a link to the source version folder, or (session config variants) the model file
-    linked beside a wrapper ``model.py``."""
-    if not (is_onnx_step and variant.session_config):
-        (target / "1").symlink_to((source / "1").resolve())
-        return
-    (target / "1").mkdir()
-    (target / "1" / "model.onnx").symlink_to((source / "1" / "model.onnx").resolve())
-    (target / "1" / "model.py").write_text(SESSION_CONFIG_MODEL_PY.format(entries=variant.session_config))
-
-
 @contextmanager
 def variant_repository(variant: Variant, source: Path = MODEL_REPOSITORY) -> Iterator[Path]:
     """A temporary model repository: the variant's configs, everything else linked to ``source``."""
-    steps = set(load_catalog())
     with tempfile.TemporaryDirectory(prefix=f"imageserve-tuning-{variant.name}-") as tmp:
         root = Path(tmp)
         for name, config in variant_configs(variant).items():
@@ -165,7 +132,7 @@ def variant_repository(variant: Variant, source: Path = MODEL_REPOSITORY) -> Ite
                 if item.name not in ("config.pbtxt", "1"):
                     (root / name / item.name).symlink_to(item.resolve())
             if (source / name / "1").exists():
-                _link_version(variant, source / name, root / name, name in steps)
+                (root / name / "1").symlink_to((source / name / "1").resolve())
             else:
                 (root / name / "1").mkdir()  # ensembles: an empty version folder
         yield root

@@ -27,6 +27,9 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = parameters.int("intra_op_threads")
         options.inter_op_num_threads = 1
+        # Off: between runs, an intra-op pool that spin-waits holds the cores that decoding and PNG
+        # encoding need (load_tests/results/tuning.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(parameters.int("intra_op_spinning")))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"

@@ -37,15 +37,12 @@ def test_variant_repository_writes_configs_and_links_the_models() -> None:
     assert not root.exists()
 
 
-def test_session_config_variants_wrap_the_onnx_step_and_keep_the_model_file() -> None:
-    with variant_repository(VARIANTS["two_threads_no_spin"]) as root:
-        wrapper = (root / "segmentation_fast" / "1" / "model.py").read_text()
-        assert "from triton_models import onnx_step" in wrapper
-        assert "{'session.intra_op.allow_spinning': '0'}" in wrapper
-        compile(wrapper, "model.py", "exec")
-        assert (root / "segmentation_fast" / "1" / "model.onnx").resolve() == \
-            (MODEL_REPOSITORY / "segmentation_fast" / "1" / "model.onnx").resolve()
-        assert (root / "preprocess" / "1").resolve() == (MODEL_REPOSITORY / "preprocess" / "1").resolve()
+def test_spinning_variants_set_the_onnx_step_parameter() -> None:
+    configs = variant_configs(VARIANTS["two_threads_no_spin"])
+    parameters = configs["segmentation_fast"]["parameters"]
+    assert (parameters["intra_op_threads"]["string_value"], parameters["intra_op_spinning"]["string_value"]) == ("2", "0")
+    assert variant_configs(VARIANTS["two_threads_spinning"])["depth"]["parameters"]["intra_op_spinning"] == \
+        {"string_value": "1"}
 
 
 @pytest.mark.parametrize("main, argv, message", [

@@ -154,3 +154,10 @@ def test_idempotency_key_is_billed_once_and_refuses_a_different_request(sessions
     other = create_tenant(sessions, "other", credits=10)  # keys are per tenant
     assert ledger.first_charge(sessions, other.id, claim) is None
     assert ledger.ledger_total(sessions, tenant.id) == 3
+
+
+def test_warm_up_changes_nothing(sessions) -> None:  # noqa: ANN001
+    tenant = create_tenant(sessions, "acme", credits=10)
+    ledger.warm_up(sessions)
+    books = ledger.audit(sessions, tenant.id)
+    assert (books.balance, books.charged, books.reserved) == (10, 0, 0) and books.balanced

@@ -1,3 +1,4 @@
+import struct
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,23 @@ def test_model_steps_batch_dynamically() -> None:
             config = model_config(source, target)
             assert config["max_batch_size"] > 1
             assert "dynamic_batching" in config
+
+
+def test_cpu_layouts_follow_the_tuning_with_u2netp_as_the_exception() -> None:
+    configs = repository_configs(load_catalog(), "cpu")
+    layouts = {name: (configs[name]["instance_group"][0]["count"],
+                      configs[name]["parameters"]["intra_op_threads"]["string_value"],
+                      configs[name]["parameters"]["intra_op_spinning"]["string_value"])
+               for name in load_catalog()}
+    assert layouts == {"depth": (2, "1", "0"), "segmentation_fast": (2, "1", "0"), "segmentation_quality": (1, "2", "0")}
+
+
+def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:
+    warmup = repository_configs(load_catalog(), "cpu")["postprocess"]["model_warmup"][0]["inputs"]
+    assert set(warmup) == {"OUTPUT_SIZE", "DEPTH", "ALPHA", "RGB"}
+    write_configs(tmp_path, load_catalog(), "cpu")
+    height, width = struct.unpack("<2i", (tmp_path / "postprocess" / "warmup" / "output_size").read_bytes())
+    assert warmup["RGB"]["dims"] == [height, width, 3]  # the cutout needs RGB at the output size
 
 
 def test_gpu_target_uses_onnxruntime_with_tensorrt_fp16() -> None:
