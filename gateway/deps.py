@@ -1,4 +1,4 @@
-"""Typed dependencies shared by the routes."""
+"""Typed dependencies shared by the routes (async: FastAPI runs plain ``def`` dependencies in its threadpool)."""
 
 from __future__ import annotations
 
@@ -15,23 +15,23 @@ from gateway.settings import GatewaySettings
 from gateway.triton_client import TritonClient
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 
-def _metrics(request: Request) -> GatewayMetrics:
+async def _metrics(request: Request) -> GatewayMetrics:
     return request.app.state.metrics
 
 
-def _triton(request: Request) -> TritonClient:
+async def _triton(request: Request) -> TritonClient:
     return request.app.state.triton
 
 
-def _sessions(request: Request) -> sessionmaker:
+async def _sessions(request: Request) -> sessionmaker:
     return request.app.state.sessions
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     return request.app.state.rate_limiter
 
 

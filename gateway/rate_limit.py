@@ -31,6 +31,8 @@ class Decision:
 
 
 class RateLimiter(Protocol):
+    blocking: bool  # take() waits on I/O: call it from a worker thread
+
     def take(self, key_id: str, rate: float, burst: int) -> Decision: ...
 
 
@@ -44,6 +46,8 @@ def _decision(allowed: bool, tokens: float, rate: float, burst: int) -> Decision
 
 class InProcessRateLimiter:
     """Buckets in this process's memory (one gateway replica)."""
+
+    blocking = False
 
     def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001
         self._clock = clock
@@ -83,6 +87,8 @@ return {allowed, tostring(tokens)}
 
 class RedisRateLimiter:
     """Buckets in Redis, updated atomically by one Lua script (several gateway replicas)."""
+
+    blocking = True
 
     def __init__(self, url: str, prefix: str = "gateway:ratelimit:") -> None:
         import redis  # only needed when GATEWAY_REDIS_URL is set

@@ -12,20 +12,24 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from gateway import ledger
-from gateway.deps import MetricsDep, PrincipalDep, RateLimiterDep, SessionsDep, SettingsDep, TritonDep
+from gateway.deps import PrincipalDep
 from gateway.errors import (
     ApiError, BadRequest, ClientClosedRequest, Conflict, ErrorBody, Forbidden, PaymentRequired, TooManyRequests,
     UpstreamTimeout,
 )
 from gateway.image_check import MEDIA_TYPES, inspect_image
 from gateway.keys import Principal
+from gateway.metrics import GatewayMetrics
 from gateway.rate_limit import Decision, RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.triton_client import TritonClient
 from gateway.upload import read_upload
 
 log = logging.getLogger(__name__)
@@ -142,14 +146,35 @@ MaxSide = Annotated[int, Query(ge=0, description="Longest side of the output in 
 Model = Annotated[SegmentationModel, Query(description="Segmentation model: fast (MediaPipe) or quality (U2-Netp)")]
 
 
-async def _serve(
-    request: Request, principal: Principal, operation: Operation, model: str, max_side: int,
-    settings: SettingsDep, metrics: MetricsDep, triton: TritonDep, sessions: SessionsDep, limiter: RateLimiterDep,
-) -> Response:
+@dataclass(frozen=True)
+class ImageCall:
+    """What an image route needs besides its query parameters: the request, its caller, the app's services."""
+
+    request: Request
+    principal: Principal
+    settings: GatewaySettings
+    metrics: GatewayMetrics
+    triton: TritonClient
+    sessions: sessionmaker
+    limiter: RateLimiter
+
+
+async def _image_call(request: Request, principal: PrincipalDep) -> ImageCall:  # async: no threadpool hop
+    state = request.app.state
+    return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.sessions,
+                     state.rate_limiter)
+
+
+ImageCallDep = Annotated[ImageCall, Depends(_image_call)]
+
+
+async def _serve(call: ImageCall, operation: Operation, model: str, max_side: int) -> Response:
     """Limits, header checks, credit reservation, inference, then commit (or release on any failure).
 
     Counting, timing and the process-wide load shedding are done by ``middleware.ImageRouteGuard``.
     """
+    request, principal, settings, metrics = call.request, call.principal, call.settings, call.metrics
+    triton, sessions, limiter = call.triton, call.sessions, call.limiter
     started = time.perf_counter()
     deadline = started + settings.request_budget_s
     request_id = uuid.uuid4().hex
@@ -218,7 +243,7 @@ def _fingerprint(operation: Operation, model: str, max_side: int, data: bytes) -
     return digest.hexdigest()
 
 
-async def _first_charge(sessions: SessionsDep, tenant_id: int,
+async def _first_charge(sessions: sessionmaker, tenant_id: int,
                         claim: ledger.IdempotencyClaim | None) -> ledger.FirstCharge | None:
     if claim is None:
         return None
@@ -229,7 +254,7 @@ async def _first_charge(sessions: SessionsDep, tenant_id: int,
                        "use a new key for each new request", code="idempotency_key_reused") from None
 
 
-async def _reserve(request: Request, sessions: SessionsDep, principal: Principal, operation: Operation,
+async def _reserve(request: Request, sessions: sessionmaker, principal: Principal, operation: Operation,
                    megapixels: float, request_id: str, budget_s: float) -> ledger.Reservation:
     cost = request.app.state.prices.cost(operation.name, megapixels)
     hold = timedelta(seconds=budget_s) + RESERVATION_MARGIN
@@ -243,8 +268,8 @@ async def _reserve(request: Request, sessions: SessionsDep, principal: Principal
                               "wait for next month or ask for a larger quota", code="monthly_quota_exceeded") from None
 
 
-async def _infer(request: Request, triton: TritonDep, operation: Operation, model: str, max_side: int, data: bytes,
-                 deadline: float, metrics: MetricsDep) -> tuple[dict, float]:
+async def _infer(request: Request, triton: TritonClient, operation: Operation, model: str, max_side: int, data: bytes,
+                 deadline: float, metrics: GatewayMetrics) -> tuple[dict, float]:
     """The Triton call within what is left of the request budget, cancelled if the client goes away."""
     left_s = deadline - time.perf_counter()
     if left_s <= 0:
@@ -274,9 +299,9 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _settle(sessions: SessionsDep, principal: Principal, reservation: ledger.Reservation | None,
+async def _settle(sessions: sessionmaker, principal: Principal, reservation: ledger.Reservation | None,
                   charge: ledger.Charge, claim: ledger.IdempotencyClaim | None, first: ledger.FirstCharge | None,
-                  metrics: MetricsDep) -> dict[str, str]:
+                  metrics: GatewayMetrics) -> dict[str, str]:
     """Bill the reservation and return the billing headers of the response.
 
     Not billed (the reservation is released) when an earlier request with the same Idempotency-Key was
@@ -302,13 +327,15 @@ async def _settle(sessions: SessionsDep, principal: Principal, reservation: ledg
 
 async def _take_token(limiter: RateLimiter, principal: Principal) -> Decision:
     try:
+        if not limiter.blocking:  # in-process buckets: a dict and a lock, cheaper than a thread hop
+            return limiter.take(principal.key_id, principal.rate_per_s, principal.burst)
         return await run_in_threadpool(limiter.take, principal.key_id, principal.rate_per_s, principal.burst)
     except Exception:  # a rate-limit store outage must not stop paid traffic: fail open, loudly
         log.exception("rate limiter unavailable; letting the request through")
         return Decision(True, principal.burst, principal.burst, 0, 0)
 
 
-async def _release(sessions: SessionsDep, reservation: ledger.Reservation, request_id: str) -> None:
+async def _release(sessions: sessionmaker, reservation: ledger.Reservation, request_id: str) -> None:
     # Shielded: runs even when the client went away and the request task is being cancelled.
     with anyio.CancelScope(shield=True):
         try:
@@ -320,24 +347,19 @@ async def _release(sessions: SessionsDep, reservation: ledger.Reservation, reque
 
 @router.post("/depth", response_class=Response, responses={**DEPTH_RESPONSE, **ERRORS}, openapi_extra=IMAGE_BODY,
              summary="Depth map as a 16-bit PNG (near = bright)")
-async def depth(principal: PrincipalDep, request: Request, settings: SettingsDep, metrics: MetricsDep,
-                triton: TritonDep, sessions: SessionsDep, limiter: RateLimiterDep, max_side: MaxSide = 0) -> Response:
+async def depth(call: ImageCallDep, max_side: MaxSide = 0) -> Response:
     """16-bit greyscale PNG, linear in depth: ``d = far - pixel / 65535 * (far - near)``,
     with ``near``/``far`` (metres, from the model) in the ``X-Depth-Near``/``X-Depth-Far`` headers."""
-    return await _serve(request, principal, DEPTH, "", max_side, settings, metrics, triton, sessions, limiter)
+    return await _serve(call, DEPTH, "", max_side)
 
 
 @router.post("/mask", response_class=Response, responses={**PNG_RESPONSE, **ERRORS}, openapi_extra=IMAGE_BODY,
              summary="Person alpha matte as an 8-bit PNG")
-async def mask(principal: PrincipalDep, request: Request, settings: SettingsDep, metrics: MetricsDep,
-               triton: TritonDep, sessions: SessionsDep, limiter: RateLimiterDep,
-               model: Model = "fast", max_side: MaxSide = 0) -> Response:
-    return await _serve(request, principal, MASK, model, max_side, settings, metrics, triton, sessions, limiter)
+async def mask(call: ImageCallDep, model: Model = "fast", max_side: MaxSide = 0) -> Response:
+    return await _serve(call, MASK, model, max_side)
 
 
 @router.post("/cutout", response_class=Response, responses={**PNG_RESPONSE, **ERRORS}, openapi_extra=IMAGE_BODY,
              summary="The person cut out as an RGBA PNG")
-async def cutout(principal: PrincipalDep, request: Request, settings: SettingsDep, metrics: MetricsDep,
-                 triton: TritonDep, sessions: SessionsDep, limiter: RateLimiterDep,
-                 model: Model = "fast", max_side: MaxSide = 0) -> Response:
-    return await _serve(request, principal, CUTOUT, model, max_side, settings, metrics, triton, sessions, limiter)
+async def cutout(call: ImageCallDep, model: Model = "fast", max_side: MaxSide = 0) -> Response:
+    return await _serve(call, CUTOUT, model, max_side)

@@ -159,6 +159,16 @@ def test_rate_limit_gives_429_with_headers_and_is_not_billed(database: Database,
         assert metric(client, 'gateway_rejections_total{reason="rate"}') == 2
 
 
+def test_an_unreachable_rate_limit_store_lets_paid_traffic_through(database: Database, caplog) -> None:
+    for client in make_client(database, redis_url=f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
+        tenant_id, _, key = tenant_key(client, credits=100, rate_per_s=0.01, burst=1)
+        statuses = [client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key}).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 200]  # fails open: a burst of 1 would otherwise give 429s
+        assert balance(client, tenant_id) == 94
+        assert "rate limiter unavailable" in caplog.text
+
+
 def test_bootstrap_is_idempotent(database: Database) -> None:
     for _ in range(2):
         for client in make_client(database):
