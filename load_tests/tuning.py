@@ -94,6 +94,11 @@ VARIANTS = {v.name: v for v in (
             "+5-10% for mask fast and depth at concurrency 4: Triton used 1.6 of 2 cores at saturation in bench "
             "(each stub idles while a request is handed over); a third instance fills those gaps",
             {"preprocess_instances": 3, "postprocess_instances": 3}),
+    Variant("four_pre_post", "preprocess_instances and postprocess_instances 2 -> 4",
+            "+10-20% for mask fast and depth at concurrency 8: at saturation Triton used 1.57 of 2 cores for mask "
+            "fast (bench.md) while spending less CPU per request than the naive baseline, which used 1.92; more "
+            "stub processes could fill the idle 0.4 core if the steps wait on each other's hand-overs",
+            {"preprocess_instances": 4, "postprocess_instances": 4}),
     Variant("single_pre_post", "preprocess_instances and postprocess_instances 2 -> 1",
             "throughput at concurrency >= 2 down 20-40% for mask fast and depth: decode and PNG encode are most "
             "of their CPU, and one instance each serialises them",
