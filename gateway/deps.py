@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,10 +14,6 @@ from gateway.metrics import GatewayMetrics
 from gateway.rate_limit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.triton_client import TritonClient
-
-
-async def _settings(request: Request) -> GatewaySettings:
-    return request.app.state.settings
 
 
 async def _metrics(request: Request) -> GatewayMetrics:
@@ -31,13 +28,29 @@ async def _sessions(request: Request) -> sessionmaker:
     return request.app.state.sessions
 
 
-async def _rate_limiter(request: Request) -> RateLimiter:
-    return request.app.state.rate_limiter
-
-
-SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 MetricsDep = Annotated[GatewayMetrics, Depends(_metrics)]
 TritonDep = Annotated[TritonClient, Depends(_triton)]
 SessionsDep = Annotated[sessionmaker, Depends(_sessions)]
-RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
+
+
+@dataclass(frozen=True)
+class ImageCall:
+    """What an image route needs besides its query parameters: the request, its caller, the app's services."""
+
+    request: Request
+    principal: Principal
+    settings: GatewaySettings
+    metrics: GatewayMetrics
+    triton: TritonClient
+    sessions: sessionmaker
+    limiter: RateLimiter
+
+
+async def _image_call(request: Request, principal: PrincipalDep) -> ImageCall:
+    state = request.app.state
+    return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.sessions,
+                     state.rate_limiter)
+
+
+ImageCallDep = Annotated[ImageCall, Depends(_image_call)]

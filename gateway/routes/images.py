@@ -12,14 +12,14 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from gateway import ledger
-from gateway.deps import PrincipalDep
+from gateway.deps import ImageCall, ImageCallDep
 from gateway.errors import (
     ApiError, BadRequest, ClientClosedRequest, Conflict, ErrorBody, Forbidden, PaymentRequired, TooManyRequests,
     UpstreamTimeout,
@@ -28,7 +28,6 @@ from gateway.image_check import MEDIA_TYPES, inspect_image
 from gateway.keys import Principal
 from gateway.metrics import GatewayMetrics
 from gateway.rate_limit import Decision, RateLimiter
-from gateway.settings import GatewaySettings
 from gateway.triton_client import TritonClient
 from gateway.upload import read_upload
 
@@ -144,28 +143,6 @@ DEPTH_HEADERS = {
 DEPTH_RESPONSE = {200: {**PNG_RESPONSE[200], "headers": {**PNG_RESPONSE[200]["headers"], **DEPTH_HEADERS}}}
 MaxSide = Annotated[int, Query(ge=0, description="Longest side of the output in pixels; 0 keeps the photo's size")]
 Model = Annotated[SegmentationModel, Query(description="Segmentation model: fast (MediaPipe) or quality (U2-Netp)")]
-
-
-@dataclass(frozen=True)
-class ImageCall:
-    """What an image route needs besides its query parameters: the request, its caller, the app's services."""
-
-    request: Request
-    principal: Principal
-    settings: GatewaySettings
-    metrics: GatewayMetrics
-    triton: TritonClient
-    sessions: sessionmaker
-    limiter: RateLimiter
-
-
-async def _image_call(request: Request, principal: PrincipalDep) -> ImageCall:  # async: no threadpool hop
-    state = request.app.state
-    return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.sessions,
-                     state.rate_limiter)
-
-
-ImageCallDep = Annotated[ImageCall, Depends(_image_call)]
 
 
 async def _serve(call: ImageCall, operation: Operation, model: str, max_side: int) -> Response:
