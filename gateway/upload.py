@@ -6,8 +6,9 @@ once when ``Content-Length`` already says so); it is never spooled to disk
 within ``timeout_s``: a client that trickles bytes would otherwise hold a
 request slot and its buffer for as long as it likes.
 
-Refusals that leave part of the body unread carry ``Connection: close``, so
-the server drops the connection instead of draining the rest of the upload.
+Refusals that leave part of the body unread get ``Connection: close`` from
+``middleware.ImageRouteGuard``, so the server drops the connection instead of
+draining the rest of the upload.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ logging.getLogger("python_multipart.multipart").setLevel(logging.ERROR)
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 GENERIC_TYPES = ("", "application/octet-stream")
-CLOSE = {"Connection": "close"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def _declared(media: str, body_unread: bool = False) -> str | None:
+def _declared(media: str) -> str | None:
     """The image media type the client named, ``None`` for a generic one; 415 for any other type."""
     if media in MEDIA_TYPES.values():
         return media
@@ -51,14 +51,14 @@ def _declared(media: str, body_unread: bool = False) -> str | None:
     raise UnsupportedMediaType(
         f"Content-Type {media!r} is not accepted; send image/jpeg, image/png or image/webp "
         "as the body, or multipart/form-data with a field named 'image'",
-        code="unsupported_media_type", headers=CLOSE if body_unread else None,
+        code="unsupported_media_type",
     )
 
 
 def _too_large(limit: int, declared_length: str | None = None) -> PayloadTooLarge:
     size = f"{declared_length} bytes, " if declared_length is not None else ""
     return PayloadTooLarge(f"the body is {size}over the limit of {limit} bytes; send a smaller photo "
-                           "(downscale or recompress it)", headers=CLOSE)
+                           "(downscale or recompress it)")
 
 
 async def _read_body(request: Request, limit: int, timeout_s: float | None) -> bytes:
@@ -75,7 +75,7 @@ async def _read_body(request: Request, limit: int, timeout_s: float | None) -> b
     except TimeoutError:
         raise RequestTimeout(
             f"the body did not arrive within {timeout_s:g} s ({len(body)} bytes received); "
-            "check the connection, or send a smaller photo", headers=CLOSE,
+            "check the connection, or send a smaller photo",
         ) from None
     except ClientDisconnect:
         raise ClientClosedRequest("the client closed the connection before sending the whole body") from None
@@ -152,5 +152,5 @@ async def read_upload(request: Request, max_bytes: int, timeout_s: float | None 
         if len(upload.data) > max_bytes:
             raise PayloadTooLarge(f"the image is over the limit of {max_bytes} bytes; send a smaller photo")
         return upload
-    declared = _declared(media, body_unread=True)
+    declared = _declared(media)
     return Upload(await _read_body(request, max_bytes, timeout_s), declared)

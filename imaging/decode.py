@@ -91,14 +91,6 @@ def exif_orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and value in ORIENTATION_FIXES else 1
 
 
-def upright_size(image: Image.Image) -> tuple[int, int]:
-    """Full-resolution (width, height) after applying EXIF orientation."""
-    width, height = image.size
-    if exif_orientation(image) in TRANSPOSING_ORIENTATIONS:
-        return height, width
-    return width, height
-
-
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grey: keep the 8 most significant bits.
@@ -122,9 +114,8 @@ class Photo:
             )
         self.format: str = self._image.format or ""
         self.orientation = exif_orientation(self._image)
-        stored_w, stored_h = self._image.size
         transposed = self.orientation in TRANSPOSING_ORIENTATIONS
-        self.full_size: tuple[int, int] = (stored_h, stored_w) if transposed else (stored_w, stored_h)  # upright
+        self.full_size: tuple[int, int] = (height, width) if transposed else (width, height)  # upright
 
     def decode(self, min_size: tuple[int, int] | None = None) -> Image.Image:
         """Decode to an upright RGB image, once.

@@ -29,9 +29,8 @@ def _resize_float(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def encode_png(image: Image.Image, compress_level: int) -> bytes:
     """PNG with pixels only: IHDR, IDAT, IEND, deflated with zlib's run-length strategy.
 
-    On 1 MP outputs ``Z_RLE`` is both faster and smaller than the default strategy at level 1:
-    mask 7.2 vs 7.5 ms, 50 vs 66 KiB; 16-bit depth 19 vs 26 ms, 526 vs 573 KiB; cutout 53 vs 57 ms,
-    1003 vs 1084 KiB (load_tests/results/tuning.md, section 4).
+    On real 1 MP outputs ``Z_RLE`` is smaller than the default strategy at level 1 for every output and
+    faster for depth and cutouts (``python -m load_tests.hot_path``, load_tests/results/hot-path.md).
 
     Pillow's PNG writer copies some of ``image.info`` (ICC profile,
     transparency, ...) into the file; the info is emptied first so nothing

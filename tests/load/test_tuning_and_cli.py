@@ -6,7 +6,7 @@ import pytest
 
 from converters.catalog import load_catalog
 from converters.triton_config import repository_configs
-from load_tests import bench, perf_analyzer
+from load_tests import bench, hot_path, perf_analyzer
 from load_tests.tuning import VARIANTS, variant_configs, variant_repository
 from load_tests.tuning import main as tuning_main
 from tests.conftest import MODEL_REPOSITORY
@@ -53,6 +53,7 @@ def test_spinning_variants_set_the_onnx_step_parameter() -> None:
     (perf_analyzer.main, ["--models", "resnet"], "unknown models"),
     (perf_analyzer.main, ["--concurrency", "1,x"], "comma-separated list of integers"),
     (tuning_main, ["--variants", "turbo"], "unknown variants"),
+    (hot_path.main, ["--repeats", "0"], "must be at least 1"),
 ])
 def test_clis_refuse_bad_arguments(main, argv: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -67,3 +68,12 @@ def test_quick_bench_writes_outside_the_committed_results() -> None:
     assert (args.concurrency_by_operation, args.repeats) == ({"mask_fast": [1, 4]}, 1)
     full = bench.parse_args([])
     assert full.concurrency_by_operation == {"mask_fast": [1, 2, 4, 8], "depth": [1, 2, 4, 8], "mask_quality": [1, 2, 4]}
+
+
+def test_hot_path_writes_both_ways_of_each_cost(tmp_path: Path) -> None:
+    out = tmp_path / "hot-path.md"
+    assert hot_path.main(["--repeats", "3", "--out", str(out)]) == 0
+    text = out.read_text()
+    for row in ("| reserve |", "| commit |", "| mask |", "| depth (16-bit) |", "| cutout (RGBA) |"):
+        assert row in text, row
+    assert "cores" in text and "Python" in text  # the machine is described

@@ -155,5 +155,10 @@ def test_an_answer_before_the_body_was_read_closes_the_connection(client: TestCl
     refused = client.post("/v1/mask", content=PHOTO, headers=JPEG)  # 401: the body is never read
     assert refused.status_code == 401 and refused.headers["Connection"] == "close"
     _, _, key = tenant_key(client, credits=10)
+    wrong_type = client.post("/v1/mask", content=PHOTO, headers={"Content-Type": "text/plain", "X-API-Key": key})
+    assert wrong_type.status_code == 415 and wrong_type.headers["Connection"] == "close"
+    too_large = client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key,
+                                                                 "Content-Length": str(10**9)})
+    assert too_large.status_code == 413 and too_large.headers["Connection"] == "close"
     served = post_mask(client, key)
     assert served.status_code == 200 and "Connection" not in served.headers

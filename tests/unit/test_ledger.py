@@ -156,8 +156,14 @@ def test_idempotency_key_is_billed_once_and_refuses_a_different_request(sessions
     assert ledger.ledger_total(sessions, tenant.id) == 3
 
 
-def test_warm_up_changes_nothing(sessions) -> None:  # noqa: ANN001
+def test_warm_up_compiles_the_reservation_statements_and_changes_nothing(sessions) -> None:  # noqa: ANN001
     tenant = create_tenant(sessions, "acme", credits=10)
+    compiled = sessions.kw["bind"]._compiled_cache  # SQLAlchemy's per-engine cache of compiled statements
+    before = len(compiled)
     ledger.warm_up(sessions)
+    assert len(compiled) == before + 2  # the reserve UPDATE and the reservation DELETE
+    warmed = len(compiled)
+    reserve(sessions, tenant.id, 2)
+    assert len(compiled) == warmed + 1  # only the reservation INSERT was new: the UPDATE came from the cache
     books = ledger.audit(sessions, tenant.id)
-    assert (books.balance, books.charged, books.reserved) == (10, 0, 0) and books.balanced
+    assert (books.balance, books.charged, books.reserved) == (8, 0, 2) and books.balanced
