@@ -19,11 +19,12 @@ from typing import Any
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
+from contract.product import PRODUCT
+from contract.schema import Ensemble, Product
 from converters.catalog import ModelSource
 from converters.errors import ConverterError
 
 TARGETS = ("cpu", "gpu")
-MAX_PIXELS = 40_000_000
 MODEL_MAX_BATCH = 8
 # Batch 1 only: a batch-8 warm-up of U2-Netp costs seconds of start-up on 2 cores
 # and buys little (ONNX Runtime on CPU allocates per run).
@@ -34,10 +35,11 @@ WARMUP_PHOTO_FILE = "photo_jpeg"
 WARMUP_OUTPUT_SIZE_FILE = "output_size"
 WARMUP_OUTPUT_SIZE = (48, 64)
 PYTHON_MODEL_CLASSES = {
-    "preprocess": "triton_models.preprocess",
-    "postprocess": "triton_models.postprocess",
-    "onnx": "triton_models.onnx_step",
+    PRODUCT.decode_step: "triton_models.preprocess",
+    PRODUCT.compose_step: "triton_models.postprocess",
 }
+ONNX_STEP_CLASS = "triton_models.onnx_step"
+MODEL_INPUT = "image"  # the input tensor of every converted model (converters/onnx_edit.py)
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,6 @@ TUNING = {
 }
 
 
-def input_tensor_name(model: str) -> str:
-    """Preprocess output feeding ``model``, e.g. ``DEPTH_INPUT``."""
-    return f"{model.upper()}_INPUT"
-
-
 def to_pbtxt(config: dict[str, Any]) -> str:
     message = model_config_pb2.ModelConfig()
     try:
@@ -109,64 +106,61 @@ def _check_target(target: str) -> TargetTuning:
     return TUNING[target]
 
 
-def preprocess_config(sources: dict[str, ModelSource], target: str) -> dict[str, Any]:
+def preprocess_config(sources: dict[str, ModelSource], target: str, product: Product = PRODUCT) -> dict[str, Any]:
     tuning = _check_target(target)
+    t = product.tensors
     model_inputs = {
-        input_tensor_name(name): {"size": list(src.input_size), "normalization": src.normalization}
+        t.model_input(name): {"size": list(src.input_size), "normalization": src.normalization}
         for name, src in sources.items()
     }
     return {
-        "name": "preprocess",
+        "name": product.decode_step,
         "backend": "python",
         "max_batch_size": 1,
-        "input": [_tensor("IMAGE", "TYPE_STRING", [1]), _tensor("MAX_SIDE", "TYPE_INT32", [1])],
+        "input": [_tensor(t.image, "TYPE_STRING", [1]), _tensor(t.max_side, "TYPE_INT32", [1])],
         "output": [
-            _tensor("OUTPUT_SIZE", "TYPE_INT32", [2]),
-            _tensor("RGB", "TYPE_UINT8", [-1, -1, 3]),
-            *(_tensor(input_tensor_name(name), "TYPE_FP32", [3, *src.input_size]) for name, src in sources.items()),
+            _tensor(t.output_size, "TYPE_INT32", [2]),
+            _tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3]),
+            *(_tensor(t.model_input(name), "TYPE_FP32", [3, *src.input_size]) for name, src in sources.items()),
         ],
         "instance_group": [{"count": tuning.preprocess_instances, "kind": "KIND_CPU"}],
-        "parameters": _params(max_pixels=MAX_PIXELS, model_inputs=json.dumps(model_inputs, sort_keys=True)),
+        "parameters": _params(max_pixels=product.limits.max_pixels, model_inputs=json.dumps(model_inputs, sort_keys=True)),
         "model_warmup": [{
             "name": "real_photo",
             "batch_size": 1,
             "inputs": {
-                "IMAGE": {"data_type": "TYPE_STRING", "dims": [1], "input_data_file": WARMUP_PHOTO_FILE},
-                "MAX_SIDE": {"data_type": "TYPE_INT32", "dims": [1], "zero_data": True},
+                t.image: {"data_type": "TYPE_STRING", "dims": [1], "input_data_file": WARMUP_PHOTO_FILE},
+                t.max_side: {"data_type": "TYPE_INT32", "dims": [1], "zero_data": True},
             },
         }],
     }
 
 
-def postprocess_config(sources: dict[str, ModelSource], target: str) -> dict[str, Any]:
+def postprocess_config(sources: dict[str, ModelSource], target: str, product: Product = PRODUCT) -> dict[str, Any]:
     tuning = _check_target(target)
-    depth = [src for src in sources.values() if src.output == "depth"]
-    alpha = [src for src in sources.values() if src.output == "alpha"]
+    t = product.tensors
     height, width = WARMUP_OUTPUT_SIZE
-    # One warm-up request asks for every output (Triton requests them all): depth, mask and cutout PNGs.
+    # One warm-up request asks for every output (Triton requests them all), so each kind of PNG is made once.
     warmup_inputs: dict[str, Any] = {
-        "OUTPUT_SIZE": {"data_type": "TYPE_INT32", "dims": [2], "input_data_file": WARMUP_OUTPUT_SIZE_FILE},
-        "RGB": {"data_type": "TYPE_UINT8", "dims": [height, width, 3], "zero_data": True},
+        t.output_size: {"data_type": "TYPE_INT32", "dims": [2], "input_data_file": WARMUP_OUTPUT_SIZE_FILE},
+        t.pixels: {"data_type": "TYPE_UINT8", "dims": [height, width, 3], "zero_data": True},
     }
-    if depth:
-        warmup_inputs["DEPTH"] = {"data_type": "TYPE_FP32", "dims": [1, *depth[0].input_size], "random_data": True}
-    if alpha:
-        warmup_inputs["ALPHA"] = {"data_type": "TYPE_FP32", "dims": [1, *alpha[0].input_size], "random_data": True}
+    for kind, tensor in t.model_outputs.items():
+        found = [src for src in sources.values() if src.output == kind]
+        if found:
+            warmup_inputs[tensor] = {"data_type": "TYPE_FP32", "dims": [1, *found[0].input_size], "random_data": True}
     return {
-        "name": "postprocess",
+        "name": product.compose_step,
         "backend": "python",
         "max_batch_size": 1,
         "input": [
-            _tensor("OUTPUT_SIZE", "TYPE_INT32", [2]),
-            _tensor("DEPTH", "TYPE_FP32", [1, -1, -1], optional=True),
-            _tensor("ALPHA", "TYPE_FP32", [1, -1, -1], optional=True),
-            _tensor("RGB", "TYPE_UINT8", [-1, -1, 3], optional=True),
+            _tensor(t.output_size, "TYPE_INT32", [2]),
+            *(_tensor(tensor, "TYPE_FP32", [1, -1, -1], optional=True) for tensor in t.model_outputs.values()),
+            _tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3], optional=True),
         ],
         "output": [
-            _tensor("DEPTH_PNG", "TYPE_STRING", [1]),
-            _tensor("DEPTH_RANGE", "TYPE_FP32", [2]),
-            _tensor("MASK_PNG", "TYPE_STRING", [1]),
-            _tensor("CUTOUT_PNG", "TYPE_STRING", [1]),
+            *(_tensor(out.tensor, "TYPE_STRING", [1]) for out in product.image_outputs()),
+            *(_tensor(out.tensor, "TYPE_FP32", [len(out.headers)]) for out in product.header_outputs()),
         ],
         "instance_group": [{"count": tuning.postprocess_instances, "kind": "KIND_CPU"}],
         "parameters": _params(png_compress_level=tuning.png_compress_level),
@@ -181,13 +175,13 @@ def model_config(source: ModelSource, target: str) -> dict[str, Any]:
     config: dict[str, Any] = {
         "name": source.name,
         "max_batch_size": MODEL_MAX_BATCH,
-        "input": [_tensor("image", "TYPE_FP32", [3, height, width])],
+        "input": [_tensor(MODEL_INPUT, "TYPE_FP32", [3, height, width])],
         "output": [_tensor(source.output, "TYPE_FP32", [1, height, width])],
         "dynamic_batching": {"max_queue_delay_microseconds": tuning.batch_delay_us},
         "model_warmup": [{
             "name": f"batch_{size}",
             "batch_size": size,
-            "inputs": {"image": {"data_type": "TYPE_FP32", "dims": [3, height, width], "random_data": True}},
+            "inputs": {MODEL_INPUT: {"data_type": "TYPE_FP32", "dims": [3, height, width], "random_data": True}},
         } for size in WARMUP_BATCH_SIZES],
     }
     if target == "cpu":
@@ -212,88 +206,79 @@ def model_config(source: ModelSource, target: str) -> dict[str, Any]:
     return config
 
 
-@dataclass(frozen=True)
-class Product:
-    """One ensemble: what a caller asks for in one request."""
-
-    name: str
-    models: tuple[str, ...]
-    outputs: tuple[str, ...]
-    needs_rgb: bool = False
-
-
-def products(sources: dict[str, ModelSource]) -> list[Product]:
-    depth = [name for name, src in sources.items() if src.output == "depth"]
-    segmenters = [name for name, src in sources.items() if src.output == "alpha"]
-    if len(depth) != 1:
-        raise ConverterError(f"the catalog must have exactly one depth model, found {depth}")
-    found = [Product("photo_depth", (depth[0],), ("DEPTH_PNG", "DEPTH_RANGE"))]
-    for name in segmenters:
-        variant = name.removeprefix("segmentation_")
-        found.append(Product(f"photo_mask_{variant}", (name,), ("MASK_PNG",)))
-        found.append(Product(f"photo_cutout_{variant}", (name,), ("CUTOUT_PNG",), needs_rgb=True))
-    return found
-
-
-def ensemble_config(product: Product, sources: dict[str, ModelSource]) -> dict[str, Any]:
-    pre_outputs = {"OUTPUT_SIZE": "output_size"}
-    post_inputs = {"OUTPUT_SIZE": "output_size"}
+def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product: Product = PRODUCT) -> dict[str, Any]:
+    """decode step -> the ensemble's models -> compose step, wired by tensor names from the declaration."""
+    t = product.tensors
+    operation = ensemble.operation
+    pre_outputs = {t.output_size: "output_size"}
+    post_inputs = {t.output_size: "output_size"}
     steps = []
-    for name in product.models:
+    for name in ensemble.models:
         source = sources[name]
-        pre_outputs[input_tensor_name(name)] = f"{name}_input"
-        post_inputs[source.output.upper()] = f"{name}_output"
+        pre_outputs[t.model_input(name)] = f"{name}_input"
+        post_inputs[t.model_outputs[source.output]] = f"{name}_output"
         steps.append({
             "model_name": name,
             "model_version": -1,
-            "input_map": {"image": f"{name}_input"},
+            "input_map": {MODEL_INPUT: f"{name}_input"},
             "output_map": {source.output: f"{name}_output"},
         })
-    if product.needs_rgb:
-        pre_outputs["RGB"] = "rgb"
-        post_inputs["RGB"] = "rgb"
-    output_dims = {"DEPTH_PNG": [1], "DEPTH_RANGE": [2], "MASK_PNG": [1], "CUTOUT_PNG": [1]}
-    output_types = {"DEPTH_RANGE": "TYPE_FP32"}
+    if operation.uses_pixels:
+        pre_outputs[t.pixels] = "rgb"
+        post_inputs[t.pixels] = "rgb"
+    outputs = [_tensor(operation.output.tensor, "TYPE_STRING", [1]),
+               *(_tensor(h.tensor, "TYPE_FP32", [len(h.headers)]) for h in operation.header_outputs)]
     return {
-        "name": product.name,
+        "name": ensemble.name,
         "platform": "ensemble",
         "max_batch_size": 1,
-        "input": [_tensor("IMAGE", "TYPE_STRING", [1]), _tensor("MAX_SIDE", "TYPE_INT32", [1])],
-        "output": [_tensor(out, output_types.get(out, "TYPE_STRING"), output_dims[out]) for out in product.outputs],
+        "input": [_tensor(t.image, "TYPE_STRING", [1]), _tensor(t.max_side, "TYPE_INT32", [1])],
+        "output": outputs,
         "ensemble_scheduling": {"step": [
             {
-                "model_name": "preprocess",
+                "model_name": product.decode_step,
                 "model_version": -1,
-                "input_map": {"IMAGE": "IMAGE", "MAX_SIDE": "MAX_SIDE"},
+                "input_map": {t.image: t.image, t.max_side: t.max_side},
                 "output_map": pre_outputs,
             },
             *steps,
             {
-                "model_name": "postprocess",
+                "model_name": product.compose_step,
                 "model_version": -1,
                 "input_map": post_inputs,
-                "output_map": {out: out for out in product.outputs},
+                "output_map": {out: out for out in operation.triton_outputs},
             },
         ]},
     }
 
 
-def repository_configs(sources: dict[str, ModelSource], target: str) -> dict[str, dict[str, Any]]:
-    """Every model of the repository for ``target``, keyed by model name."""
-    configs = {
-        "preprocess": preprocess_config(sources, target),
-        "postprocess": postprocess_config(sources, target),
-        **{name: model_config(src, target) for name, src in sources.items()},
-        **{p.name: ensemble_config(p, sources) for p in products(sources)},
+def served_sources(sources: dict[str, ModelSource], product: Product = PRODUCT) -> dict[str, ModelSource]:
+    """The catalog models the product uses, or a ConverterError naming a declared model the catalog lacks."""
+    missing = [name for name in product.models() if name not in sources]
+    if missing:
+        raise ConverterError(f"contract/product.py uses models {missing} that converters/catalog.toml does not "
+                             f"list; add [models.<name>] entries or change the declaration")
+    return {name: sources[name] for name in product.models()}
+
+
+def repository_configs(sources: dict[str, ModelSource], target: str,
+                       product: Product = PRODUCT) -> dict[str, dict[str, Any]]:
+    """Every model of the repository for ``target``, keyed by model name: the product's ensembles,
+    the steps, and each catalog model an ensemble uses."""
+    used = served_sources(sources, product)
+    return {
+        product.decode_step: preprocess_config(used, target, product),
+        product.compose_step: postprocess_config(used, target, product),
+        **{name: model_config(src, target) for name, src in used.items()},
+        **{e.name: ensemble_config(e, used, product) for e in product.ensembles()},
     }
-    return configs
 
 
 def python_model_file(model: str, config: dict[str, Any]) -> str | None:
     """Contents of ``<model>/1/model.py`` for python-backend models, else None."""
     if config.get("backend") != "python":
         return None
-    module = PYTHON_MODEL_CLASSES.get(model, PYTHON_MODEL_CLASSES["onnx"])
+    module = PYTHON_MODEL_CLASSES.get(model, ONNX_STEP_CLASS)
     return (
         f'"""Triton python-backend entry point; the model lives in {module}."""\n\n'
         f"from {module} import TritonPythonModel  # noqa: F401\n"

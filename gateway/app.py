@@ -13,17 +13,23 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from contract.product import PRODUCT
+from contract.schema import Product
 from gateway import keys, ledger
-from gateway.admission import TenantSlots
+from gateway.billing import Billing
 from gateway.db import make_engine, session_factory
-from gateway.errors import document_errors, register_error_handlers
+from gateway.errors import REJECTION_REASONS, document_errors, register_error_handlers
 from gateway.ledger import PriceTable
+from gateway.limits.process_in_flight import ProcessInFlightLimit
+from gateway.limits.rate import make_rate_limiter
+from gateway.limits.tenant_in_flight import TenantInFlightLimit
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import ImageRouteGuard, SecurityHeaders
 from gateway.migrate import upgrade
+from gateway.openapi import BILLING_HEADERS, RATE_HEADERS
 from gateway.principal_cache import PrincipalCache
-from gateway.rate_limit import make_rate_limiter
-from gateway.routes import health, images, usage
+from gateway.routes import health, usage
+from gateway.routes.images import image_router
 from gateway.settings import GatewaySettings, get_settings
 from gateway.triton_client import TritonClient
 
@@ -31,11 +37,15 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 30.0
 
 
-def create_app(settings: GatewaySettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None, registry: CollectorRegistry | None = None,
+               product: Product = PRODUCT) -> FastAPI:
+    """The gateway of ``product``: its routes, prices, readiness checks and metric labels."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, settings.database_schema)
     sessions = session_factory(engine)
-    metrics = GatewayMetrics(registry or CollectorRegistry())
+    metrics = GatewayMetrics(registry or CollectorRegistry(), product.operation_names, REJECTION_REASONS)
+    prices = PriceTable({**{op.name: op.base_credits for op in product.operations}, **settings.price_base_credits},
+                        settings.price_per_megapixel_credits)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,31 +74,32 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app = FastAPI(
         title="imageserve",
         version="0.1.0",
-        summary="Depth maps, person mattes and cutouts from one photo.",
+        summary="Image inference for photo apps: send a photo, get depth, mattes and cutouts back.",
         lifespan=lifespan,
     )
+    app.state.product = product
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.sessions = sessions
     app.state.rate_limiter = make_rate_limiter(settings.redis_url)
-    app.state.prices = PriceTable(settings.price_base_credits, settings.price_per_megapixel_credits)
-    app.state.tenant_slots = TenantSlots(settings.max_in_flight_per_tenant)
+    app.state.billing = Billing(sessions, prices, metrics, settings.request_budget_s)
+    app.state.tenant_limit = TenantInFlightLimit(settings.max_in_flight_per_tenant)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
     register_error_handlers(app)
-    app.include_router(images.router)
+    app.include_router(image_router(product, settings.max_output_side))
     app.include_router(usage.router)
     app.include_router(health.router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
     document_errors(app)
     # Outermost last: security headers on everything, then CORS (only if configured), then the image guard.
-    app.add_middleware(ImageRouteGuard, metrics=metrics, max_in_flight=settings.max_in_flight)
+    app.add_middleware(ImageRouteGuard, metrics=metrics, limit=ProcessInFlightLimit(settings.max_in_flight),
+                       routes=product.routes())
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
-                           expose_headers=["X-Request-Id", "X-Credits-Charged", "X-Credits-Remaining",
-                                           "X-Depth-Near", "X-Depth-Far", "Retry-After", "RateLimit-Limit",
-                                           "RateLimit-Remaining", "RateLimit-Reset", "Idempotent-Replayed"])
+                           expose_headers=[*BILLING_HEADERS, *RATE_HEADERS, "Retry-After",
+                                           *(name for out in product.header_outputs() for name, _ in out.headers)])
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -17,7 +17,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-OPERATION_NAMES = ("depth", "mask", "cutout")
+from contract.product import PRODUCT
+
+OPERATION_NAMES = PRODUCT.operation_names
 
 
 def utcnow() -> datetime:

@@ -9,9 +9,11 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import sessionmaker
 
 from gateway.auth import require_principal
+from gateway.billing import Billing
 from gateway.keys import Principal
+from gateway.limits.rate import RateLimiter
+from gateway.limits.tenant_in_flight import TenantInFlightLimit
 from gateway.metrics import GatewayMetrics
-from gateway.rate_limit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.triton_client import TritonClient
 
@@ -43,14 +45,15 @@ class ImageCall:
     settings: GatewaySettings
     metrics: GatewayMetrics
     triton: TritonClient
-    sessions: sessionmaker
-    limiter: RateLimiter
+    billing: Billing
+    rate_limit: RateLimiter
+    tenant_limit: TenantInFlightLimit
 
 
 async def _image_call(request: Request, principal: PrincipalDep) -> ImageCall:
     state = request.app.state
-    return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.sessions,
-                     state.rate_limiter)
+    return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.billing,
+                     state.rate_limiter, state.tenant_limit)
 
 
 ImageCallDep = Annotated[ImageCall, Depends(_image_call)]

@@ -27,8 +27,17 @@ class ErrorBody(BaseModel):
 
 
 class ApiError(Exception):
+    """Base of every error the gateway answers with.
+
+    Each class carries what is derived from it: the HTTP status, the default ``code``, the
+    ``description`` in the OpenAPI error table, and the ``reason`` label of ``gateway_rejections``.
+    """
+
     status_code = 500
     code = "internal_error"
+    description = "Unexpected error; it has been logged"
+    reason = "internal"
+    documented = False  # listed in the OpenAPI responses of the image routes
 
     def __init__(self, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -38,24 +47,36 @@ class ApiError(Exception):
             self.code = code
 
 
-class BadImage(ApiError):
-    status_code = 422
-    code = "bad_image"
-
-
-class UnsupportedMediaType(ApiError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class PayloadTooLarge(ApiError):
-    status_code = 413
-    code = "payload_too_large"
-
-
 class BadRequest(ApiError):
     status_code = 400
     code = "bad_request"
+    description = "Bad parameter, Idempotency-Key or malformed body"
+    reason = "bad_input"
+    documented = True
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+    description = "Missing, unknown, revoked or expired API key"
+    reason = "auth"
+    documented = True
+
+
+class PaymentRequired(ApiError):
+    status_code = 402
+    code = "insufficient_credits"
+    description = "Not enough credits or monthly quota left for this request"
+    reason = "quota"
+    documented = True
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+    description = "The API key's tenant may not use this operation"
+    reason = "auth"
+    documented = True
 
 
 class RequestTimeout(ApiError):
@@ -63,31 +84,49 @@ class RequestTimeout(ApiError):
 
     status_code = 408
     code = "request_timeout"
-
-
-class Unauthorized(ApiError):
-    status_code = 401
-    code = "unauthorized"
-
-
-class Forbidden(ApiError):
-    status_code = 403
-    code = "forbidden"
-
-
-class PaymentRequired(ApiError):
-    status_code = 402
-    code = "insufficient_credits"
-
-
-class TooManyRequests(ApiError):
-    status_code = 429
-    code = "rate_limited"
+    description = "The body did not arrive within the upload timeout"
+    reason = "bad_input"
+    documented = True
 
 
 class Conflict(ApiError):
     status_code = 409
     code = "conflict"
+    description = "The Idempotency-Key was used for a different request"
+    reason = "bad_input"
+    documented = True
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    code = "payload_too_large"
+    description = "Body or pixel count over the limit"
+    reason = "bad_input"
+    documented = True
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    code = "unsupported_media_type"
+    description = "Not a JPEG, PNG or WebP image, or Content-Type does not match the data"
+    reason = "bad_input"
+    documented = True
+
+
+class BadImage(ApiError):
+    status_code = 422
+    code = "bad_image"
+    description = "The image is truncated, corrupt or cannot be decoded"
+    reason = "bad_input"
+    documented = True
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    code = "rate_limited"
+    description = "Over the key's rate limit or its requests in flight; not billed"
+    reason = "rate"
+    documented = True
 
 
 class ClientClosedRequest(ApiError):
@@ -95,16 +134,32 @@ class ClientClosedRequest(ApiError):
 
     status_code = 499
     code = "client_closed_request"
+    description = "The client closed the connection before the answer"
+    reason = "client_closed"
 
 
 class ServiceUnavailable(ApiError):
     status_code = 503
     code = "inference_unavailable"
+    description = "Inference service unavailable or this gateway is at its limit of requests in flight"
+    reason = "overload"
+    documented = True
 
 
 class UpstreamTimeout(ApiError):
     status_code = 504
     code = "inference_timeout"
+    description = "Inference did not finish within the request budget"
+    reason = "overload"
+    documented = True
+
+
+def error_classes() -> list[type[ApiError]]:
+    """Every error class, by status code."""
+    return sorted(ApiError.__subclasses__(), key=lambda cls: cls.status_code)
+
+
+REJECTION_REASONS = tuple(dict.fromkeys(cls.reason for cls in error_classes()))
 
 
 def error_response(status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -122,8 +177,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = getattr(exc, "headers", None)
     if exc.status_code == 404:
+        routes = ", ".join(request.app.state.product.routes())
         code, message = "not_found", (f"no route {request.method} {request.url.path}; the image routes are "
-                                      "POST /v1/depth, /v1/mask and /v1/cutout (see /docs)")
+                                      f"POST {routes} (see /docs)")
     elif exc.status_code == 405:
         allowed = (headers or {}).get("Allow", "POST")
         code, message = "method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use {allowed}"

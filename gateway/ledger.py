@@ -1,22 +1,12 @@
-"""Metering: price, reserve, commit, release, and usage reports.
+"""Metering statements: price, reserve, commit, release, sweep, and usage reports.
 
-Credits move in three steps so failed calls are never billed:
-
-1. ``reserve`` takes the cost from the tenant's balance (and monthly quota) in
-   one transaction with a conditional ``UPDATE ... WHERE balance >= cost``, so
-   concurrent requests can never overspend: the database serialises the row
-   update and re-checks the condition. The same transaction writes a
-   ``reservations`` row that expires after the request budget.
-2. ``commit`` deletes that row and appends a ``usage_ledger`` row after a
-   successful inference, in one transaction; the credits stay taken.
-3. ``release`` deletes the row and gives the credits back when anything failed
-   after the reservation (bad input found by Triton, Triton error or timeout,
-   client gone, ledger write failed). Only the transaction that deletes the row
-   moves credits, so a release after a commit (or twice) does nothing.
-
-A gateway process that dies between 1 and 2 leaves its row behind;
-``sweep_expired`` (run periodically by every replica) releases rows past
-their expiry. Top-ups are ``credit_grants`` rows, so the books always balance:
+The order in which a request uses them (the billing protocol) is described once, in
+``gateway.billing``. What this module guarantees: ``reserve`` is one conditional
+``UPDATE ... WHERE balance >= cost`` plus a ``reservations`` row in one transaction, so
+concurrent requests never overspend; ``commit`` turns that row into an append-only
+``usage_ledger`` row; ``release`` deletes it and gives the credits back, and only the
+transaction that deletes the row moves credits, so a release after a commit (or twice)
+does nothing. Top-ups are ``credit_grants`` rows, so the books always balance:
 ``balance = sum(grants) - sum(ledger) - sum(open reservations)`` (``audit``).
 """
 

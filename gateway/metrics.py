@@ -5,11 +5,15 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
 MEGAPIXEL_BUCKETS = (0.1, 0.3, 0.5, 1, 2, 3, 5, 8, 12, 16, 24, 40)
 
 
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """Label values are bounded: ``routes`` are the product's operations, ``reasons`` the error classes'
+    rejection reasons; each series exists (at zero) from the start, so dashboards and alerts see it."""
+
+    def __init__(self, registry: CollectorRegistry, routes: tuple[str, ...], reasons: tuple[str, ...]) -> None:
         self.registry = registry
         self.requests = Counter(
             "gateway_requests", "Requests answered, by route and status class.",
@@ -54,3 +58,11 @@ class GatewayMetrics:
             "gateway_ledger_write_errors", "Ledger rows that could not be written (their credits were released).",
             registry=registry,
         )
+        for route in routes:
+            for metric in (self.request_duration, self.triton_duration, self.input_megapixels, self.request_bytes,
+                           self.response_bytes, self.credits_charged):
+                metric.labels(route)
+            for status_class in STATUS_CLASSES:
+                self.requests.labels(route, status_class)
+        for reason in reasons:
+            self.rejections.labels(reason)

@@ -1,4 +1,4 @@
-"""ASGI middleware: load shedding and metrics of the image routes, security headers.
+"""ASGI middleware: metrics and load shedding of the image routes, security headers.
 
 Pure ASGI (no ``BaseHTTPMiddleware``) so request bodies stream through and a
 client that goes away is seen by the route.
@@ -6,15 +6,13 @@ client that goes away is seen by the route.
 
 from __future__ import annotations
 
-import json
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.limits.process_in_flight import ProcessInFlightLimit
 from gateway.metrics import GatewayMetrics
 
-IMAGE_ROUTES = {"/v1/depth": "depth", "/v1/mask": "mask", "/v1/cutout": "cutout"}
-SHED_RETRY_AFTER_S = 1
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -28,22 +26,23 @@ DOC_PATHS = ("/docs", "/redoc")  # the interactive docs load their own scripts
 
 class ImageRouteGuard:
     """Counts every image request by route and status class (401s and load shedding included),
-    and answers 503 at once, before authentication or reading the body, when
-    ``max_in_flight`` image requests are already being served by this process.
+    and answers 503 at once, before authentication or reading the body, when this
+    process is at its ``ProcessInFlightLimit``.
 
     An answer that starts before the whole body has arrived (refused early: 401, 429,
     503, 413...) carries ``Connection: close``, so the server drops the connection
     instead of reading and discarding the rest of a possibly huge upload.
     """
 
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, max_in_flight: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, limit: ProcessInFlightLimit,
+                 routes: dict[str, str]) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
+        self.limit = limit
+        self.routes = routes  # HTTP path -> operation name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = IMAGE_ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -68,16 +67,15 @@ class ImageRouteGuard:
             await send(message)
 
         try:
-            if self.in_flight >= self.max_in_flight:
+            if not self.limit.try_enter():
                 self.metrics.rejections.labels("overload").inc()
-                await _shed(record_status, self.max_in_flight)
+                await self.limit.refuse(record_status)
                 return
-            self.in_flight += 1
             self.metrics.in_flight.inc()
             try:
                 await self.app(scope, track_body, record_status)
             finally:
-                self.in_flight -= 1
+                self.limit.leave()
                 self.metrics.in_flight.dec()
         finally:
             self.metrics.requests.labels(route, f"{status // 100}xx").inc()
@@ -87,19 +85,6 @@ class ImageRouteGuard:
 def _declares_no_body(scope: Scope) -> bool:
     headers = dict(scope.get("headers", []))
     return b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") == b"0"
-
-
-async def _shed(send: Send, limit: int) -> None:
-    body = json.dumps({"error": {
-        "code": "overloaded",
-        "message": f"this gateway is serving its limit of {limit} image requests; retry after "
-                   f"{SHED_RETRY_AFTER_S} s (clients should back off with jitter)",
-    }}).encode()
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(SHED_RETRY_AFTER_S).encode()), (b"cache-control", b"no-store"),
-    ]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class SecurityHeaders:

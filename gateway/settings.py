@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contract.product import PRODUCT
+
+LIMITS = PRODUCT.limits
+DECLARED = "the Triton steps enforce the limits of contract/product.py; raise it there and regenerate the configs"
 
 
 class GatewaySettings(BaseSettings):
@@ -17,9 +22,9 @@ class GatewaySettings(BaseSettings):
                                      description="serve /metrics on this port only, off the public API port; "
                                                  "unset serves it on the API port (local use)")
     triton_grpc_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint")
-    max_body_bytes: int = Field(30 * 1024 * 1024, gt=0, description="largest accepted upload")
-    max_pixels: int = Field(40_000_000, gt=0, description="largest accepted photo, in pixels")
-    max_output_side: int = Field(8192, gt=0, description="largest max_side a caller may ask for")
+    max_body_bytes: int = Field(LIMITS.max_body_bytes, gt=0, description="largest accepted upload")
+    max_pixels: int = Field(LIMITS.max_pixels, gt=0, description="largest accepted photo, in pixels")
+    max_output_side: int = Field(LIMITS.max_output_side, gt=0, description="largest max_side a caller may ask for")
     request_budget_s: float = Field(30.0, gt=0, description="longest a caller waits for one image request; "
                                                             "the Triton call gets what is left of it (504 after)")
     upload_timeout_s: float = Field(10.0, gt=0, description="longest time to receive the whole body (408 after)")
@@ -40,17 +45,27 @@ class GatewaySettings(BaseSettings):
     bootstrap_rate_per_s: float = Field(1000.0, gt=0)
     bootstrap_burst: int = Field(1000, ge=1)
     price_base_credits: dict[str, int] = Field(
-        {"depth": 1, "mask": 1, "cutout": 2},
-        description="credits per request by operation (see gateway.ledger.PriceTable for the formula)")
-    price_per_megapixel_credits: float = Field(1.0, ge=0, description="credits per input megapixel, rounded up")
+        {}, description="credits per request by operation, overriding the declared prices of contract/product.py "
+                        "(see gateway.ledger.PriceTable for the formula)")
+    price_per_megapixel_credits: float = Field(PRODUCT.per_megapixel_credits, ge=0,
+                                               description="credits per input megapixel, rounded up")
+
+    @field_validator("max_body_bytes", "max_pixels", "max_output_side")
+    @classmethod
+    def _within_declared_limits(cls, value: int, info: ValidationInfo) -> int:
+        declared = getattr(LIMITS, info.field_name)
+        if value > declared:
+            raise ValueError(f"{value} is over the declared limit of {declared}: {DECLARED}, or set a smaller value")
+        return value
 
     @field_validator("price_base_credits")
     @classmethod
-    def _every_operation_priced(cls, value: dict[str, int]) -> dict[str, int]:
-        missing = {"depth", "mask", "cutout"} - set(value)
-        if missing or any(v < 0 for v in value.values()):
-            raise ValueError(f"price_base_credits needs a non-negative price for each of depth, mask, cutout; "
-                             f"missing {sorted(missing)}")
+    def _known_operations(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(PRODUCT.operation_names))
+        if unknown or any(v < 0 for v in value.values()):
+            raise ValueError(f"price_base_credits takes a non-negative price per operation, e.g. "
+                             f'{{"{PRODUCT.operation_names[0]}": 1}}; the operations are '
+                             f"{', '.join(PRODUCT.operation_names)}, unknown: {unknown}")
         return value
 
 

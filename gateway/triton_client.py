@@ -7,10 +7,14 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import KeepAliveOptions
 from tritonclient.utils import InferenceServerException
 
+from contract.product import PRODUCT
 from gateway.errors import BadImage, ServiceUnavailable, UpstreamTimeout
 
 INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
 DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
+# What Triton answers for a model that is not loaded (unknown, unloaded, or failed to load).
+MODEL_MISSING = ("StatusCode.NOT_FOUND", "StatusCode.UNAVAILABLE")
+TENSOR_TYPES = {int: ("INT32", np.int32), float: ("FP32", np.float32)}
 MAX_MESSAGE_BYTES = 2**31 - 1
 # gRPC backs off up to 2 minutes between reconnects by default; a restarted
 # Triton must be found again within a second, not minutes.
@@ -43,20 +47,25 @@ class TritonClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def infer(self, model: str, image: bytes, max_side: int, outputs: list[str],
+    async def infer(self, model: str, image: bytes, parameters: dict[str, int | float], outputs: list[str],
                     timeout_s: float) -> dict[str, np.ndarray]:
-        """Run one ensemble on one encoded photo within ``timeout_s``; map Triton failures to gateway errors.
+        """Run one ensemble on one encoded photo and its parameter tensors within ``timeout_s``;
+        map Triton failures to gateway errors.
 
         Cancelling the awaiting task cancels the gRPC call, and with it the request in Triton.
         """
-        photo = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        photo = grpcclient.InferInput(PRODUCT.tensors.image, [1, 1], "BYTES")
         photo.set_data_from_numpy(np.array([[image]], dtype=np.object_))
-        side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
-        side.set_data_from_numpy(np.array([[max_side]], dtype=np.int32))
+        inputs = [photo]
+        for name, value in parameters.items():
+            triton_type, dtype = TENSOR_TYPES[type(value)]
+            tensor = grpcclient.InferInput(name, [1, 1], triton_type)
+            tensor.set_data_from_numpy(np.array([[value]], dtype=dtype))
+            inputs.append(tensor)
         try:
             result = await self._client.infer(
                 model,
-                [photo, side],
+                inputs,
                 outputs=[grpcclient.InferRequestedOutput(name) for name in outputs],
                 client_timeout=timeout_s,
             )
@@ -75,15 +84,17 @@ class TritonClient:
 
 
 def _translate(exc: InferenceServerException, model: str) -> Exception:
+    """Triton's status code says what failed. Only text our own steps marked for the caller
+    (``PRODUCT.step_error_marker``) is echoed; any other Triton text stays in Triton's log."""
     status = exc.status() or ""
     message = exc.message() or ""
-    if status == INVALID_ARGUMENT:
-        # Raised by our preprocess step: the message is ours and names the problem.
-        return BadImage(message.removeprefix("[StatusCode.INVALID_ARGUMENT] "), code="undecodable_image")
-    if status == DEADLINE_EXCEEDED or "Deadline Exceeded" in message:
+    marker = PRODUCT.step_error_marker
+    if status == INVALID_ARGUMENT and marker in message:
+        return BadImage(message.split(marker, 1)[1], code="undecodable_image")
+    if status == DEADLINE_EXCEEDED:
         return UpstreamTimeout("inference did not finish within the request budget; retry later or send a smaller "
                                "photo (max_side also helps)")
-    if "unknown model" in message or "is not ready" in message or "not found" in message:
+    if status in MODEL_MISSING:
         return ServiceUnavailable(f"the model behind this endpoint ({model}) is not loaded; the other endpoints "
                                   "may still work, see /readyz", code="model_unavailable")
     return ServiceUnavailable("the inference service is unavailable; retry shortly")

@@ -7,10 +7,13 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from contract.product import CUTOUT_PNG, DEPTH_PNG, DEPTH_RANGE, MASK_PNG, TENSORS
 from imaging.errors import ImageError
 from imaging.outputs import cutout_png, depth_png, mask_png
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
+
+DEPTH, ALPHA = TENSORS.model_outputs["depth"], TENSORS.model_outputs["alpha"]
 
 
 def _bytes_tensor(name: str, data: bytes):
@@ -36,19 +39,20 @@ class TritonPythonModel:
     def _handle(self, request) -> list:
         # Tensors carry the batch axis of a one-photo request: [1, ...].
         wanted = set(request.requested_output_names())
-        height, width = (int(v) for v in _input(request, "OUTPUT_SIZE").reshape(-1)[:2])
+        height, width = (int(v) for v in _input(request, TENSORS.output_size).reshape(-1)[:2])
         size = (width, height)
         outputs = []
-        if "DEPTH_PNG" in wanted or "DEPTH_RANGE" in wanted:
-            png, near, far = depth_png(_input(request, "DEPTH")[0, 0], size, self.compress_level)
-            outputs.append(_bytes_tensor("DEPTH_PNG", png))
-            outputs.append(pb_utils.Tensor("DEPTH_RANGE", np.array([[near, far]], dtype=np.float32)))
-        if "MASK_PNG" in wanted:
-            outputs.append(_bytes_tensor("MASK_PNG", mask_png(_input(request, "ALPHA")[0, 0], size, self.compress_level)))
-        if "CUTOUT_PNG" in wanted:
-            rgb = _input(request, "RGB")[0]
+        if DEPTH_PNG.tensor in wanted or DEPTH_RANGE.tensor in wanted:
+            png, near, far = depth_png(_input(request, DEPTH)[0, 0], size, self.compress_level)
+            outputs.append(_bytes_tensor(DEPTH_PNG.tensor, png))
+            outputs.append(pb_utils.Tensor(DEPTH_RANGE.tensor, np.array([[near, far]], dtype=np.float32)))
+        if MASK_PNG.tensor in wanted:
+            png = mask_png(_input(request, ALPHA)[0, 0], size, self.compress_level)
+            outputs.append(_bytes_tensor(MASK_PNG.tensor, png))
+        if CUTOUT_PNG.tensor in wanted:
+            rgb = _input(request, TENSORS.pixels)[0]
             if rgb.shape[:2] != (height, width):
                 raise ImageError(f"RGB is {rgb.shape[1]}x{rgb.shape[0]}, expected {width}x{height}")
-            png = cutout_png(rgb, _input(request, "ALPHA")[0, 0], self.compress_level)
-            outputs.append(_bytes_tensor("CUTOUT_PNG", png))
+            png = cutout_png(rgb, _input(request, ALPHA)[0, 0], self.compress_level)
+            outputs.append(_bytes_tensor(CUTOUT_PNG.tensor, png))
         return outputs

@@ -12,6 +12,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 from PIL import Image
 
+from contract.product import TENSORS
 from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
@@ -19,8 +20,8 @@ from imaging.tensors import model_input
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
 
-RGB_OUTPUT = "RGB"
-SIZE_OUTPUT = "OUTPUT_SIZE"
+RGB_OUTPUT = TENSORS.pixels
+SIZE_OUTPUT = TENSORS.output_size
 
 
 class TritonPythonModel:
@@ -36,8 +37,8 @@ class TritonPythonModel:
         return respond_each(requests, self._handle, self.logger)
 
     def _handle(self, request) -> list:
-        data = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy().reshape(-1)
-        max_side = int(pb_utils.get_input_tensor_by_name(request, "MAX_SIDE").as_numpy().reshape(-1)[0])
+        data = pb_utils.get_input_tensor_by_name(request, TENSORS.image).as_numpy().reshape(-1)
+        max_side = int(pb_utils.get_input_tensor_by_name(request, TENSORS.max_side).as_numpy().reshape(-1)[0])
         if data.size != 1:
             raise ImageError("send exactly one image per request")
         if max_side < 0:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.deps import MetricsDep, TritonDep
-from gateway.routes.images import served_ensembles
 
 router = APIRouter(tags=["operations"])
 
@@ -19,10 +18,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Whether the models the gateway calls are loaded in Triton",
             responses={503: {"description": "Triton is unreachable or no model is ready"}})
-async def readyz(triton: TritonDep) -> JSONResponse:
+async def readyz(request: Request, triton: TritonDep) -> JSONResponse:
     """``ready`` when every model is loaded; ``degraded`` (still 200, so the replica keeps serving the
     endpoints that work) when some are missing, which ``missing`` names; 503 when none can serve."""
-    models = await triton.model_readiness(served_ensembles())
+    models = await triton.model_readiness([e.name for e in request.app.state.product.ensembles()])
     missing = sorted(name for name, ready in models.items() if not ready)
     status = "ready" if not missing else "degraded" if len(missing) < len(models) else "not_ready"
     body = {"status": status, "models": models, "missing": missing}

@@ -14,6 +14,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from contract.product import PRODUCT
+from contract.schema import Product
 from gateway import keys, ledger
 from gateway.app import create_app
 from gateway.errors import ServiceUnavailable
@@ -34,10 +36,12 @@ class FakeTriton:
         self.calls = 0
         self.delay_s = 0.0
         self.timeouts: list[float] = []
+        self.ensembles: list[str] = []
 
-    async def infer(self, model: str, image: bytes, max_side: int, outputs: list[str],
+    async def infer(self, model: str, image: bytes, parameters: dict[str, int | float], outputs: list[str],
                     timeout_s: float) -> dict[str, np.ndarray]:
         self.calls += 1
+        self.ensembles.append(model)
         self.timeouts.append(timeout_s)
         await asyncio.sleep(self.delay_s)
         if self.fail:
@@ -54,11 +58,11 @@ class FakeTriton:
         pass
 
 
-def make_client(database: Database, **overrides: object) -> Iterator[TestClient]:
+def make_client(database: Database, product: Product = PRODUCT, **overrides: object) -> Iterator[TestClient]:
     options = {"triton_grpc_url": f"127.0.0.1:{free_port()}", "request_budget_s": 2, "database_url": database.url,
                "database_schema": database.schema, "bootstrap_api_key": ADMIN_KEY, **overrides}
     settings = GatewaySettings(**options)
-    app = create_app(settings, CollectorRegistry())
+    app = create_app(settings, CollectorRegistry(), product)
     with TestClient(app) as client:
         real = app.state.triton
         app.state.triton = FakeTriton()

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from gateway import keys
 from gateway.admin import main
 from gateway.db import make_engine, session_factory
-from gateway.rate_limit import InProcessRateLimiter
+from gateway.limits.rate import InProcessRateLimiter
 from tests.conftest import Database
 
 

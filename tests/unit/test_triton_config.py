@@ -7,7 +7,9 @@ from converters.build import write_configs
 from converters.catalog import load_catalog
 from converters.errors import ConverterError
 from converters.tensorrt import trtexec_commands
-from converters.triton_config import model_config, products, repository_configs, to_pbtxt
+from contract.product import PRODUCT
+from contract.schema import Variant
+from converters.triton_config import model_config, repository_configs, to_pbtxt
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = {"cpu": REPO / "model_repository", "gpu": REPO / "model_repository_gpu"}
@@ -31,9 +33,34 @@ def test_committed_configs_match_the_generator(target: str, tmp_path: Path) -> N
         assert committed[name] == text, f"{name} is stale: run `make configs` and commit the result"
 
 
-def test_ensembles_cover_every_product() -> None:
-    names = [p.name for p in products(load_catalog())]
-    assert names == ["photo_depth", "photo_mask_fast", "photo_cutout_fast", "photo_mask_quality", "photo_cutout_quality"]
+def test_ensembles_cover_every_declared_operation_and_variant() -> None:
+    configs = repository_configs(load_catalog(), "cpu")
+    ensembles = [name for name, config in configs.items() if config.get("platform") == "ensemble"]
+    assert ensembles == ["photo_depth", "photo_mask_fast", "photo_mask_quality", "photo_cutout_fast",
+                         "photo_cutout_quality"]
+    cutout = configs["photo_cutout_quality"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in cutout] == ["preprocess", "segmentation_quality", "postprocess"]
+    assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels
+    assert [o["name"] for o in configs["photo_depth"]["output"]] == ["DEPTH_PNG", "DEPTH_RANGE"]
+
+
+def test_a_declared_variant_is_all_it_takes_for_an_ensemble() -> None:
+    product = PRODUCT.with_variant("mask", Variant("sharp", ("segmentation_quality",), "test-only variant"))
+    configs = repository_configs(load_catalog(), "cpu", product)
+    steps = configs["photo_mask_sharp"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in steps] == ["preprocess", "segmentation_quality", "postprocess"]
+    assert "photo_mask_sharp" not in repository_configs(load_catalog(), "cpu")
+
+
+def test_a_declared_model_missing_from_the_catalog_is_refused() -> None:
+    product = PRODUCT.with_variant("mask", Variant("ghost", ("segmentation_ghost",), "not in the catalog"))
+    with pytest.raises(ConverterError, match=r"segmentation_ghost.*catalog.toml"):
+        repository_configs(load_catalog(), "cpu", product)
+
+
+def test_steps_enforce_the_declared_pixel_limit() -> None:
+    preprocess = repository_configs(load_catalog(), "cpu")["preprocess"]
+    assert preprocess["parameters"]["max_pixels"]["string_value"] == str(PRODUCT.limits.max_pixels)
 
 
 def test_model_steps_batch_dynamically() -> None:

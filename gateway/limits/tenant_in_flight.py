@@ -1,6 +1,6 @@
 """Per-tenant bound on image requests in flight in this process.
 
-The process-wide bound is ``middleware.ImageRouteGuard``; this one keeps a
+The process-wide bound is ``process_in_flight``; this one keeps a
 single tenant from taking all of it. Counters live in the process (each replica
 bounds its own share), which needs no shared store and no clean-up after a crash.
 """
@@ -16,7 +16,7 @@ from gateway.errors import TooManyRequests
 RETRY_AFTER_S = 1
 
 
-class TenantSlots:
+class TenantInFlightLimit:
     def __init__(self, per_tenant: int) -> None:
         self.per_tenant = per_tenant
         self._busy: Counter[int] = Counter()
@@ -36,6 +36,3 @@ class TenantSlots:
             self._busy[tenant_id] -= 1
             if not self._busy[tenant_id]:
                 del self._busy[tenant_id]
-
-    def busy(self, tenant_id: int) -> int:
-        return self._busy[tenant_id]

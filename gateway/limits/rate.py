@@ -7,11 +7,16 @@ available.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
+
+from starlette.concurrency import run_in_threadpool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,15 @@ class RedisRateLimiter:
 
 def make_rate_limiter(redis_url: str | None) -> RateLimiter:
     return RedisRateLimiter(redis_url) if redis_url else InProcessRateLimiter()
+
+
+async def take_token(limiter: RateLimiter, key_id: str, rate: float, burst: int) -> Decision:
+    """One token of ``key_id``'s bucket; a rate-limit store outage lets the request through (loudly),
+    since it must not stop paid traffic."""
+    try:
+        if not limiter.blocking:  # in-process buckets: a dict and a lock, cheaper than a thread hop
+            return limiter.take(key_id, rate, burst)
+        return await run_in_threadpool(limiter.take, key_id, rate, burst)
+    except Exception:
+        log.exception("rate limiter unavailable; letting the request through")
+        return Decision(True, burst, burst, 0, 0)

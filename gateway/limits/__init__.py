@@ -1,0 +1,6 @@
+"""The three limits on image requests, checked in this order:
+
+1. ``process_in_flight``: this process serves at most N image requests at once (503 at once beyond).
+2. ``rate``: per-key token buckets (429 with ``Retry-After``), in process or shared through Redis.
+3. ``tenant_in_flight``: one tenant's requests in flight in this process (429 beyond).
+"""

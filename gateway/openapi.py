@@ -1,0 +1,74 @@
+"""OpenAPI documentation of the image routes, derived from the product declaration and the error classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract.schema import Operation
+from gateway.errors import ErrorBody, TooManyRequests, error_classes
+from gateway.image_check import MEDIA_TYPES
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def _header(description: str, schema_type: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": schema_type}}
+
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The photo as the raw body, or as the field `image` of a multipart form.",
+        "content": {
+            **{media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()},
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["image"],
+                           "properties": {"image": {"type": "string", "format": "binary"}}},
+            },
+        },
+    },
+    "parameters": [{
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": "Makes a retry of the same request within 24 hours return the first request's charge "
+                       "instead of billing again (1-255 printable ASCII characters, e.g. a UUID).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+    }],
+}
+RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying", "integer")}
+RATE_HEADERS = {name: _header(text, "integer") for name, text in {
+    "RateLimit-Limit": "Token bucket size of this key",
+    "RateLimit-Remaining": "Requests left in the bucket",
+    "RateLimit-Reset": "Seconds until the bucket is full again",
+}.items()}
+BILLING_HEADERS = {
+    "X-Request-Id": _header("Id of the billed request (the first one's for an idempotent replay)"),
+    "X-Credits-Charged": _header("Credits billed for this request", "integer"),
+    "X-Credits-Remaining": _header("The tenant's balance after this request", "integer"),
+    "Idempotent-Replayed": _header("'true' when this answers a retry that was not billed again"),
+}
+
+
+def _error_headers(status: int) -> dict[str, Any]:
+    if status == TooManyRequests.status_code:
+        return {**RETRY_AFTER, **RATE_HEADERS}
+    return RETRY_AFTER if status == 503 else {}
+
+
+ERRORS = {
+    cls.status_code: {"model": ErrorBody, "description": cls.description,
+                      **({"headers": headers} if (headers := _error_headers(cls.status_code)) else {})}
+    for cls in error_classes() if cls.documented
+}
+
+
+def responses(operation: Operation) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of ``operation`` (media type, headers) and every documented error."""
+    headers = {**BILLING_HEADERS, **RATE_HEADERS}
+    for output in operation.header_outputs:
+        headers.update({name: _header(text, "number") for name, text in output.headers})
+    ok = {
+        "content": {operation.output.media_type: {"schema": {"type": "string", "format": "binary"}}},
+        "description": operation.output.description,
+        "headers": headers,
+    }
+    return {200: ok, **ERRORS}
