@@ -41,6 +41,7 @@ run: models
 
 ## The whole test suite: unit, integration (real Triton), end to end (real gateway).
 test: models helm-tools $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not hub"
 	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
 

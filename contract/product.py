@@ -8,7 +8,16 @@ derived from ``PRODUCT``. Adding a variant or an operation is an entry here plus
 from __future__ import annotations
 
 from contract.schema import (
-    PNG_GREY, PNG_RGBA, HeaderOutput, ImageOutput, Limits, Operation, Parameter, Product, Tensors, Variant,
+    PNG_GREY,
+    PNG_RGBA,
+    HeaderOutput,
+    ImageOutput,
+    Limits,
+    Operation,
+    Parameter,
+    Product,
+    Tensors,
+    Variant,
 )
 
 TENSORS = Tensors(

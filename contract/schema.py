@@ -7,7 +7,6 @@ names an operation, a variant, an ensemble, a tensor or a limit derives it from 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,9 +211,3 @@ class Product:
 
     def header_outputs(self) -> list[HeaderOutput]:
         return list({h.tensor: h for op in self.operations for h in op.header_outputs}.values())
-
-    def with_variant(self, operation: str, variant: Variant) -> Product:
-        """A copy with one more variant of ``operation`` (used to prove that a declaration is all it takes)."""
-        op = self.operation(operation)
-        changed = dataclasses.replace(op, variants=(*op.variants, variant))
-        return dataclasses.replace(self, operations=tuple(changed if o is op else o for o in self.operations))

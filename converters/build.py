@@ -12,7 +12,12 @@ from converters.errors import ConversionError
 from converters.fetch import atomic_write, fetch_source
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
 from converters.triton_config import (
-    WARMUP_OUTPUT_SIZE, WARMUP_OUTPUT_SIZE_FILE, WARMUP_PHOTO_FILE, python_model_file, repository_configs, to_pbtxt,
+    WARMUP_OUTPUT_SIZE,
+    WARMUP_OUTPUT_SIZE_FILE,
+    WARMUP_PHOTO_FILE,
+    python_model_file,
+    repository_configs,
+    to_pbtxt,
 )
 
 WARMUP_PHOTO = Path(__file__).with_name("data") / "warmup_photo.jpg"

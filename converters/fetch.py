@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from converters.catalog import ModelSource, get_source
+from converters.catalog import ModelSource
 from converters.errors import FetchError
 
 
@@ -105,7 +105,3 @@ def fetch_source(source: ModelSource) -> Path:
     atomic_write(target, data)
     return target
 
-
-def fetch_model(name: str) -> Path:
-    """Fetch the source file of the catalog model ``name``."""
-    return fetch_source(get_source(name))

@@ -313,7 +313,8 @@ def _resize_bilinear(ctx: _Context, op: tflite.Operator, inputs: list[int], outp
     out_hw = tuple(int(v) for v in ctx.constant(inputs[1], "RESIZE_BILINEAR size"))
     scales = np.array([1.0, 1.0, out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]], np.float32)
     # ONNX derives the output size as floor(input * scale); make sure that lands exactly.
-    if any(int(np.floor(size * scale)) != target for size, scale, target in zip(in_hw, scales[2:], out_hw)):
+    reached = (int(np.floor(size * scale)) for size, scale in zip(in_hw, scales[2:], strict=True))
+    if tuple(reached) != out_hw:
         raise ConversionError(
             f"RESIZE_BILINEAR {in_hw} -> {out_hw} is not reachable with float32 scales; "
             "only resizes whose output size is exactly input * scale are supported"
@@ -349,7 +350,7 @@ def _transpose_conv_bias(ctx: _Context, op: tflite.Operator, inputs: list[int], 
     in_hw = ctx.shape(inputs[0])[1:3]
     out_hw = ctx.shape(outputs[0])[1:3]
     pads_begin, pads_end = [], []
-    for size, k, stride, target in zip(in_hw, (kh, kw), (stride_h, stride_w), out_hw):
+    for size, k, stride, target in zip(in_hw, (kh, kw), (stride_h, stride_w), out_hw, strict=True):
         total = (size - 1) * stride + k - target  # rows/columns cropped from the full result
         if total < 0:
             raise ConversionError(

@@ -124,7 +124,8 @@ def preprocess_config(sources: dict[str, ModelSource], target: str, product: Pro
             *(_tensor(t.model_input(name), "TYPE_FP32", [3, *src.input_size]) for name, src in sources.items()),
         ],
         "instance_group": [{"count": tuning.preprocess_instances, "kind": "KIND_CPU"}],
-        "parameters": _params(max_pixels=product.limits.max_pixels, model_inputs=json.dumps(model_inputs, sort_keys=True)),
+        "parameters": _params(max_pixels=product.limits.max_pixels,
+                              model_inputs=json.dumps(model_inputs, sort_keys=True)),
         "model_warmup": [{
             "name": "real_photo",
             "batch_size": 1,

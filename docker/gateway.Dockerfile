@@ -5,7 +5,8 @@
 # Build from the repository root:
 #   DOCKER_BUILDKIT=1 docker build -f docker/gateway.Dockerfile -t imageserve/gateway:0.1.0 .
 # (BuildKit reads docker/gateway.Dockerfile.dockerignore.)
-# Python matches pyproject.toml's requires-python (3.11); dependencies are its exact pins.
+# Python matches pyproject.toml's requires-python (3.11); dependencies are its `gateway` extra
+# (exact pins): no ONNX Runtime, ONNX, TFLite, Pillow or Triton server in this image.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -16,10 +17,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 # gateway.Dockerfile.dockerignore lets only pyproject.toml and the package directories in.
 COPY . ./
-# `pip install .` installs the project with the exact pins of pyproject.toml (runtime
-# dependencies, Alembic included) and the gateway's migration scripts.
+# `pip install .[gateway]` installs the project (the gateway's migration scripts included) with
+# the exact pins of pyproject.toml's base dependencies and `gateway` extra (Alembic included).
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir . \
+    && /opt/venv/bin/pip install --no-cache-dir ".[gateway]" \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages
 
 FROM ${PYTHON_IMAGE}

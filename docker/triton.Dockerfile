@@ -4,10 +4,11 @@
 # step need, with pyproject.toml's exact pins:
 #   - Python 3.11 in /opt/imageserve/venv: the project requires 3.11 and pillow/onnxruntime
 #     publish no wheels for the image's own Python 3.10;
-#   - the Python 3.11 python-backend stub of Triton 2.51, from the nvidia-pytriton wheel;
-#   - numpy, pillow, onnxruntime (python-backend models), onnx, tflite, flatbuffers, protobuf,
-#     tritonclient[grpc] and grpcio (converters: the model-config schema), and this repository's
-#     packages (imaging, triton_models, converters, ...).
+#   - this repository's packages with the `serving` extra (python-backend models: numpy, pillow,
+#     onnxruntime) and the `build` extra (converters: onnx, tflite, the model-config schema);
+#   - the Python 3.11 python-backend stub of Triton 2.51, from the nvidia-pytriton wheel at the
+#     version pyproject.toml pins (docker/pinned.py reads it), without its dependencies.
+# No version is written here a second time.
 # Build from the repository root:
 #   DOCKER_BUILDKIT=1 docker build -f docker/triton.Dockerfile -t imageserve/triton:0.1.0 .
 # (BuildKit reads docker/triton.Dockerfile.dockerignore.)
@@ -30,26 +31,17 @@ ENV VIRTUAL_ENV=/opt/imageserve/venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /opt/imageserve
-# triton.Dockerfile.dockerignore lets only pyproject.toml, the package directories and the
-# python-backend model code in.
+# triton.Dockerfile.dockerignore lets only pyproject.toml, the package directories, the
+# python-backend model code and docker/pinned.py in.
 COPY . ./
-# Our packages without their dependency list, then only the pinned dependencies the
-# python-backend models and the converters use (versions equal pyproject.toml's), then the
-# Python 3.11 python-backend stub: the backend runs it from its own directory, and the stub
-# finds its libraries through an $ORIGIN-relative RPATH, which a symbolic link keeps.
+# Our packages with the serving and build extras, then the nvidia-pytriton wheel alone (its own
+# dependencies are Triton's client and server tooling, not needed here) for the Python 3.11
+# python-backend stub: the backend runs it from its own directory, and the stub finds its
+# libraries through an $ORIGIN-relative RPATH, which a symbolic link keeps.
 RUN python3.11 -m venv "${VIRTUAL_ENV}" \
-    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir --no-deps . \
-    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir \
-        numpy==1.26.4 \
-        pillow==13.0.0 \
-        onnxruntime==1.31.1 \
-        onnx==1.23.2 \
-        tflite==2.18.0 \
-        flatbuffers==25.12.19 \
-        protobuf==6.33.6 \
-        "tritonclient[grpc]==2.73.0" \
-        grpcio==1.85.1 \
-    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir --no-deps nvidia-pytriton==0.7.0 \
+    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir ".[serving,build]" \
+    && pytriton="$(python3.11 docker/pinned.py nvidia-pytriton)" \
+    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir --no-deps "${pytriton}" \
     && "${VIRTUAL_ENV}/bin/python" -m compileall -q "${VIRTUAL_ENV}/lib/python3.11/site-packages" /opt/imageserve \
     && ln -sf "${VIRTUAL_ENV}/lib/python3.11/site-packages/pytriton/tritonserver/python_backend_stubs/3.11/triton_python_backend_stub" \
         /opt/tritonserver/backends/python/triton_python_backend_stub

@@ -108,7 +108,8 @@ _USED_THIS_MONTH = case((_TENANTS.c.quota_month == bindparam("r_month"), _TENANT
 _RESERVE = (
     update(_TENANTS)
     .where(_TENANTS.c.id == bindparam("r_tenant"), _TENANTS.c.balance >= bindparam("r_credits"),
-           or_(_TENANTS.c.monthly_quota.is_(None), _USED_THIS_MONTH + bindparam("r_credits") <= _TENANTS.c.monthly_quota))
+           or_(_TENANTS.c.monthly_quota.is_(None),
+               _USED_THIS_MONTH + bindparam("r_credits") <= _TENANTS.c.monthly_quota))
     .values(balance=_TENANTS.c.balance - bindparam("r_credits"), quota_used=_USED_THIS_MONTH + bindparam("r_credits"),
             quota_month=bindparam("r_month"))
     .returning(_TENANTS.c.balance)
@@ -291,9 +292,3 @@ def usage(sessions: sessionmaker, tenant_id: int, days: int) -> list[dict[str, o
              "output_bytes": int(row.output_bytes)}
             for row in session.execute(query)
         ]
-
-
-def ledger_total(sessions: sessionmaker, tenant_id: int) -> int:
-    with sessions() as session:
-        return int(session.scalar(select(func.coalesce(func.sum(UsageRecord.credits), 0))
-                                  .where(UsageRecord.tenant_id == tenant_id)))

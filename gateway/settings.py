@@ -35,7 +35,8 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field([], description="origins allowed to call from a browser; empty turns CORS off")
     shutdown_grace_s: float = Field(20.0, ge=0, description="on SIGTERM, time left to requests in flight")
     database_url: str = Field("sqlite:///build/gateway.db",
-                              description="SQLAlchemy URL: SQLite file (one replica) or postgresql+psycopg://... (several)")
+                              description="SQLAlchemy URL: SQLite file (one replica) or "
+                                          "postgresql+psycopg://... (several)")
     database_schema: str | None = Field(None, description="PostgreSQL schema (search_path) holding the tables")
     redis_url: str | None = Field(None, description="redis://host:port/db shares rate limits between replicas; "
                                                     "unset keeps them in this process")

@@ -12,8 +12,9 @@ from gateway.errors import BadImage, ServiceUnavailable, UpstreamTimeout
 
 INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
 DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
-# What Triton answers for a model that is not loaded (unknown, unloaded, or failed to load).
-MODEL_MISSING = ("StatusCode.NOT_FOUND", "StatusCode.UNAVAILABLE")
+# Triton's status for a model that is not loaded (unknown, unloaded, or failed to load); an unreachable
+# Triton is StatusCode.UNAVAILABLE.
+MODEL_MISSING = "StatusCode.NOT_FOUND"
 TENSOR_TYPES = {int: ("INT32", np.int32), float: ("FP32", np.float32)}
 MAX_MESSAGE_BYTES = 2**31 - 1
 # gRPC backs off up to 2 minutes between reconnects by default; a restarted
@@ -94,7 +95,7 @@ def _translate(exc: InferenceServerException, model: str) -> Exception:
     if status == DEADLINE_EXCEEDED:
         return UpstreamTimeout("inference did not finish within the request budget; retry later or send a smaller "
                                "photo (max_side also helps)")
-    if status in MODEL_MISSING:
+    if status == MODEL_MISSING:
         return ServiceUnavailable(f"the model behind this endpoint ({model}) is not loaded; the other endpoints "
                                   "may still work, see /readyz", code="model_unavailable")
     return ServiceUnavailable("the inference service is unavailable; retry shortly")

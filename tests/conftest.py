@@ -14,9 +14,9 @@ import skimage.data
 from PIL import Image
 from sqlalchemy.orm import sessionmaker
 
+from converters.catalog import load_catalog
 from gateway.db import make_engine, session_factory
 from gateway.migrate import upgrade
-from converters.catalog import load_catalog
 from stack.ports import free_port
 from stack.triton import TritonPorts, TritonServer
 

@@ -16,11 +16,11 @@ from triton_models.responses import respond_each
 DEPTH, ALPHA = TENSORS.model_outputs["depth"], TENSORS.model_outputs["alpha"]
 
 
-def _bytes_tensor(name: str, data: bytes):
+def _bytes_tensor(name: str, data: bytes) -> pb_utils.Tensor:
     return pb_utils.Tensor(name, np.array([[data]], dtype=np.object_))
 
 
-def _input(request, name: str) -> np.ndarray:
+def _input(request: pb_utils.InferenceRequest, name: str) -> np.ndarray:
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
         raise ImageError(f"postprocess needs input {name!r} for the outputs requested")
@@ -36,7 +36,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         return respond_each(requests, self._handle, self.logger)
 
-    def _handle(self, request) -> list:
+    def _handle(self, request: pb_utils.InferenceRequest) -> list:
         # Tensors carry the batch axis of a one-photo request: [1, ...].
         wanted = set(request.requested_output_names())
         height, width = (int(v) for v in _input(request, TENSORS.output_size).reshape(-1)[:2])

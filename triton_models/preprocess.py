@@ -36,7 +36,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         return respond_each(requests, self._handle, self.logger)
 
-    def _handle(self, request) -> list:
+    def _handle(self, request: pb_utils.InferenceRequest) -> list:
         data = pb_utils.get_input_tensor_by_name(request, TENSORS.image).as_numpy().reshape(-1)
         max_side = int(pb_utils.get_input_tensor_by_name(request, TENSORS.max_side).as_numpy().reshape(-1)[0])
         if data.size != 1:

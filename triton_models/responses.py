@@ -19,7 +19,7 @@ def respond_each(requests: list, handle: Callable[[Any], list], logger: Any) -> 
             responses.append(pb_utils.InferenceResponse(output_tensors=handle(request)))
         except ImageError as exc:  # a problem with the caller's photo: marked, so the gateway echoes it
             responses.append(error_response(PRODUCT.step_error_marker + str(exc), pb_utils.TritonError.INVALID_ARG))
-        except Exception as exc:  # reported to the caller, the model keeps serving
+        except Exception as exc:  # noqa: BLE001 (reported to the caller, the model keeps serving)
             logger.log_error(f"request failed: {type(exc).__name__}: {exc}")
             responses.append(error_response(f"internal error: {type(exc).__name__}", pb_utils.TritonError.INTERNAL))
     return responses

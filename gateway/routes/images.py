@@ -85,8 +85,9 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
                             code="operation_not_allowed")
         decision = await take_token(call.rate_limit, principal.key_id, principal.rate_per_s, principal.burst)
         if not decision.allowed:
-            raise TooManyRequests(f"over the rate limit of {principal.rate_per_s:g} requests/s (burst {principal.burst}) "
-                                  f"for this key; retry after {decision.retry_after_s} s", headers=decision.headers())
+            raise TooManyRequests(f"over the rate limit of {principal.rate_per_s:g} requests/s "
+                                  f"(burst {principal.burst}) for this key; retry after {decision.retry_after_s} s",
+                                  headers=decision.headers())
         for name, bound in bounds.items():
             if bound is not None and query[name] > bound:
                 raise BadRequest(f"{name} {query[name]} is over the limit of {bound:g}", code="invalid_parameter")

@@ -30,7 +30,8 @@ def scraped_names(text: str) -> set[str]:
 
 
 def test_chart_reads_only_metrics_the_live_stack_exports(http, triton: TritonServer, astronaut) -> None:
-    assert http.post("/v1/depth", content=jpeg_bytes(astronaut), headers={"Content-Type": "image/jpeg"}).status_code == 200
+    response = http.post("/v1/depth", content=jpeg_bytes(astronaut), headers={"Content-Type": "image/jpeg"})
+    assert response.status_code == 200
     live = scraped_names(http.get("/metrics").text)
     live |= scraped_names(httpx.get(f"http://127.0.0.1:{triton.ports.metrics}/metrics", timeout=10).text)
 

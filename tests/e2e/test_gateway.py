@@ -2,6 +2,7 @@
 
 import io
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -18,7 +19,7 @@ PERSON = (slice(256, 448), slice(96, 288))
 BACKDROP = (slice(0, 256), slice(352, 512))
 
 
-def post(http, route: str, data: bytes, **params):
+def post(http: httpx.Client, route: str, data: bytes, **params: str | int) -> tuple[np.ndarray, httpx.Response]:
     response = http.post(route, content=data, params=params, headers={"Content-Type": "image/jpeg"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
@@ -28,7 +29,8 @@ def post(http, route: str, data: bytes, **params):
 def direct_alpha(photo: np.ndarray, model: str) -> np.ndarray:
     """The same ONNX model run directly, outside Triton, resized back like the service."""
     source = get_source(model)
-    session = ort.InferenceSession(str(MODEL_REPOSITORY / model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(MODEL_REPOSITORY / model / "1" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
     tensor = model_input(Image.fromarray(photo), *source.input_size, source.normalization)
     alpha = session.run(None, {"image": tensor[np.newaxis]})[0][0, 0]
     return np.asarray(Image.fromarray(alpha).resize(photo.shape[1::-1], Image.Resampling.BILINEAR))
@@ -116,4 +118,5 @@ def test_metrics_move_with_real_requests(http, astronaut) -> None:
     assert value(after, ok) == value(before, ok) + 1
     count = 'gateway_triton_duration_seconds_count{route="mask"}'
     assert value(after, count) == value(before, count) + 1
-    assert value(after, 'gateway_response_bytes_total{route="mask"}') > value(before, 'gateway_response_bytes_total{route="mask"}')
+    response_bytes = 'gateway_response_bytes_total{route="mask"}'
+    assert value(after, response_bytes) > value(before, response_bytes)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script 
 with atheris.instrument_imports(include=["gateway.image_check"]):
     from gateway.image_check import inspect_image
 
-from gateway.errors import ApiError  # noqa: E402
+from gateway.errors import ApiError
 
 MAX_PIXELS = 40_000_000
 DECLARED_TYPES = (None, "image/jpeg", "image/png", "image/webp")

@@ -12,7 +12,7 @@ from PIL import Image
 PIXELS = np.random.default_rng(7).integers(0, 255, (12, 17, 3), dtype=np.uint8)
 
 
-def _encode(fmt: str, **options) -> bytes:
+def _encode(fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(PIXELS).save(buffer, format=fmt, **options)
     return buffer.getvalue()

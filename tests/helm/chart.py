@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,7 +26,7 @@ CI_VALUES = sorted(CHART_DIR.glob("ci/*-values.yaml"))
 SCENARIOS = {"default": ()} | {path.name.removesuffix("-values.yaml"): (path,) for path in CI_VALUES}
 
 
-def require_module(name: str):
+def require_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError:

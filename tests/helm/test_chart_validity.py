@@ -90,7 +90,8 @@ def test_schema_rejects_bad_values(override: str, message: str) -> None:
 
 
 def test_template_fails_on_inconsistent_values() -> None:
-    result = run_helm(*template_args((), "--set", "gateway.autoscaling.minReplicas=5,gateway.autoscaling.maxReplicas=2"), check=False)
+    replicas = "gateway.autoscaling.minReplicas=5,gateway.autoscaling.maxReplicas=2"
+    result = run_helm(*template_args((), "--set", replicas), check=False)
     assert result.returncode != 0 and "minReplicas" in result.stderr
     result = run_helm(*template_args((), "--set", "triton.enabled=false"), check=False)
     assert result.returncode != 0 and "tritonGrpcUrl" in result.stderr
@@ -134,7 +135,8 @@ def test_optional_objects_can_be_turned_off() -> None:
         )
     )
     kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PersistentVolumeClaim"}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "HorizontalPodAutoscaler",
+                        "PodDisruptionBudget", "PersistentVolumeClaim"}
 
 
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "default" if v is None else v.name)

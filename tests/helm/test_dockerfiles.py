@@ -1,12 +1,22 @@
 """Container images: hadolint, pinned bases, non-root users, health checks, and agreement with
-pyproject.toml and the chart. (No Docker engine runs here, so nothing is built.)"""
+pyproject.toml and the chart. (No Docker engine runs here, so nothing is built.)
+
+The images install the project with one of its extras (pyproject.toml: one extra per deployable)
+and write no version of their own: the gateway image `.[gateway]`, without any inference runtime;
+the Triton image `.[serving,build]` and the nvidia-pytriton wheel (for its python-backend stub) at
+the version pyproject.toml pins, which docker/pinned.py reads."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import json
 import re
 import shlex
 import subprocess
+import sys
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +28,15 @@ DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
 GATEWAY = DOCKER_DIR / "gateway.Dockerfile"
 TRITON = DOCKER_DIR / "triton.Dockerfile"
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]["name"]
+EXTRAS: dict[str, list[str]] = PYPROJECT["project"].get("optional-dependencies", {})
+# This repository's top-level packages (pyproject.toml's setuptools include patterns).
+OWN_PACKAGES = {
+    pattern.rstrip("*").rstrip(".") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+}
+# What must never reach the gateway image: model runtimes, model formats, the image decoder, Triton.
+NOT_IN_GATEWAY_IMAGE = {"onnxruntime", "onnx", "tflite", "flatbuffers", "pillow", "nvidia-pytriton"}
+PINNED_SCRIPT = "docker/pinned.py"
 
 
 @dataclass(frozen=True)
@@ -83,31 +102,172 @@ def final_stage(path: Path) -> list[Instruction]:
     return [instruction for instruction in instructions if instruction.stage == last]
 
 
-def pyproject_pins() -> dict[str, str]:
-    pins = {}
-    for requirement in PYPROJECT["project"]["dependencies"]:
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([A-Za-z0-9_.+-]+)", requirement)
-        assert match, f"pyproject.toml dependency is not an exact pin: {requirement}"
-        pins[_normalise(match.group(1))] = match.group(2)
-    return pins
-
-
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pip_installs(path: Path) -> list[list[str]]:
-    """Argument lists of every `pip install` in the Dockerfile's RUN instructions."""
+PIN = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>[A-Za-z0-9_.+!-]+)")
+SELF = re.compile(rf"{re.escape(PROJECT)}\[(?P<extras>[^\]]+)\]")
+
+
+def _extra_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def project_requirements(extras: Iterable[str]) -> list[str]:
+    """The exact pins `pip install .[extras]` asks for: the base dependencies and those extras, with
+    the extras' references to other extras of the project (`imageserve[gateway,...]`) followed."""
+    requirements = list(PYPROJECT["project"]["dependencies"])
+    pending, seen = list(extras), set()
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        assert extra in EXTRAS, f"pyproject.toml has no extra {extra!r}"
+        for requirement in EXTRAS[extra]:
+            reference = SELF.fullmatch(requirement)
+            if reference:
+                pending += _extra_names(reference["extras"])
+            else:
+                requirements.append(requirement)
+    return requirements
+
+
+def all_pins() -> dict[str, set[str]]:
+    """Every pin of the base dependencies and the extras: distribution -> the versions it is pinned at."""
+    pins: dict[str, set[str]] = {}
+    for requirement in project_requirements(EXTRAS):
+        match = PIN.fullmatch(requirement)
+        assert match, f"pyproject.toml: {requirement} is not an exact pin"
+        pins.setdefault(_normalise(match["name"]), set()).add(match["version"])
+    return pins
+
+
+@dataclass(frozen=True)
+class PipInstall:
+    arguments: tuple[str, ...]  # as written, variables unexpanded
+    requirements: tuple[str, ...]  # what the arguments ask for, extras and docker/pinned.py resolved
+    unresolved: tuple[str, ...]  # arguments that are neither the project nor a pyproject.toml pin
+    no_deps: bool
+
+
+def pip_installs(path: Path) -> list[PipInstall]:
+    """Every `pip install` in the Dockerfile's RUN instructions. The project (`.`, `.[extras]`) means
+    its pyproject.toml requirements; `VAR="$(python3.11 docker/pinned.py NAME)"` followed by
+    `pip install "${VAR}"` means NAME's pin in pyproject.toml. Anything else is unresolved."""
     installs = []
     for instruction in parse(path):
         if instruction.keyword != "RUN":
             continue
+        variables: dict[str, str] = {}
         for command in re.split(r"&&|;|\|\|", instruction.arguments):
             words = shlex.split(command)
+            if len(words) == 1:
+                assignment = re.fullmatch(rf"(\w+)=\$\(python3[.\d]* {re.escape(PINNED_SCRIPT)} ([\w.-]+)\)", words[0])
+                if assignment:
+                    variables[assignment[1]] = _pinned(assignment[2])
             for index, word in enumerate(words[:-1]):
                 if (word == "pip" or word.endswith("/pip")) and words[index + 1] == "install":
-                    installs.append(words[index + 2 :])
+                    installs.append(_pip_install(words[index + 2 :], variables))
     return installs
+
+
+def _pinned(name: str) -> str:
+    versions = all_pins().get(_normalise(name), set())
+    assert len(versions) == 1, f"{PINNED_SCRIPT} {name}: pyproject.toml pins it at {sorted(versions) or 'no version'}"
+    return f"{name}=={versions.pop()}"
+
+
+def _pip_install(arguments: list[str], variables: dict[str, str]) -> PipInstall:
+    requirements, unresolved = [], []
+    for argument in arguments:
+        if argument.startswith("-"):
+            continue
+        project = re.fullmatch(r"\.(?:\[(?P<extras>[^\]]*)\])?", argument)
+        variable = re.fullmatch(r"\$\{?(\w+)\}?", argument)
+        if project:
+            requirements += project_requirements(_extra_names(project["extras"] or ""))
+        elif variable and variable[1] in variables:
+            requirements.append(variables[variable[1]])
+        else:
+            unresolved.append(argument)
+    return PipInstall(tuple(arguments), tuple(requirements), tuple(unresolved), "--no-deps" in arguments)
+
+
+def _requirement_name(requirement: str) -> tuple[str, frozenset[str]]:
+    parsed = require_module("packaging.requirements").Requirement(requirement)
+    return _normalise(parsed.name), frozenset(parsed.extras)
+
+
+def closure(requirements: Iterable[str]) -> set[str]:
+    """The distributions these requirements install, with what they require in turn (extras and
+    environment markers honoured), as the test environment's installed metadata says (.[dev] holds
+    every extra)."""
+    requirements_module = require_module("packaging.requirements")
+    pending = [_requirement_name(requirement) for requirement in requirements]
+    seen: dict[str, set[str]] = {}
+    while pending:
+        name, extras = pending.pop()
+        if name in seen and extras <= seen[name]:
+            continue
+        seen.setdefault(name, set()).update(extras)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            pytest.fail(f"{name} is not installed in the test environment; install the project with .[dev]")
+        for line in requires:
+            parsed = requirements_module.Requirement(line)
+            wanted = not parsed.marker or any(parsed.marker.evaluate({"extra": extra}) for extra in {"", *seen[name]})
+            if wanted:
+                pending.append((_normalise(parsed.name), frozenset(parsed.extras)))
+    return set(seen)
+
+
+def image_distributions(path: Path) -> set[str]:
+    """The distributions the image's pip installs put into it (`--no-deps` honoured)."""
+    installed: set[str] = set()
+    for install in pip_installs(path):
+        assert not install.unresolved, f"{path.name}: pip install {' '.join(install.unresolved)}"
+        if install.no_deps:
+            installed |= {_requirement_name(requirement)[0] for requirement in install.requirements}
+        else:
+            installed |= closure(install.requirements)
+    return installed
+
+
+def third_party_imports(paths: Iterable[Path], provided: set[str] = frozenset()) -> dict[str, set[str]]:
+    """Top-level modules imported by these files that are neither the standard library, this
+    repository's packages nor `provided`: module -> the files importing it."""
+    imports: dict[str, set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots = [node.module.split(".")[0]]
+            else:
+                continue
+            for root in roots:
+                if root in sys.stdlib_module_names or root in OWN_PACKAGES | provided or root == "__future__":
+                    continue
+                imports.setdefault(root, set()).add(str(path.relative_to(REPO_ROOT)))
+    return imports
+
+
+def missing_distributions(imports: dict[str, set[str]], installed: set[str]) -> dict[str, set[str]]:
+    """The imported modules that no installed distribution provides."""
+    module_to_distributions = importlib.metadata.packages_distributions()
+    return {
+        module: files
+        for module, files in imports.items()
+        if not {_normalise(d) for d in module_to_distributions.get(module, [module])} & installed
+    }
+
+
+def sources(*packages: str, exclude: frozenset[str] = frozenset()) -> list[Path]:
+    paths = [path for package in packages for path in sorted((REPO_ROOT / package).rglob("*.py"))]
+    return [path for path in paths if str(path.relative_to(REPO_ROOT)) not in exclude]
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -145,22 +305,66 @@ def test_runs_as_a_numeric_non_root_user_with_a_healthcheck(path: Path) -> None:
     assert "latest" not in path.read_text()
 
 
+def test_pyproject_pins_are_exact_and_agree_across_extras() -> None:
+    """Every requirement is an exact pin or a reference to other extras of the project, and a
+    distribution pinned in several extras has one version."""
+    assert {"gateway", "serving", "build", "bench", "dev"} <= set(EXTRAS)
+    for extra, requirements in {"dependencies": PYPROJECT["project"]["dependencies"], **EXTRAS}.items():
+        for requirement in requirements:
+            reference = SELF.fullmatch(requirement)
+            if reference:
+                assert set(_extra_names(reference["extras"])) <= set(EXTRAS) - {extra}, f"{extra}: {requirement}"
+            else:
+                assert PIN.fullmatch(requirement), f"pyproject.toml {extra}: {requirement} is not an exact pin"
+    disagreeing = {name: sorted(versions) for name, versions in all_pins().items() if len(versions) > 1}
+    assert not disagreeing, f"pinned at different versions in different extras: {disagreeing}"
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
-def test_pip_installs_use_the_pyproject_pins(path: Path) -> None:
-    pins = pyproject_pins()
+def test_images_install_only_the_project_and_pyproject_pins(path: Path) -> None:
+    """No second list of pins: each pip install names the project with extras pyproject.toml
+    defines, or a pin docker/pinned.py reads from pyproject.toml; never a package or version."""
     installs = pip_installs(path)
     assert installs, "no pip install"
-    for arguments in installs:
-        packages = [word for word in arguments if not word.startswith("-")]
-        assert packages, arguments
-        for package in packages:
-            if package == ".":
-                continue  # the project itself: pyproject.toml's exact pins
-            match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[\w,-]+\])?==([A-Za-z0-9_.+-]+)", package)
-            assert match, f"{path.name}: {package} is not pinned"
-            name, version = _normalise(match.group(1)), match.group(2)
-            assert name in pins, f"{path.name}: {name} is not a dependency in pyproject.toml"
-            assert pins[name] == version, f"{path.name}: {name}=={version}, pyproject.toml pins {pins[name]}"
+    for install in installs:
+        assert install.requirements, f"{path.name}: pip install {' '.join(install.arguments)} installs nothing"
+        assert not install.unresolved, (
+            f"{path.name}: pip install {' '.join(install.unresolved)}: install the project with an extra of "
+            f"pyproject.toml (.[extra]) or read the pin with {PINNED_SCRIPT}, never a version written here"
+        )
+    assert any(argument.startswith(".") for install in installs for argument in install.arguments), (
+        f"{path.name} must install the project itself"
+    )
+
+
+def test_gateway_image_installs_the_gateway_extra_and_no_inference_runtime() -> None:
+    installed = image_distributions(GATEWAY)
+    carried = installed & NOT_IN_GATEWAY_IMAGE
+    assert not carried, f"the gateway image would carry {sorted(carried)}"
+    assert {"fastapi", "uvicorn", "sqlalchemy", "alembic", "tritonclient", "numpy"} <= installed
+    (install,) = pip_installs(GATEWAY)
+    assert not install.no_deps
+    assert [a for a in install.arguments if not a.startswith("-")] == [".[gateway]"], install.arguments
+
+
+def test_triton_image_installs_the_serving_and_build_extras_and_the_backend_stub() -> None:
+    installs = pip_installs(TRITON)
+    project = [a for install in installs for a in install.arguments if a.startswith(".")]
+    assert project == [".[serving,build]"], project
+    (stub,) = [install for install in installs if install.no_deps]
+    assert [_requirement_name(requirement)[0] for requirement in stub.requirements] == ["nvidia-pytriton"]
+    assert f"python3.11 {PINNED_SCRIPT} nvidia-pytriton" in TRITON.read_text()
+
+
+def test_pinned_script_prints_the_pyproject_pin() -> None:
+    script = REPO_ROOT / PINNED_SCRIPT
+    result = subprocess.run([sys.executable, str(script), "nvidia-pytriton", "numpy"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [_pinned("nvidia-pytriton"), _pinned("numpy")]
+    unknown = subprocess.run([sys.executable, str(script), "no-such-distribution"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert unknown.returncode != 0 and not unknown.stdout
 
 
 def test_gateway_image_matches_python_requirement_and_chart() -> None:
@@ -172,8 +376,6 @@ def test_gateway_image_matches_python_requirement_and_chart() -> None:
     assert f"/python{python_version.rsplit('.', 1)[0]}/" in GATEWAY.read_text()
     final = final_stage(GATEWAY)
     (cmd,) = [i.arguments for i in final if i.keyword == "CMD"]
-    import json
-
     command = json.loads(cmd)
     assert command == ["python", "-m", "gateway"], "the same entry point as the chart's gateway container"
     values = load_values()["gateway"]
@@ -186,7 +388,6 @@ def test_gateway_image_matches_python_requirement_and_chart() -> None:
     assert sorted(expose.split()) == sorted([str(values["port"]), str(values["metricsPort"])])
     (user,) = [i.arguments for i in final if i.keyword == "USER"]
     assert user == f"{values['runAsUser']}:{values['runAsGroup']}"
-    assert any(i.keyword == "RUN" and re.search(r"pip install (--no-cache-dir )?\.(\s|$)", i.arguments) for i in parse(GATEWAY))
 
 
 def image_env(instructions: list[Instruction]) -> dict[str, str]:
@@ -201,69 +402,14 @@ def image_env(instructions: list[Instruction]) -> dict[str, str]:
     return env
 
 
-def runtime_closure() -> set[str]:
-    """pyproject.toml's runtime dependencies and what they require in turn (extras honoured), as
-    installed in the test environment: what `pip install .` puts into the gateway image."""
-    import importlib.metadata
-
-    requirements = require_module("packaging.requirements")
-    pending = []
-    for requirement in PYPROJECT["project"]["dependencies"]:
-        parsed = requirements.Requirement(requirement)
-        pending.append((_normalise(parsed.name), frozenset(parsed.extras)))
-    seen: dict[str, set[str]] = {}
-    while pending:
-        name, extras = pending.pop()
-        if name in seen and extras <= seen[name]:
-            continue
-        seen.setdefault(name, set()).update(extras)
-        try:
-            requires = importlib.metadata.requires(name) or []
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        for line in requires:
-            parsed = requirements.Requirement(line)
-            wanted = not parsed.marker or any(parsed.marker.evaluate({"extra": extra}) for extra in {"", *seen[name]})
-            if wanted:
-                pending.append((_normalise(parsed.name), frozenset(parsed.extras)))
-    return set(seen)
-
-
 def test_gateway_image_installs_every_runtime_dependency_the_gateway_imports() -> None:
-    """The gateway image installs the project (`pip install .`), so every third-party module that
-    gateway/ imports (Alembic for the migrations, among others) must come with pyproject.toml's
-    runtime dependencies, not only with the dev extra or the test environment."""
-    import ast
-    import importlib.metadata
-    import sys
-
-    pins = pyproject_pins()
-    installed = runtime_closure()
-    assert set(pins) <= installed
-    module_to_distributions = importlib.metadata.packages_distributions()
-    own = {"gateway", "converters", "imaging", "triton_models", "stack", "load_tests"}
-    missing = {}
-    sources = sorted((REPO_ROOT / "gateway").rglob("*.py"))
-    assert any(path.parent.name == "versions" for path in sources), "the migration scripts are part of the gateway"
-    for path in sources:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                roots = [alias.name.split(".")[0] for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                roots = [node.module.split(".")[0]]
-            else:
-                continue
-            for root in roots:
-                if root in sys.stdlib_module_names or root in own or root == "__future__":
-                    continue
-                distributions = {_normalise(d) for d in module_to_distributions.get(root, [root])}
-                if not distributions & installed:
-                    missing.setdefault(root, set()).add(str(path.relative_to(REPO_ROOT)))
-    assert not missing, f"gateway imports modules pyproject.toml's runtime dependencies do not bring: {missing}"
-    assert "alembic" in pins, "gateway/migrate.py runs Alembic at start-up"
-    assert any(arguments and arguments[-1] == "." for arguments in pip_installs(GATEWAY)), (
-        "the gateway image must install the project itself, with its pins"
-    )
+    """Every third-party module that gateway/ (its migration scripts included) and contract/ import
+    comes with the gateway image's install (pyproject.toml's `gateway` extra)."""
+    paths = sources("gateway", "contract")
+    assert any(path.parent.name == "versions" for path in paths), "the migration scripts are part of the gateway"
+    assert "alembic" in image_distributions(GATEWAY), "gateway/migrate.py runs Alembic at start-up"
+    missing = missing_distributions(third_party_imports(paths), image_distributions(GATEWAY))
+    assert not missing, f"gateway imports modules the gateway image does not install: {missing}"
 
 
 def test_triton_image_matches_chart_and_python_requirement() -> None:
@@ -279,57 +425,46 @@ def test_triton_image_matches_chart_and_python_requirement() -> None:
     minor = re.search(r">=\s*(\d+\.\d+)", requires).group(1)
     assert f"python{minor} -m venv" in text
     assert f"python_backend_stubs/{minor}/triton_python_backend_stub" in text
-    installed = triton_image_distributions()
-    assert {"numpy", "pillow", "onnxruntime", "nvidia-pytriton"} <= installed
+    assert {"numpy", "pillow", "onnxruntime", "onnx", "tflite", "nvidia-pytriton"} <= image_distributions(TRITON)
     exposed = next(i.arguments for i in final_stage(TRITON) if i.keyword == "EXPOSE").split()
     assert sorted(int(p) for p in exposed) == sorted(values["ports"].values())
 
 
-def triton_image_distributions() -> set[str]:
-    """Distributions the Triton image installs by name (normalised, extras dropped)."""
-    return {
-        _normalise(re.sub(r"\[.*\]", "", package.split("==")[0]))
-        for arguments in pip_installs(TRITON)
-        for package in arguments
-        if "==" in package
-    }
-
-
 # Modules that run in other environments, never in the Triton image: the Depth Anything hub
 # export (.venv-hub) and MediaPipe's reference runtime (.venv-mediapipe).
-NOT_IN_TRITON_IMAGE = {"converters/hub_depth_anything.py", "converters/mediapipe_reference.py"}
+NOT_IN_TRITON_IMAGE = frozenset({"converters/hub_depth_anything.py", "converters/mediapipe_reference.py"})
+# Injected by Triton's python backend.
+TRITON_PROVIDED = {"triton_python_backend_utils"}
 
 
 def test_triton_image_has_every_dependency_the_model_code_imports() -> None:
     """converters (the build step), imaging and triton_models (python-backend models) import only
     the standard library, this repository and distributions the Triton image installs."""
-    import ast
-    import importlib.metadata
-    import sys
-
-    own = {"converters", "imaging", "triton_models", "gateway", "stack", "load_tests"}
-    provided = {"triton_python_backend_utils"}  # injected by Triton's python backend
-    module_to_distributions = importlib.metadata.packages_distributions()
-    installed = triton_image_distributions()
-    missing = {}
-    for package in ("converters", "imaging", "triton_models"):
-        for path in sorted((REPO_ROOT / package).glob("*.py")):
-            if str(path.relative_to(REPO_ROOT)) in NOT_IN_TRITON_IMAGE:
-                continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    roots = [alias.name.split(".")[0] for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    roots = [node.module.split(".")[0]]
-                else:
-                    continue
-                for root in roots:
-                    if root in sys.stdlib_module_names or root in own | provided or root == "__future__":
-                        continue
-                    distributions = {_normalise(d) for d in module_to_distributions.get(root, [root])}
-                    if not distributions & installed:
-                        missing.setdefault(root, set()).add(str(path.relative_to(REPO_ROOT)))
+    paths = sources("contract", "converters", "imaging", "triton_models", exclude=NOT_IN_TRITON_IMAGE)
+    missing = missing_distributions(third_party_imports(paths, TRITON_PROVIDED), image_distributions(TRITON))
     assert not missing, f"imported but not installed in docker/triton.Dockerfile: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "packages", "exclude"),
+    [
+        ("gateway", ("gateway", "contract"), frozenset()),
+        ("serving", ("triton_models", "imaging", "contract"), frozenset()),
+        ("build", ("converters", "contract"), NOT_IN_TRITON_IMAGE),
+        ("bench", ("load_tests",), frozenset()),
+    ],
+)
+def test_each_extra_brings_what_its_packages_import(extra: str, packages: tuple[str, ...], exclude: frozenset) -> None:
+    """One extra per deployable: installing the project with it alone is enough to import the code."""
+    paths = sources(*packages, exclude=exclude)
+    assert paths
+    missing = missing_distributions(third_party_imports(paths, TRITON_PROVIDED), closure(project_requirements([extra])))
+    assert not missing, f"{packages} import modules pyproject.toml's {extra!r} extra does not bring: {missing}"
+
+
+def test_the_gateway_extra_carries_no_inference_runtime() -> None:
+    carried = closure(project_requirements(["gateway"])) & NOT_IN_GATEWAY_IMAGE
+    assert not carried, f"pyproject.toml's gateway extra brings {sorted(carried)}"
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -339,8 +474,9 @@ def test_build_context_lets_in_every_package_of_the_project(path: Path) -> None:
     lines = [line.strip() for line in ignore.read_text().splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0] == "*", "allow-list: exclude everything, then let sources in"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    packages = {pattern.rstrip("*").rstrip(".") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert {"pyproject.toml", *packages} <= allowed
+    assert {"pyproject.toml", *OWN_PACKAGES} <= allowed
     if path == TRITON:
         assert "model_repository" in allowed
+    if PINNED_SCRIPT in path.read_text():
+        assert PINNED_SCRIPT in allowed, f"{path.name} runs {PINNED_SCRIPT}"
     assert not allowed & {".venv", "build", ".git"}

@@ -122,7 +122,8 @@ def test_gpu_build_is_cached_per_architecture_and_tensorrt_version(sandbox: dict
     assert (sandbox["root"] / "pod-a" / "depth" / "1" / "model.onnx").exists()
     assert (sandbox["root"] / "pod-a" / "preprocess" / "config.pbtxt").read_text() == 'backend: "gpu"\n'
     # Downloads are cached beside the builds, so another GPU type does not fetch again.
-    assert (final / "model_repository" / "download-cache").read_text().strip() == str(sandbox["root"] / "cache" / "downloads")
+    download_cache = (final / "model_repository" / "download-cache").read_text().strip()
+    assert download_cache == str(sandbox["root"] / "cache" / "downloads")
     # onnxruntime's engine cache path of the configs leads into this key's cache.
     assert link.is_symlink() and link.resolve() == (final / "tensorrt").resolve()
     build, commands, trtexec = _calls(sandbox)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def recorded_names() -> set[str]:
     return {rule["record"] for scenario in SCENARIOS for rule in rules(scenario) if "record" in rule}
 
 
-def _walk_panels(panels: list[dict]):
+def _walk_panels(panels: list[dict]) -> Iterator[dict]:
     for panel in panels:
         yield panel
         yield from _walk_panels(panel.get("panels", []))
@@ -125,7 +126,8 @@ def test_rule_selectors_stay_inside_the_release(scenario: str) -> None:
         found = selectors.findall(rule["expr"])
         assert found, f"{rule}: no label matchers"
         for metric, matchers in found:
-            assert f'namespace="{NAMESPACE}"' in matchers, f"{metric} in {rule['expr']!r} is not scoped to the namespace"
+            where = f"{metric} in {rule['expr']!r}"
+            assert f'namespace="{NAMESPACE}"' in matchers, f"{where} is not scoped to the namespace"
             assert any(job in matchers for job in jobs), f"{metric} in {rule['expr']!r} is not scoped to a job"
 
 

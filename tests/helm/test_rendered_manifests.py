@@ -6,11 +6,24 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .chart import (
-    CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, SCENARIOS, Rendered, containers, fullname, load_values, pod_specs,
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    REPO_ROOT,
+    SCENARIOS,
+    Rendered,
+    containers,
+    fullname,
+    load_values,
+    pod_specs,
     require_module,
 )
+
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -76,7 +89,7 @@ def test_no_container_runs_as_root(rendered: Rendered) -> None:
 
 def test_every_container_has_requests_and_limits(rendered: Rendered) -> None:
     for where, spec in pod_specs(rendered):
-        for kind, container in containers(spec):
+        for _, container in containers(spec):
             resources = container.get("resources", {})
             for bound in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(resources.get(bound, {})), f"{where} {container['name']}: {bound}"
@@ -257,7 +270,8 @@ def test_model_build_step_feeds_the_model_repository(rendered: Rendered) -> None
         assert env["ORT_TRT_CACHE_LINK"] == cache_link
     script_volume = next(v for v in spec["volumes"] if v["name"] == "model-build-script")
     configmap = rendered.named("ConfigMap", script_volume["configMap"]["name"])
-    assert configmap["data"]["build-model-repository.sh"] == (CHART_DIR / "files" / "build-model-repository.sh").read_text()
+    script = (CHART_DIR / "files" / "build-model-repository.sh").read_text()
+    assert configmap["data"]["build-model-repository.sh"] == script
     cache = next(v for v in spec["volumes"] if v["name"] == "model-cache")
     cache_values = _values(rendered)["modelBuild"]["cache"]
     if cache_values["type"] == "pvc":
@@ -316,8 +330,10 @@ def test_network_policy_isolates_triton(rendered: Rendered) -> None:
         p["name"]: p["containerPort"]
         for p in rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]["containers"][0]["ports"]
     }
-    gateway_peer = {"podSelector": {"matchLabels": {k: pods[fullname("gateway")][k] for k in spec["podSelector"]["matchLabels"]}}}
-    prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"], "podSelector": values["prometheus"]["podSelector"]}
+    gateway_labels = pods[fullname("gateway")]
+    gateway_peer = {"podSelector": {"matchLabels": {k: gateway_labels[k] for k in spec["podSelector"]["matchLabels"]}}}
+    prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"],
+                       "podSelector": values["prometheus"]["podSelector"]}
     allowed_inference_peers = [gateway_peer, *values["extraInferenceClients"]]
     covered = set()
     for rule in spec["ingress"]:
@@ -349,7 +365,8 @@ def test_network_policy_keeps_gateway_metrics_to_prometheus(rendered: Rendered) 
     assert _selects(spec["podSelector"], pods[fullname("gateway")])
     assert not _selects(spec["podSelector"], pods[fullname("triton")])
     assert spec["policyTypes"] == ["Ingress"]
-    prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"], "podSelector": values["prometheus"]["podSelector"]}
+    prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"],
+                       "podSelector": values["prometheus"]["podSelector"]}
     test_pod = next(labels for where, labels in (
         (doc["metadata"]["name"], doc["metadata"]["labels"]) for doc in rendered.of_kind("Pod")
     ) if where.endswith("-test-ready"))
@@ -387,7 +404,10 @@ def test_hpas_target_existing_deployments(rendered: Rendered) -> None:
         metrics = hpa["spec"]["metrics"]
         if target["name"] == fullname("gateway"):
             assert metrics == [
-                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": values["gateway"]["autoscaling"]["targetCPUUtilizationPercentage"]}}}
+                {"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization",
+                    "averageUtilization": values["gateway"]["autoscaling"]["targetCPUUtilizationPercentage"],
+                }}}
             ]
         else:
             (metric,) = metrics
@@ -525,7 +545,7 @@ SECRET_STAND_INS = {
 }
 
 
-def _settings_from(rendered: Rendered, monkeypatch):
+def _settings_from(rendered: Rendered, monkeypatch) -> GatewaySettings:
     """GatewaySettings built from exactly the environment the rendered gateway container gets."""
     settings_module = require_module("gateway.settings")
     fields = settings_module.GatewaySettings.model_fields

@@ -27,7 +27,7 @@ def photo() -> np.ndarray:
     return np.asarray(Image.fromarray(full).resize((192, 256), Image.Resampling.LANCZOS))
 
 
-def encode(image: Image.Image | np.ndarray, fmt: str, **options) -> bytes:
+def encode(image: Image.Image | np.ndarray, fmt: str, **options: object) -> bytes:
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buffer = io.BytesIO()
@@ -110,7 +110,7 @@ def jpeg_scan_bomb(copies: int = 1000) -> bytes:
     another pass over all 560,000 blocks (4.3 s of decoding on one core without the scan limit)."""
     data = encode(Image.new("RGB", (6000, 6000), (120, 130, 140)), "JPEG", quality=90, progressive=True)
     starts = [match.start() for match in re.finditer(rb"\xff\xda", data)]
-    for start, end in zip(starts, [*starts[1:], len(data) - 2]):
+    for start, end in zip(starts, [*starts[1:], len(data) - 2], strict=True):
         components = data[start + 4]
         spectral_start, approximation = data[start + 5 + 2 * components], data[start + 7 + 2 * components]
         if components == 1 and spectral_start > 0 and approximation >> 4 == 0:  # a first AC scan: EOB runs

@@ -14,10 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.hostile import images as img
 from tests.hostile import report
 from tests.hostile.cases import CASES, PNG_ALLOWED_CHUNKS, Case, Reference, case_ids, decode_png, png_chunks
 from tests.hostile.conftest import BOOTSTRAP_KEY
-from tests.hostile import images as img
 
 pytestmark = pytest.mark.e2e
 

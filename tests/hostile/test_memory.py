@@ -53,7 +53,7 @@ def test_memory_is_flat_across_rounds(client: httpx.Client, gateway: RunningGate
     for _ in range(MEASURED_ROUNDS):
         run_round(client)
     after = tree_rss(gateway_pid), tree_rss(triton.process.pid)
-    growth = [(a - b) / MEASURED_ROUNDS for a, b in zip(after, before)]
+    growth = [(a - b) / MEASURED_ROUNDS for a, b in zip(after, before, strict=True)]
     if os.environ.get("IMAGESERVE_MEMORY_REPORT"):
         print(f"rss before {[b // MIB for b in before]} MiB, after {[a // MIB for a in after]} MiB, "
               f"growth per round {[round(g / MIB, 2) for g in growth]} MiB")

@@ -22,7 +22,8 @@ def session(model: bytes | str) -> ort.InferenceSession:
 
 def batch_of(photos: dict[str, np.ndarray], name: str) -> np.ndarray:
     source = get_source(name)
-    return np.stack([model_input(Image.fromarray(p), *source.input_size, source.normalization) for p in photos.values()])
+    return np.stack([model_input(Image.fromarray(p), *source.input_size, source.normalization)
+                     for p in photos.values()])
 
 
 @pytest.mark.parametrize("name", ["depth", "segmentation_quality"])

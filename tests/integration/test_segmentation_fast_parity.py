@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from converters.fetch import fetch_model
+from converters.catalog import get_source
+from converters.fetch import fetch_source
 from converters.tflite_to_onnx import convert_tflite
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ def _box_mean(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 @pytest.fixture(scope="module")
 def model_path() -> Path:
-    return fetch_model("segmentation_fast")
+    return fetch_source(get_source("segmentation_fast"))
 
 
 @pytest.fixture(scope="module")

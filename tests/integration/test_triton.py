@@ -10,8 +10,8 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from contract.product import TENSORS
 from converters.catalog import load_catalog
-from converters.triton_config import input_tensor_name
 from stack.triton import TritonServer
 from tests.conftest import jpeg_bytes
 
@@ -40,7 +40,8 @@ def photo_inputs(data: bytes, max_side: int = 0) -> list[grpcclient.InferInput]:
 
 
 def infer(client, model: str, data: bytes, outputs: list[str], max_side: int = 0) -> dict[str, np.ndarray]:
-    result = client.infer(model, photo_inputs(data, max_side), outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
+    requested = [grpcclient.InferRequestedOutput(o) for o in outputs]
+    result = client.infer(model, photo_inputs(data, max_side), outputs=requested)
     return {o: result.as_numpy(o) for o in outputs}
 
 
@@ -68,7 +69,7 @@ def test_max_side_shrinks_the_outputs(client, astronaut: np.ndarray) -> None:
 
 
 def test_preprocess_computes_only_requested_outputs(client, astronaut: np.ndarray) -> None:
-    wanted = ["OUTPUT_SIZE", input_tensor_name("depth")]
+    wanted = ["OUTPUT_SIZE", TENSORS.model_input("depth")]
     outputs = infer(client, "preprocess", jpeg_bytes(astronaut), wanted)
     assert outputs["OUTPUT_SIZE"].tolist() == [[512, 512]]
     assert outputs["DEPTH_INPUT"].shape == (1, 3, 224, 224)

@@ -7,6 +7,7 @@ tests in tests/e2e run the same paths against the real Triton.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from contract.product import PRODUCT
-from contract.schema import Product
+from contract.schema import Product, Variant
 from gateway import keys, ledger
 from gateway.app import create_app
 from gateway.errors import ServiceUnavailable
@@ -84,3 +85,10 @@ def balance(client: TestClient, tenant_id: int) -> int:
 def metric(client: TestClient, line: str) -> float:
     text = client.get("/metrics").text
     return next((float(row.split()[-1]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+
+def with_variant(product: Product, operation: str, variant: Variant) -> Product:
+    """A copy of ``product`` with one more variant of ``operation``: a declaration and nothing else."""
+    op = product.operation(operation)
+    changed = dataclasses.replace(op, variants=(*op.variants, variant))
+    return dataclasses.replace(product, operations=tuple(changed if o is op else o for o in product.operations))

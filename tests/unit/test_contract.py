@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -19,11 +18,11 @@ from gateway.errors import BadImage, ServiceUnavailable, UpstreamTimeout
 from gateway.settings import GatewaySettings
 from gateway.triton_client import _translate
 from tests.conftest import Database
-from tests.unit.app_client import JPEG, PHOTO, make_client, metric, tenant_key
+from tests.unit.app_client import JPEG, PHOTO, make_client, metric, tenant_key, with_variant
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SHARP = Variant("sharp", ("segmentation_quality",), "test-only variant")
-EXTRA = PRODUCT.with_variant("mask", SHARP)
+EXTRA = with_variant(PRODUCT, "mask", SHARP)
 
 
 @pytest.fixture
@@ -92,13 +91,15 @@ def _fields(product: object) -> dict:
      ServiceUnavailable, None),
     ("StatusCode.INTERNAL", "internal error: ValueError at /srv/secret/path.py", ServiceUnavailable, None),
     ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", UpstreamTimeout, None),
+    ("StatusCode.NOT_FOUND", "Request for unknown model: 'photo_depth' is not found", ServiceUnavailable, None),
+    ("StatusCode.UNAVAILABLE", "failed to connect to all addresses; ipv4:10.0.0.7:8001", ServiceUnavailable, None),
 ])
 def test_triton_failures_are_classified_by_status_and_only_marked_text_is_echoed(
         status: str, message: str, expected: type, echoed: str | None) -> None:
     error = _translate(InferenceServerException(message, status=status), "photo_depth")
     assert type(error) is expected
+    assert (error.code == "model_unavailable") == (status == "StatusCode.NOT_FOUND")
     if echoed is None:
         assert message not in error.message and "secret" not in error.message
     else:
         assert error.message == echoed
-    assert np.isscalar(error.status_code)

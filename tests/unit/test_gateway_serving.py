@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def test_a_retry_with_the_same_idempotency_key_is_not_billed_again(client: TestC
     assert retry.headers["X-Request-Id"] == first.headers["X-Request-Id"]
     assert retry.headers["X-Credits-Charged"] == first.headers["X-Credits-Charged"] == "2"
     assert retry.headers["X-Credits-Remaining"] == "8" and balance(client, tenant_id) == 8
-    assert ledger.ledger_total(client.app.state.sessions, tenant_id) == 2
+    assert ledger.audit(client.app.state.sessions, tenant_id).charged == 2
     fresh = post_mask(client, key, **{"Idempotency-Key": "order-18"})
     assert "Idempotent-Replayed" not in fresh.headers and balance(client, tenant_id) == 6
 
@@ -85,7 +86,7 @@ def test_the_process_sheds_load_beyond_max_in_flight_with_503(database: Database
         keys_ = [tenant_key(client, f"t{i}", credits=10)[2] for i in range(3)]
         client.app.state.triton.delay_s = 0.5
         with ThreadPoolExecutor(max_workers=3) as pool:
-            responses = list(pool.map(lambda k: post_mask(client, k), keys_))
+            responses = list(pool.map(partial(post_mask, client), keys_))
         shed = [r for r in responses if r.status_code == 503]
         assert len(shed) == 1 and sum(r.status_code == 200 for r in responses) == 2
         assert shed[0].json()["error"]["code"] == "overloaded" and shed[0].headers["Retry-After"] == "1"

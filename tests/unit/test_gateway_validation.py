@@ -17,7 +17,6 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.conftest import free_port, jpeg_bytes
 
-
 ADMIN_KEY = secrets.token_urlsafe(32)
 
 

@@ -16,7 +16,7 @@ RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 255, (37, 53, 3), dtype=np.uint8)
 
 
-def encode(fmt: str, **options) -> bytes:
+def encode(fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(PIXELS).save(buffer, format=fmt, **options)
     return buffer.getvalue()
@@ -51,7 +51,9 @@ def test_empty_body() -> None:
         inspect_image(b"", max_pixels=10**6)
 
 
-@pytest.mark.parametrize("data", [b"hello world", b"GIF89a" + b"\x00" * 20, b"<svg xmlns='x'/>", b"II*\x00" + b"\x00" * 20])
+@pytest.mark.parametrize("data", [
+    b"hello world", b"GIF89a" + b"\x00" * 20, b"<svg xmlns='x'/>", b"II*\x00" + b"\x00" * 20,
+])
 def test_other_formats_are_refused(data: bytes) -> None:
     with pytest.raises(UnsupportedMediaType, match="not a JPEG, PNG or WebP"):
         inspect_image(data, max_pixels=10**6)

@@ -11,12 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-
 from sqlalchemy.exc import IntegrityError
 
 from gateway import ledger
 from gateway.tenants import create_tenant, list_tenants
-
 
 HOLD = timedelta(seconds=90)
 
@@ -27,11 +25,11 @@ def charge(reservation: ledger.Reservation | None = None) -> ledger.Charge:
                          gateway_latency_ms=10.0, triton_latency_ms=5.0, request_id=request_id)
 
 
-def reserve(sessions, tenant_id: int, credits: int, hold: timedelta = HOLD) -> ledger.Reservation:  # noqa: ANN001
+def reserve(sessions, tenant_id: int, credits: int, hold: timedelta = HOLD) -> ledger.Reservation:
     return ledger.reserve(sessions, tenant_id, credits, uuid.uuid4().hex, hold)
 
 
-def bill(sessions, tenant_id: int, credits: int, claim: ledger.IdempotencyClaim | None = None) -> ledger.Reservation:  # noqa: ANN001
+def bill(sessions, tenant_id: int, credits: int, claim: ledger.IdempotencyClaim | None = None) -> ledger.Reservation:
     reservation = reserve(sessions, tenant_id, credits)
     ledger.commit(sessions, reservation, charge(reservation), claim)
     return reservation
@@ -68,7 +66,7 @@ def test_200_concurrent_reservations_with_credits_for_50(sessions) -> None:
     assert outcomes.count("ok") == 50
     assert outcomes.count("refused") == 150
     assert ledger.balance(sessions, tenant.id) == 0
-    assert ledger.ledger_total(sessions, tenant.id) == 50
+    assert ledger.audit(sessions, tenant.id).charged == 50
     assert ledger.audit(sessions, tenant.id) == ledger.Books(balance=0, granted=50, charged=50, reserved=0)
 
 
@@ -82,7 +80,7 @@ def test_release_gives_credits_back_and_writes_no_ledger_row(sessions) -> None:
     assert ledger.release(sessions, reservation.id) == 7
     assert ledger.release(sessions, reservation.id) == 0  # a second release gives nothing twice
     assert ledger.balance(sessions, tenant.id) == 10
-    assert ledger.ledger_total(sessions, tenant.id) == 0
+    assert ledger.audit(sessions, tenant.id).charged == 0
     assert ledger.audit(sessions, tenant.id).balanced
 
 
@@ -137,7 +135,7 @@ def test_top_up_and_unknown_tenant(sessions) -> None:
     assert ledger.audit(sessions, tenant_id_of(sessions, "acme")) == ledger.Books(10, granted=10, charged=0, reserved=0)
 
 
-def tenant_id_of(sessions, name: str) -> int:  # noqa: ANN001
+def tenant_id_of(sessions, name: str) -> int:
     return next(t.id for t in list_tenants(sessions) if t.name == name)
 
 
@@ -153,10 +151,10 @@ def test_idempotency_key_is_billed_once_and_refuses_a_different_request(sessions
         ledger.first_charge(sessions, tenant.id, ledger.IdempotencyClaim("retry-1", fingerprint="b" * 64))
     other = create_tenant(sessions, "other", credits=10)  # keys are per tenant
     assert ledger.first_charge(sessions, other.id, claim) is None
-    assert ledger.ledger_total(sessions, tenant.id) == 3
+    assert ledger.audit(sessions, tenant.id).charged == 3
 
 
-def test_warm_up_compiles_the_reservation_statements_and_changes_nothing(sessions) -> None:  # noqa: ANN001
+def test_warm_up_compiles_the_reservation_statements_and_changes_nothing(sessions) -> None:
     tenant = create_tenant(sessions, "acme", credits=10)
     compiled = sessions.kw["bind"]._compiled_cache  # SQLAlchemy's per-engine cache of compiled statements
     before = len(compiled)

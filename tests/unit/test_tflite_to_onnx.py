@@ -9,8 +9,9 @@ import onnxruntime as ort
 import pytest
 import tflite
 
+from converters.catalog import get_source
 from converters.errors import ConversionError
-from converters.fetch import fetch_model
+from converters.fetch import fetch_source
 from converters.tflite_to_onnx import INPUT_NAME, OPSET, OUTPUT_NAME, convert_tflite
 
 SIZE = 256
@@ -18,7 +19,7 @@ SIZE = 256
 
 @pytest.fixture(scope="module")
 def converted() -> onnx.ModelProto:
-    return convert_tflite(fetch_model("segmentation_fast").read_bytes())
+    return convert_tflite(fetch_source(get_source("segmentation_fast")).read_bytes())
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,14 @@ from pathlib import Path
 
 import pytest
 
+from contract.product import PRODUCT
+from contract.schema import Variant
 from converters.build import write_configs
 from converters.catalog import load_catalog
 from converters.errors import ConverterError
 from converters.tensorrt import trtexec_commands
-from contract.product import PRODUCT
-from contract.schema import Variant
 from converters.triton_config import model_config, repository_configs, to_pbtxt
+from tests.unit.app_client import with_variant
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = {"cpu": REPO / "model_repository", "gpu": REPO / "model_repository_gpu"}
@@ -45,7 +46,7 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
 
 
 def test_a_declared_variant_is_all_it_takes_for_an_ensemble() -> None:
-    product = PRODUCT.with_variant("mask", Variant("sharp", ("segmentation_quality",), "test-only variant"))
+    product = with_variant(PRODUCT, "mask", Variant("sharp", ("segmentation_quality",), "test-only variant"))
     configs = repository_configs(load_catalog(), "cpu", product)
     steps = configs["photo_mask_sharp"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in steps] == ["preprocess", "segmentation_quality", "postprocess"]
@@ -53,7 +54,7 @@ def test_a_declared_variant_is_all_it_takes_for_an_ensemble() -> None:
 
 
 def test_a_declared_model_missing_from_the_catalog_is_refused() -> None:
-    product = PRODUCT.with_variant("mask", Variant("ghost", ("segmentation_ghost",), "not in the catalog"))
+    product = with_variant(PRODUCT, "mask", Variant("ghost", ("segmentation_ghost",), "not in the catalog"))
     with pytest.raises(ConverterError, match=r"segmentation_ghost.*catalog.toml"):
         repository_configs(load_catalog(), "cpu", product)
 
@@ -65,7 +66,7 @@ def test_steps_enforce_the_declared_pixel_limit() -> None:
 
 def test_model_steps_batch_dynamically() -> None:
     for target in ("cpu", "gpu"):
-        for name, source in load_catalog().items():
+        for source in load_catalog().values():
             config = model_config(source, target)
             assert config["max_batch_size"] > 1
             assert "dynamic_batching" in config
@@ -77,7 +78,8 @@ def test_cpu_layouts_follow_the_tuning_with_u2netp_as_the_exception() -> None:
                       configs[name]["parameters"]["intra_op_threads"]["string_value"],
                       configs[name]["parameters"]["intra_op_spinning"]["string_value"])
                for name in load_catalog()}
-    assert layouts == {"depth": (2, "1", "0"), "segmentation_fast": (2, "1", "0"), "segmentation_quality": (1, "2", "0")}
+    assert layouts == {"depth": (2, "1", "0"), "segmentation_fast": (2, "1", "0"),
+                       "segmentation_quality": (1, "2", "0")}
 
 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:
