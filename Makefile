@@ -45,14 +45,16 @@ test: models helm-tools $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
 	$(PY) -m pytest -m "not hub"
 	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
 
-## Side by side in one run: models alone, Triton direct, gateway, naive baseline, preprocessing, cold start
-## (about 10 minutes on 2 cores; writes load_tests/results/bench.md, bench.json and plots).
+## The one benchmark, on an otherwise idle machine (over 10 minutes on 2 cores; the first start needs the network):
+## models alone, Triton direct, gateway, naive baseline, latency per operation, preprocessing, start to ready,
+## hot path. Writes load_tests/results/bench.json, bench.md and plots; BENCH_ARGS="--sections ..." for part of it.
 bench: models
-	$(PY) -m load_tests.bench
+	$(PY) -m load_tests.bench $(BENCH_ARGS)
 
-## locust mix against the gateway that `make run` serves; fails when load_tests/slo.toml is missed.
+## Load test, a separate job from the bench: the locust mix against the gateway that `make run` serves;
+## exits 1 when load_tests/slo.toml (error rate, p95, p99) is missed. LOAD_ARGS="--users 16 --run-time 5m".
 load: $(VENV)/.installed
-	$(PY) -m load_tests.locust_run run
+	$(PY) -m load_tests.locust_run run $(LOAD_ARGS)
 
 clean:
 	rm -rf build $(VENV) $(MEDIAPIPE_VENV) $(HUB_VENV) model_repository/*/1/*.onnx*

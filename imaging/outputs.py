@@ -30,7 +30,8 @@ def encode_png(image: Image.Image, compress_level: int) -> bytes:
     """PNG with pixels only: IHDR, IDAT, IEND, deflated with zlib's run-length strategy.
 
     On real 1 MP outputs ``Z_RLE`` is smaller than the default strategy at level 1 for every output and
-    faster for depth and cutouts (``python -m load_tests.hot_path``, load_tests/results/hot-path.md).
+    faster for depth and cutouts (``python -m load_tests.bench --sections hot_path``, "Hot-path costs" in
+    load_tests/results/bench.md).
 
     Pillow's PNG writer copies some of ``image.info`` (ICC profile,
     transparency, ...) into the file; the info is emptied first so nothing

@@ -1,4 +1,4 @@
-"""``python -m load_tests.hot_path``: two per-request costs, each beside its baseline in one run.
+"""Bench section ``hot_path``: two per-request costs, each beside its baseline in one run.
 
 1. Ledger: ``gateway.ledger.reserve`` + ``commit`` (statements built once on the tables) against the
    same two transactions written the ORM way, statements built per call and rows added to the
@@ -7,12 +7,11 @@
    strategy against the run-length strategy ``imaging.outputs.encode_png`` uses, at level 1;
    the decoded pixels are checked identical.
 
-Writes ``load_tests/results/hot-path.md`` (medians, with the machine described).
+Medians of ``repeats`` calls (PNG: a tenth of them, at least 3).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import tempfile
 import time
@@ -21,25 +20,26 @@ import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 from sqlalchemy import case, delete, or_, update
 
+from contract.product import PRODUCT
+from converters.catalog import load_catalog
 from gateway import keys, ledger
 from gateway.db import OpenReservation, Tenant, UsageRecord, make_engine, session_factory, utcnow
 from gateway.migrate import upgrade
 from imaging.decode import Photo
 from imaging.outputs import alpha_to_uint8, depth_to_uint16
-from imaging.tensors import model_input
-from load_tests.arguments import positive_int
-from load_tests.photos import machine_description, photo_jpeg
+from load_tests.naive_app import InlineModel
+from load_tests.photos import photo_jpeg
+from load_tests.results import HotPath, LedgerRow, PngRow, Provenance
 from load_tests.services import MODEL_REPOSITORY
 from load_tests.stats import median_of
 
-RESULTS = Path(__file__).with_name("results") / "hot-path.md"
 HOLD = timedelta(seconds=90)
 
 
@@ -79,8 +79,8 @@ def _timed(function: Callable[[], object], repeats: int) -> float:
     return median_of(samples) * 1e3
 
 
-def measure_ledger(repeats: int) -> list[tuple[str, float, float]]:
-    """(step, ORM per call ms, prebuilt statements ms) for reserve and commit, the two ways alternating."""
+def measure_ledger(repeats: int) -> list[LedgerRow]:
+    """Reserve and commit, the ORM way and the prebuilt statements alternating."""
     times: dict[tuple[str, str], list[float]] = {(step, way): [] for step in ("reserve", "commit")
                                                  for way in ("orm", "prebuilt")}
     with tempfile.TemporaryDirectory(prefix="imageserve-hot-path-") as tmp:
@@ -105,15 +105,12 @@ def measure_ledger(repeats: int) -> list[tuple[str, float, float]]:
             times["reserve", "prebuilt"].append(reserved - started)
             times["commit", "prebuilt"].append(time.perf_counter() - reserved)
         engine.dispose()
-    return [(step, median_of(times[step, "orm"][1:]) * 1e3, median_of(times[step, "prebuilt"][1:]) * 1e3)
+    return [LedgerRow(step, median_of(times[step, "orm"][1:]) * 1e3, median_of(times[step, "prebuilt"][1:]) * 1e3)
             for step in ("reserve", "commit")]
 
 
-def _model_output(rgb: Image.Image, model: str, side: int) -> np.ndarray:
-    session = ort.InferenceSession(str(MODEL_REPOSITORY / model / "1" / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    tensor = model_input(rgb, side, side, "unit")[np.newaxis]
-    return session.run(None, {session.get_inputs()[0].name: tensor})[0][0, 0]
+def _model_output(rgb: Image.Image, model: str) -> np.ndarray:
+    return InlineModel.load(load_catalog()[model], MODEL_REPOSITORY).run(rgb)
 
 
 def _png(image: Image.Image, strategy: int) -> bytes:
@@ -122,11 +119,11 @@ def _png(image: Image.Image, strategy: int) -> bytes:
     return buffer.getvalue()
 
 
-def measure_png(repeats: int) -> list[tuple[str, float, int, float, int]]:
-    """(output, default ms, default bytes, RLE ms, RLE bytes) on the real outputs for the 1 MP photo."""
-    rgb = Photo(photo_jpeg("1MP"), 40_000_000).decode(None)
-    alpha = alpha_to_uint8(_model_output(rgb, "segmentation_fast", 256), rgb.size)
-    depth, _, _ = depth_to_uint16(_model_output(rgb, "depth", 224), rgb.size)
+def measure_png(repeats: int) -> list[PngRow]:
+    """Default strategy against Z_RLE on the real outputs for the 1 MP photo."""
+    rgb = Photo(photo_jpeg("1MP"), PRODUCT.limits.max_pixels).decode(None)
+    alpha = alpha_to_uint8(_model_output(rgb, "segmentation_fast"), rgb.size)
+    depth, _, _ = depth_to_uint16(_model_output(rgb, "depth"), rgb.size)
     rgba = np.dstack([np.asarray(rgb), alpha])
     rgba[alpha == 0, :3] = 0
     rows = []
@@ -136,36 +133,10 @@ def measure_png(repeats: int) -> list[tuple[str, float, int, float, int]]:
         for data in (default, rle):
             if not np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(image)):
                 raise AssertionError(f"{name}: the PNG does not decode to the same pixels")
-        rows.append((name, _timed(lambda: _png(image, zlib.Z_DEFAULT_STRATEGY), repeats), len(default),
-                     _timed(lambda: _png(image, zlib.Z_RLE), repeats), len(rle)))
+        rows.append(PngRow(name, _timed(partial(_png, image, zlib.Z_DEFAULT_STRATEGY), repeats), len(default) / 1024,
+                           _timed(partial(_png, image, zlib.Z_RLE), repeats), len(rle) / 1024))
     return rows
 
 
-def report(ledger_rows: list, png_rows: list, repeats: int) -> str:
-    lines = ["# Hot-path costs, each beside its baseline", "",
-             f"Command: `python -m load_tests.hot_path --repeats {repeats}`; medians. {machine_description()}", "",
-             "## Ledger transactions (SQLite, one thread)", "",
-             "| step | ORM, statements built per call (ms) | statements built once (ms) | ratio |", "|---|---|---|---|"]
-    lines += [f"| {step} | {orm:.3f} | {prebuilt:.3f} | {prebuilt / orm:.2f} |" for step, orm, prebuilt in ledger_rows]
-    lines += ["", "## PNG encode of real 1 MP outputs (level 1)", "",
-              "| output | default strategy ms | KiB | run-length (Z_RLE) ms | KiB |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {d_ms:.1f} | {d_bytes / 1024:.0f} | {r_ms:.1f} | {r_bytes / 1024:.0f} |"
-              for name, d_ms, d_bytes, r_ms, r_bytes in png_rows]
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m load_tests.hot_path", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=positive_int, default=300, help="timed calls per row (PNG: a tenth)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    text = report(measure_ledger(args.repeats), measure_png(max(3, args.repeats // 10)), args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def measure_hot_path(measured: Provenance, repeats: int) -> HotPath:
+    return HotPath(measured, repeats, measure_ledger(repeats), measure_png(max(3, repeats // 10)))

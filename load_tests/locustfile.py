@@ -16,6 +16,7 @@ endpoint, so locust's CSV has one row per endpoint.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import random
 
@@ -26,12 +27,18 @@ from imaging.geometry import output_size
 from load_tests.operations import OPERATIONS
 from load_tests.photos import SIZES, check_sizes, photo_jpeg
 from load_tests.png_check import BadResponse
-from load_tests.traffic_mix import (MAX_SIDE_WEIGHTS, PHOTO_WEIGHTS, check_response, operation_deck, request_path,
-                                    weighted_choice)
+from load_tests.traffic_mix import (
+    MAX_SIDE_WEIGHTS,
+    PHOTO_WEIGHTS,
+    check_response,
+    operation_deck,
+    request_path,
+    weighted_choice,
+)
 
 
 @events.init_command_line_parser.add_listener
-def _arguments(parser) -> None:
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", env_var="IMAGESERVE_API_KEY", default="", help="API key sent as Bearer token")
     parser.add_argument("--photo-sizes", env_var="IMAGESERVE_PHOTO_SIZES", default=",".join(SIZES),
                         help=f"comma-separated photo sizes to send, from {', '.join(SIZES)}")
@@ -42,7 +49,7 @@ def _photo_sizes(environment: Environment) -> list[str]:
 
 
 @events.init.add_listener
-def _check_options(environment: Environment, **_kwargs) -> None:
+def _check_options(environment: Environment, **_kwargs: object) -> None:
     options = environment.parsed_options
     if options is None:  # locust used as a library: its caller checks its own arguments
         return

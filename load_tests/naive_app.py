@@ -28,8 +28,9 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from contract.product import LIMITS, PRODUCT
 from converters.catalog import ModelSource, load_catalog
-from converters.triton_config import MAX_PIXELS, TUNING
+from converters.triton_config import TUNING
 from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
@@ -38,8 +39,8 @@ from imaging.tensors import model_input
 
 MODEL_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
 PNG_COMPRESS_LEVEL = TUNING["cpu"].png_compress_level
-SEGMENTATION = {"fast": "segmentation_fast", "quality": "segmentation_quality"}
-MaxSide = Annotated[int, Query(ge=0, le=8192)]
+SEGMENTATION = {v.name: v.models[-1] for v in PRODUCT.operation("mask").variants}
+MaxSide = Annotated[int, Query(ge=0, le=LIMITS.max_output_side)]
 
 
 @dataclass
@@ -66,7 +67,7 @@ class InlineModel:
 
 def serve_inline(model: InlineModel, data: bytes, max_side: int, product: str) -> tuple[bytes, dict[str, str]]:
     """Decode, infer and encode one photo; the PNG and its extra headers."""
-    photo = Photo(data, MAX_PIXELS)
+    photo = Photo(data, LIMITS.max_pixels)
     size = output_size(photo.full_size, max_side)
     height, width = model.source.input_size
     need = (max(width, size[0]), max(height, size[1])) if product == "cutout" else (width, height)

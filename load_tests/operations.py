@@ -1,15 +1,17 @@
-"""The five operations a client can ask for, named once for every load generator and report."""
+"""The operations a load generator or report can ask for: one per ensemble of the product declaration."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from load_tests.png_check import CUTOUT_PNG, DEPTH_PNG, MASK_PNG, PngKind
+from contract.product import PRODUCT
+from contract.schema import Ensemble
+from load_tests.png_check import PngKind
 
 
 @dataclass(frozen=True)
 class Operation:
-    """One product: its HTTP path, its Triton ensemble, and the ONNX model doing the work."""
+    """One ensemble: its HTTP path, its Triton name, and the ONNX model doing the work."""
 
     name: str
     http_path: str
@@ -17,22 +19,20 @@ class Operation:
     png_output: str
     png_kind: PngKind
     model: str
-
-    @property
-    def triton_outputs(self) -> list[str]:
-        return [self.png_output, "DEPTH_RANGE"] if self.png_output == "DEPTH_PNG" else [self.png_output]
+    triton_outputs: tuple[str, ...]
 
 
-OPERATIONS = {op.name: op for op in (
-    Operation("depth", "/v1/depth", "photo_depth", "DEPTH_PNG", DEPTH_PNG, "depth"),
-    Operation("mask_fast", "/v1/mask?model=fast", "photo_mask_fast", "MASK_PNG", MASK_PNG, "segmentation_fast"),
-    Operation("mask_quality", "/v1/mask?model=quality", "photo_mask_quality", "MASK_PNG", MASK_PNG,
-              "segmentation_quality"),
-    Operation("cutout_fast", "/v1/cutout?model=fast", "photo_cutout_fast", "CUTOUT_PNG", CUTOUT_PNG,
-              "segmentation_fast"),
-    Operation("cutout_quality", "/v1/cutout?model=quality", "photo_cutout_quality", "CUTOUT_PNG", CUTOUT_PNG,
-              "segmentation_quality"),
-)}
+def _operation(ensemble: Ensemble) -> Operation:
+    op = ensemble.operation
+    query = f"?{op.variant_parameter}={ensemble.variant}" if ensemble.variant else ""
+    return Operation(
+        name=ensemble.label, http_path=PRODUCT.path(op) + query, ensemble=ensemble.name,
+        png_output=op.output.tensor, png_kind=PngKind.of(op.output),
+        model=ensemble.models[-1], triton_outputs=op.triton_outputs,
+    )
+
+
+OPERATIONS = {op.name: op for op in map(_operation, PRODUCT.ensembles())}
 
 
 def check_operations(names: list[str]) -> list[Operation]:

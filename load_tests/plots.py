@@ -7,18 +7,18 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
+import matplotlib.pyplot as plt
 
-from load_tests.operations import OPERATIONS  # noqa: E402
-from load_tests.preprocessing import DecodeTiming  # noqa: E402
-from load_tests.report import plot_name  # noqa: E402
-from load_tests.results import TARGET_LABELS, BenchResult, Scenario  # noqa: E402
+from load_tests.operations import OPERATIONS
+from load_tests.preprocessing import DecodeTiming
+from load_tests.report import plot_name
+from load_tests.results import TARGET_LABELS, BenchResult, Scenario, Throughput
 
 OFF_SCALE = 3.0  # the models' own limit is drawn as a line only up to this multiple of the best served rate
 STYLES = {"triton_grpc": "o-", "perf_analyzer": "^:", "gateway": "s-", "naive": "x--"}
 
 
-def plot_scenario(result: BenchResult, scenario: Scenario, path: Path) -> None:
+def plot_scenario(section: Throughput, scenario: Scenario, path: Path) -> None:
     """Throughput and p95 against concurrency per target, with the model's own limit as a line."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for target, label in TARGET_LABELS.items():
@@ -27,7 +27,7 @@ def plot_scenario(result: BenchResult, scenario: Scenario, path: Path) -> None:
             x = [p.concurrency for p in points]
             left.plot(x, [p.throughput for p in points], STYLES[target], label=label)
             right.plot(x, [p.p95_ms for p in points], STYLES[target], label=label)
-    limit = result.model_limit(OPERATIONS[scenario.operation].model)
+    limit = section.model_limit(OPERATIONS[scenario.operation].model)
     served = max((p.throughput for p in scenario.points), default=0.0)
     title = "throughput"
     if limit is not None and limit.images_per_s <= OFF_SCALE * served:
@@ -67,11 +67,11 @@ def plot_decoding(timings: list[DecodeTiming], path: Path) -> None:
 def write_plots(result: BenchResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for scenario in result.scenarios:
+    for scenario in result.throughput.scenarios if result.throughput else []:
         if len({p.concurrency for p in scenario.points}) > 1:
             paths.append(out / plot_name(scenario))
-            plot_scenario(result, scenario, paths[-1])
+            plot_scenario(result.throughput, scenario, paths[-1])
     if result.decoding:
         paths.append(out / "bench-preprocessing.png")
-        plot_decoding(result.decoding, paths[-1])
+        plot_decoding(result.decoding.timings, paths[-1])
     return paths

@@ -10,9 +10,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from contract.schema import PNG_RGBA, ImageOutput
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-GREY, RGBA = 0, 6
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,10 @@ class PngKind:
     bit_depth: int
     colour_type: int
 
-
-DEPTH_PNG = PngKind("16-bit greyscale", 16, GREY)
-MASK_PNG = PngKind("8-bit greyscale", 8, GREY)
-CUTOUT_PNG = PngKind("8-bit RGBA", 8, RGBA)
+    @classmethod
+    def of(cls, output: ImageOutput) -> PngKind:
+        colour = "RGBA" if output.png_colour_type == PNG_RGBA else "greyscale"
+        return cls(f"{output.png_bit_depth}-bit {colour}", output.png_bit_depth, output.png_colour_type)
 
 
 class BadResponse(ValueError):

@@ -32,9 +32,6 @@ class PhaseUsage:
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     machine_busy_s: float = 0.0
 
-    def cores(self, name: str) -> float:
-        return self.cpu_s.get(name, 0.0) / self.wall_s if self.wall_s else 0.0
-
     @property
     def other_cores(self) -> float:
         """CPU used by processes the benchmark does not watch (other work on the machine)."""
@@ -50,7 +47,6 @@ class ProcessMonitor:
         self._watched: dict[str, tuple[psutil.Process, bool]] = {}
         self._children: dict[str, tuple[float, list[psutil.Process]]] = {}
         self._open_phases: list[PhaseUsage] = []
-        self.peak_rss_mib: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,11 +54,6 @@ class ProcessMonitor:
     def watch(self, name: str, pid: int, with_children: bool) -> None:
         with self._lock:
             self._watched[name] = (psutil.Process(pid), with_children)
-
-    def unwatch(self, name: str) -> None:
-        with self._lock:
-            self._watched.pop(name, None)
-            self._children.pop(name, None)
 
     def _members(self, name: str) -> list[psutil.Process]:
         process, with_children = self._watched[name]
@@ -101,7 +92,6 @@ class ProcessMonitor:
                     except psutil.NoSuchProcess:
                         continue
                 mib = rss / BYTES_PER_MIB
-                self.peak_rss_mib[name] = max(self.peak_rss_mib.get(name, 0.0), mib)
                 for phase in self._open_phases:
                     phase.peak_rss_mib[name] = max(phase.peak_rss_mib.get(name, 0.0), mib)
 

@@ -1,14 +1,18 @@
-"""What one benchmark run measured, and what follows from it (saturation, ratios, targets).
+"""What the benchmark measured, section by section, each with when, by what and on what it was measured.
 
-Kept apart from the code that measures, so the arithmetic and the verdicts can
-be tested on made-up numbers and re-derived from a saved ``bench.json``.
+``bench.json`` is this structure; ``bench.md`` and the plots are written from it alone, so a section
+measured on another day by another command keeps its own provenance beside the sections of the latest run.
+Kept apart from the code that measures, so the arithmetic can be tested on made-up numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
 
-from load_tests.cold_start import ColdStart
 from load_tests.model_limit import LimitPoint, best
 from load_tests.operations import OPERATIONS
 from load_tests.preprocessing import DecodeTiming
@@ -21,13 +25,17 @@ TARGET_LABELS = {
     GATEWAY: "c. gateway HTTP",
     NAIVE: "d. naive FastAPI",
 }
-# The issue's targets.
-SATURATION_SHARE_TARGET = 0.85
-GATEWAY_OVERHEAD_P50_TARGET_MS = 3.0
-NAIVE_SPEEDUP_TARGET = 1.5
-REDUCED_DECODE_SHARE_TARGET = 0.25
-COLD_START_TARGET_S = 10.0
-FIRST_REQUEST_FACTOR_TARGET = 2.0
+SECTIONS = ("throughput", "latency", "decoding", "start", "first_start", "hot_path", "tuning")
+
+
+@dataclass
+class Provenance:
+    """When, by which command and on what machine a section was measured."""
+
+    at: str
+    command: str
+    machine: str
+    note: str = ""
 
 
 @dataclass
@@ -78,16 +86,14 @@ class Scenario:
 
 
 @dataclass
-class BenchResult:
-    machine: str
-    started_at: str
-    command: str
+class Throughput:
+    """a. to d.: the models alone, then Triton direct, the gateway and the naive baseline under load."""
+
+    measured: Provenance
     settings: dict
     tuning: dict
     model_limits: list[LimitPoint] = field(default_factory=list)
     scenarios: list[Scenario] = field(default_factory=list)
-    decoding: list[DecodeTiming] = field(default_factory=list)
-    cold_start: ColdStart | None = None
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     other_load_cores: float = 0.0
 
@@ -95,26 +101,167 @@ class BenchResult:
         points = [p for p in self.model_limits if p.model == model]
         return best(points) if points else None
 
+
+@dataclass
+class SequentialRow:
+    operation: str
+    photo: str
+    p50_ms: float
+    p95_ms: float
+    requests: int
+    errors: int = 0
+    first_error: str = ""
+
+
+@dataclass
+class Sequential:
+    """Every operation, one request at a time through the gateway."""
+
+    measured: Provenance
+    rows: list[SequentialRow] = field(default_factory=list)
+
+
+@dataclass
+class Decoding:
+    measured: Provenance
+    timings: list[DecodeTiming] = field(default_factory=list)
+
+
+@dataclass
+class ColdStart:
+    """``make run`` to ready with everything built, then each operation's first and steady requests."""
+
+    measured: Provenance
+    command: str
+    ready_s: list[float] = field(default_factory=list)
+    first_ms: dict[str, list[float]] = field(default_factory=dict)
+    steady_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def first_request_factors(self) -> dict[str, float]:
+        """Per operation: median first-request latency over median steady-state latency."""
+        return {op: median_of(self.first_ms[op]) / median_of(self.steady_ms[op])
+                for op in self.first_ms if self.first_ms[op] and self.steady_ms.get(op)}
+
+
+@dataclass
+class FirstStart:
+    """Start to ready with an empty download cache and no converted models."""
+
+    measured: Provenance
+    command: str
+    ready_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class LedgerRow:
+    step: str
+    orm_ms: float
+    prebuilt_ms: float
+
+
+@dataclass
+class PngRow:
+    output: str
+    default_ms: float
+    default_kib: float
+    rle_ms: float
+    rle_kib: float
+
+
+@dataclass
+class HotPath:
+    measured: Provenance
+    repeats: int
+    ledger: list[LedgerRow] = field(default_factory=list)
+    png: list[PngRow] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    """One tuning variant against the baseline at one point; runs alternate A, B, A, B."""
+
+    variant: str
+    change: str
+    operation: str
+    concurrency: int
+    baseline_rps: float
+    variant_rps: float
+    baseline_p50_ms: float
+    variant_p50_ms: float
+    throughput_change: float
+
+
+@dataclass
+class HopCost:
+    """Per request at concurrency 1, from Triton's statistics (ms)."""
+
+    ensemble: str
+    ensemble_ms: float
+    steps_ms: dict[str, float]  # each step's whole time per request (queue + compute)
+    transfer_ms: float  # of which moving tensors into and out of the python-backend stubs
+    scheduling_ms: float  # ensemble time not spent inside any step
+
+
+@dataclass
+class TransferPoint:
+    operation: str
+    transfer: str
+    concurrency: int
+    throughput: float
+    p50_ms: float
+
+
+@dataclass
+class TuningRun:
+    measured: Provenance
+    settings: dict
+    comparisons: list[Comparison] = field(default_factory=list)
+    hops: list[HopCost] = field(default_factory=list)
+    transfers: list[TransferPoint] = field(default_factory=list)
+
+
+@dataclass
+class BenchResult:
+    """Every section; a run fills the ones it measured."""
+
+    throughput: Throughput | None = None
+    latency: Sequential | None = None
+    decoding: Decoding | None = None
+    start: ColdStart | None = None
+    first_start: FirstStart | None = None
+    hot_path: HotPath | None = None
+    tuning: list[TuningRun] = field(default_factory=list)  # a log: each run is kept
+
+    def merged(self, newer: BenchResult) -> BenchResult:
+        """This result with the sections ``newer`` measured replaced, and its tuning runs added."""
+        replaced = {name: getattr(newer, name) for name in SECTIONS[:-1] if getattr(newer, name) is not None}
+        return dataclasses.replace(self, **replaced, tuning=self.tuning + newer.tuning)
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> BenchResult:
-        """The inverse of ``to_json``: a saved ``bench.json`` back to a result that reports can be rewritten from."""
-        scenarios = [Scenario(s["operation"], s["photo"], s["repeats"], [Point(**p) for p in s["points"]],
-                              {target: Usage(**u) for target, u in s["usage"].items()}) for s in data["scenarios"]]
-        cold = data.get("cold_start")
-        return cls(
-            machine=data["machine"], started_at=data["started_at"], command=data["command"],
-            settings=data["settings"], tuning=data["tuning"],
-            model_limits=[LimitPoint(**p) for p in data["model_limits"]], scenarios=scenarios,
-            decoding=[DecodeTiming(**d) for d in data["decoding"]], cold_start=ColdStart(**cold) if cold else None,
-            peak_rss_mib=data["peak_rss_mib"], other_load_cores=data["other_load_cores"],
-        )
+        """The inverse of ``to_json``: a saved ``bench.json`` back to a result the report can be written from."""
+        unknown = set(data) - set(SECTIONS)
+        if unknown:
+            raise KeyError(f"unknown sections {sorted(unknown)}")
+        return _load(cls, data)
 
 
-def median_throughput(values: list[float]) -> float:
-    return median_of(values) if values else 0.0
+def _load(kind: Any, data: Any) -> Any:
+    """``data`` (parsed JSON) as ``kind``, following the dataclasses' type hints."""
+    if dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: _load(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.name in data})
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        return [_load(arguments[0], item) for item in data]
+    if origin is dict:
+        return {key: _load(arguments[1], value) for key, value in data.items()}
+    if origin in (types.UnionType, typing.Union):  # X | None
+        return None if data is None else _load(next(a for a in arguments if a is not type(None)), data)
+    return data
 
 
 @dataclass(frozen=True)
@@ -125,79 +272,15 @@ class Ratios:
     gateway_over_triton: float | None
     gateway_over_naive: float | None
     gateway_overhead_p50_ms: float | None
-    gateway_p95_at_saturation_ms: float | None
-    naive_p95_at_same_concurrency_ms: float | None
 
 
-def ratios(result: BenchResult, scenario: Scenario) -> Ratios:
+def ratios(section: Throughput, scenario: Scenario) -> Ratios:
     gateway, triton, naive = (scenario.saturation(t) for t in (GATEWAY, TRITON, NAIVE))
-    limit = result.model_limit(OPERATIONS[scenario.operation].model)
+    limit = section.model_limit(OPERATIONS[scenario.operation].model)
     gateway_1, triton_1 = scenario.at(GATEWAY, 1), scenario.at(TRITON, 1)
-    naive_same = scenario.at(NAIVE, gateway.concurrency) if gateway else None
     return Ratios(
         gateway_over_limit=ratio(gateway.throughput, limit.images_per_s) if gateway and limit else None,
         gateway_over_triton=ratio(gateway.throughput, triton.throughput) if gateway and triton else None,
         gateway_over_naive=ratio(gateway.throughput, naive.throughput) if gateway and naive else None,
         gateway_overhead_p50_ms=gateway_1.p50_ms - triton_1.p50_ms if gateway_1 and triton_1 else None,
-        gateway_p95_at_saturation_ms=gateway.p95_ms if gateway else None,
-        naive_p95_at_same_concurrency_ms=naive_same.p95_ms if naive_same else None,
     )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    target: str
-    measured: str
-    reached: bool | None  # None: not measured in this run
-
-
-def verdicts(result: BenchResult) -> list[Verdict]:
-    """Each target of the issue against this run's numbers."""
-    found = []
-    main = [s for s in result.scenarios if s.photo == result.settings.get("photo")]
-    for scenario in main:
-        r = ratios(result, scenario)
-        name = f"{scenario.operation}, {scenario.photo}"
-        found.append(_verdict(f"gateway at saturation >= {SATURATION_SHARE_TARGET:.0%} of the model's own limit ({name})",
-                              r.gateway_over_limit, lambda v: f"{v:.0%}", lambda v: v >= SATURATION_SHARE_TARGET))
-        if scenario is main[0]:  # the main row; a few ms are lost in the noise of a 0.3 s U2-Netp request
-            found.append(_verdict(
-                f"gateway p50 overhead over Triton direct <= {GATEWAY_OVERHEAD_P50_TARGET_MS:g} ms ({name})",
-                r.gateway_overhead_p50_ms, lambda v: f"{v:+.1f} ms", lambda v: v <= GATEWAY_OVERHEAD_P50_TARGET_MS))
-        equal_p95 = (r.gateway_p95_at_saturation_ms is not None and r.naive_p95_at_same_concurrency_ms is not None
-                     and r.gateway_p95_at_saturation_ms <= r.naive_p95_at_same_concurrency_ms)
-        found.append(_verdict(
-            f">= {NAIVE_SPEEDUP_TARGET:g}x the naive baseline's throughput at equal or better p95 ({name})",
-            r.gateway_over_naive,
-            lambda v: f"{v:.2f}x; p95 {_ms(r.gateway_p95_at_saturation_ms)} vs naive {_ms(r.naive_p95_at_same_concurrency_ms)}",
-            lambda v: v >= NAIVE_SPEEDUP_TARGET and equal_p95))
-    twelve = next((d for d in result.decoding if d.photo == "12MP" and d.input_side == 512), None)
-    found.append(_verdict(f"12 MP JPEG to a 512-px input <= {REDUCED_DECODE_SHARE_TARGET:.2f} of full decode + resize",
-                          twelve.reduced_share if twelve else None, lambda v: f"{v:.2f}",
-                          lambda v: v <= REDUCED_DECODE_SHARE_TARGET))
-    cold = result.cold_start
-    found.append(_verdict(f"cold start ({cold.command if cold else 'make run'}) to ready <= {COLD_START_TARGET_S:g} s",
-                          median_of(cold.ready_s) if cold and cold.ready_s else None, lambda v: f"{v:.1f} s",
-                          lambda v: v <= COLD_START_TARGET_S))
-    for operation, factor in first_request_factors(cold).items():
-        found.append(_verdict(f"first request after ready <= {FIRST_REQUEST_FACTOR_TARGET:g}x steady p50 ({operation})",
-                              factor, lambda v: f"{v:.2f}x", lambda v: v <= FIRST_REQUEST_FACTOR_TARGET))
-    return found
-
-
-def first_request_factors(cold: ColdStart | None) -> dict[str, float]:
-    """Per operation: median first-request latency over median steady-state latency."""
-    if cold is None:
-        return {}
-    return {op: median_of(cold.first_ms[op]) / median_of(cold.steady_ms[op])
-            for op in cold.first_ms if cold.first_ms[op] and cold.steady_ms.get(op)}
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} ms"
-
-
-def _verdict(target: str, value: float | None, show, passes) -> Verdict:
-    if value is None:
-        return Verdict(target, "not measured", None)
-    return Verdict(target, show(value), bool(passes(value)))

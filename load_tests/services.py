@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.gateway import start_gateway, stop_process, wait_until_ok
+from stack.gateway import start_gateway, wait_until_ok
 from stack.ports import free_port
+from stack.processes import stop_process
 from stack.triton import TritonPorts, TritonServer
 
 REPO = Path(__file__).resolve().parent.parent

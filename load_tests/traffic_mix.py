@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from load_tests.operations import Operation
 from load_tests.png_check import BadResponse, check_png
 
+K = TypeVar("K")
 # Share of traffic per operation: masks and depth dominate; cutouts cost more.
 OPERATION_WEIGHTS = {"depth": 3, "mask_fast": 4, "mask_quality": 1, "cutout_fast": 2, "cutout_quality": 1}
 # Phone apps mostly send 1 MP previews; originals (12 MP) are the rare, heavy tail.
@@ -35,7 +36,7 @@ def operation_deck(rng: random.Random) -> list[str]:
     return deck
 
 
-def weighted_choice(weights: Mapping, rng: random.Random):
+def weighted_choice(weights: Mapping[K, int], rng: random.Random) -> K:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from converters.build import build_repository
-from stack.gateway import start_gateway, stop_process
+from stack.gateway import start_gateway
+from stack.processes import stop_process
 from stack.triton import TritonPorts, TritonServer, TritonStartError
 
 REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"

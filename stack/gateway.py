@@ -36,13 +36,3 @@ def wait_until_ok(url: str, process: subprocess.Popen, timeout_s: float = 60.0) 
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
-
-
-def stop_process(process: subprocess.Popen, timeout_s: float = 25.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.processes import stop_process
+
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -121,14 +123,11 @@ class TritonServer:
         raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f} s{self._log_tail()}")
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """SIGTERM to the server's process group, SIGKILL to it after ``timeout_s``. The stub processes catch
+        SIGTERM and are stopped by the server as it unloads the models, the same clean shutdown as a SIGTERM
+        to the server alone."""
         if self.process is not None:
+            stop_process(self.process, signal.SIGTERM, timeout_s, group=True)
             remove_stale_shared_memory()
         if self._log_handle is not None:
             self._log_handle.close()

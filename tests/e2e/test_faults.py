@@ -27,7 +27,8 @@ from gateway import ledger
 from gateway.db import make_engine, session_factory
 from gateway.keys import create_key
 from gateway.tenants import create_tenant
-from stack.gateway import start_gateway, stop_process, wait_until_ok
+from stack.gateway import start_gateway, wait_until_ok
+from stack.processes import stop_process
 from stack.triton import TritonPorts, TritonServer
 from tests.conftest import MODEL_REPOSITORY, free_port, jpeg_bytes
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.gateway import start_gateway, stop_process, wait_until_ok
+from stack.gateway import start_gateway, wait_until_ok
+from stack.processes import stop_process
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.e2e

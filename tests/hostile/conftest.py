@@ -15,11 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stack.gateway import start_gateway, stop_process, wait_until_ok
+from stack.gateway import start_gateway, wait_until_ok
+from stack.processes import stop_process
 from stack.triton import TritonServer
 from tests.conftest import free_port
-from tests.hostile import report
 from tests.e2e.conftest import BOOTSTRAP_KEY, RunningGateway, gateway, gateway_url, http  # noqa: F401
+from tests.hostile import report
 
 STRICT_MAX_BODY_BYTES = 1024 * 1024
 STRICT_UPLOAD_TIMEOUT_S = 2.0

@@ -6,22 +6,21 @@ import io
 import pytest
 from PIL import Image
 
-from imaging.geometry import output_size
 from converters.catalog import load_catalog
-from load_tests.closed_loop import run_closed_loop
-from load_tests.http_client import HttpConnection
+from imaging.geometry import output_size
+from load_tests.closed_loop import HttpTarget, run_closed_loop
+from load_tests.http_client import HttpConnection, HttpResponse
 from load_tests.model_limit import BATCH_SIZES, best, measure_model
 from load_tests.naive_app import InlineModel, serve_inline
 from load_tests.operations import OPERATIONS
 from load_tests.photos import SIZES, photo_jpeg
 from load_tests.services import running_naive_app
-from load_tests.targets import HttpTarget
 from tests.conftest import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.integration
 
 
-async def post(port: int, path: str, body: bytes):
+async def post(port: int, path: str, body: bytes) -> HttpResponse:
     connection = HttpConnection("127.0.0.1", port)
     try:
         return await connection.post(path, body, {"Content-Type": "image/jpeg"})

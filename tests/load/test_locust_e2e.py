@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from load_tests.traffic_mix import OPERATION_WEIGHTS
 from load_tests.operations import OPERATIONS
+from load_tests.traffic_mix import OPERATION_WEIGHTS
 from tests.conftest import REPO
 from tests.e2e.conftest import BOOTSTRAP_KEY
 

@@ -52,12 +52,14 @@ def test_parse_rejects_malformed_files_with_a_message(text: str, message: str) -
 
 
 def test_a_run_within_every_threshold_meets_the_slo() -> None:
-    stats = {"Aggregated": RowStats("Aggregated", 1000, 5, 450, 850), "/v1/depth": RowStats("/v1/depth", 300, 0, 250, 590)}
+    stats = {"Aggregated": RowStats("Aggregated", 1000, 5, 450, 850),
+             "/v1/depth": RowStats("/v1/depth", 300, 0, 250, 590)}
     assert evaluate(parse_slo(SLO), stats) == []
 
 
 def test_each_missed_threshold_is_reported() -> None:
-    stats = {"Aggregated": RowStats("Aggregated", 100, 2, 501, 900), "/v1/depth": RowStats("/v1/depth", 50, 1, 300, 601)}
+    stats = {"Aggregated": RowStats("Aggregated", 100, 2, 501, 900),
+             "/v1/depth": RowStats("/v1/depth", 50, 1, 300, 601)}
     missed = evaluate(parse_slo(SLO), stats)
     assert missed == [
         "total: error rate 2.00% (2/100) > 1.00%",
@@ -73,19 +75,22 @@ def test_an_endpoint_without_requests_misses_the_slo() -> None:
 
 
 def test_locust_csv_is_read_including_na_percentiles(tmp_path: Path) -> None:
-    path = stats_csv(tmp_path / "run_stats.csv", [("/v1/depth", 0, 0, "N/A", "N/A"), ("Aggregated", 40, 1, "320", "700")])
+    path = stats_csv(tmp_path / "run_stats.csv",
+                     [("/v1/depth", 0, 0, "N/A", "N/A"), ("Aggregated", 40, 1, "320", "700")])
     stats = read_locust_stats(path)
     assert stats["Aggregated"] == RowStats("Aggregated", 40, 1, 320.0, 700.0)
     assert stats["/v1/depth"].requests == 0
     slo = tmp_path / "slo.toml"
     slo.write_text(SLO)
-    assert evaluate(load_slo(slo), stats) == ["total: error rate 2.50% (1/40) > 1.00%", "/v1/depth: no requests were made"]
+    assert evaluate(load_slo(slo), stats) == ["total: error rate 2.50% (1/40) > 1.00%",
+                                              "/v1/depth: no requests were made"]
 
 
 def test_check_command_exit_status_follows_the_verdict(tmp_path: Path, capsys) -> None:
     slo = tmp_path / "slo.toml"
     slo.write_text(SLO)
-    passing = stats_csv(tmp_path / "ok_stats.csv", [("/v1/depth", 30, 0, "200", "400"), ("Aggregated", 30, 0, "200", "400")])
+    passing = stats_csv(tmp_path / "ok_stats.csv",
+                        [("/v1/depth", 30, 0, "200", "400"), ("Aggregated", 30, 0, "200", "400")])
     failing = stats_csv(tmp_path / "bad_stats.csv", [("/v1/depth", 30, 0, "2000", "4000"),
                                                      ("Aggregated", 30, 0, "2000", "4000")])
     assert main(["check", str(passing), "--slo", str(slo)]) == SLO_MET
