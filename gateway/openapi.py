@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contract.schema import Operation
-from gateway.errors import ErrorBody, TooManyRequests, error_classes
+from gateway.errors import ErrorBody, ServiceUnavailable, TooManyRequests, error_classes
 from gateway.image_check import MEDIA_TYPES
 
 IDEMPOTENCY_KEY_MAX = 255
@@ -51,7 +51,7 @@ BILLING_HEADERS = {
 def _error_headers(status: int) -> dict[str, Any]:
     if status == TooManyRequests.status_code:
         return {**RETRY_AFTER, **RATE_HEADERS}
-    return RETRY_AFTER if status == 503 else {}
+    return RETRY_AFTER if status == ServiceUnavailable.status_code else {}
 
 
 ERRORS = {
