@@ -14,6 +14,7 @@ draining the rest of the upload.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -29,6 +30,11 @@ from gateway.image_check import MEDIA_TYPES
 logging.getLogger("python_multipart.multipart").setLevel(logging.ERROR)
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Enough for the documented fields of every endpoint; a form of millions of tiny parts would
+# otherwise cost the event loop seconds and the heap an entry per part.
+MAX_PARTS = 32
+MAX_PART_HEADER_BYTES = 8 * 1024
+IMAGE_FIELDS = (b"image",)  # the fields whose data is kept; every other field is parsed and dropped
 GENERIC_TYPES = ("", "application/octet-stream")
 
 
@@ -61,77 +67,127 @@ def _too_large(limit: int, declared_length: str | None = None) -> PayloadTooLarg
                            "(downscale or recompress it)")
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float | None) -> bytes:
+async def _receive(request: Request, limit: int, timeout_s: float | None, consume: Callable[[bytes], None]) -> int:
+    """Hand each chunk of the body to ``consume`` as it arrives; returns the body's size.
+
+    Refused as soon as the body passes ``limit`` (at once when ``Content-Length`` says so), or when
+    the whole body has not arrived within ``timeout_s``.
+    """
     declared_length = request.headers.get("content-length")
     if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
         raise _too_large(limit, declared_length)
-    body = bytearray()
+    received = 0
     try:
         with anyio.fail_after(timeout_s):
             async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
+                received += len(chunk)
+                if received > limit:
                     raise _too_large(limit)
+                consume(chunk)
     except TimeoutError:
         raise RequestTimeout(
-            f"the body did not arrive within {timeout_s:g} s ({len(body)} bytes received); "
+            f"the body did not arrive within {timeout_s:g} s ({received} bytes received); "
             "check the connection, or send a smaller photo",
         ) from None
     except ClientDisconnect:
         raise ClientClosedRequest("the client closed the connection before sending the whole body") from None
-    return bytes(body)
+    return received
 
 
-def _multipart_image(body: bytes, content_type: str) -> Upload:  # noqa: C901 (one check per multipart rule)
-    _, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
-    if not boundary:
-        raise BadRequest("multipart/form-data without a boundary; let your HTTP library build the form",
-                         code="malformed_multipart")
-    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
-    header_field = bytearray()
-    header_value = bytearray()
+def _malformed(problem: str) -> BadRequest:
+    return BadRequest(f"{problem}; let your HTTP library build the form", code="malformed_multipart")
 
-    def on_part_begin() -> None:
-        parts.append(({}, bytearray()))
 
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header_field.extend(data[start:end])
+class _Form:
+    """A multipart form parsed chunk by chunk as it arrives: the work per chunk is bounded by the
+    chunk's size, at most ``MAX_PARTS`` parts are accepted, and only image fields' data is kept."""
 
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header_value.extend(data[start:end])
+    def __init__(self, content_type: str) -> None:
+        _, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise BadRequest("multipart/form-data without a boundary; let your HTTP library build the form",
+                             code="malformed_multipart")
+        self.parts = 0
+        self.images: list[tuple[bytes, bytearray]] = []  # (declared content type, data)
+        self._headers: dict[bytes, bytes] = {}
+        self._header_bytes = 0
+        self._field = bytearray()
+        self._value = bytearray()
+        self._data: bytearray | None = None  # the current part's buffer, if it is an image field
+        self._parser = MultipartParser(boundary, {
+            "on_part_begin": self._begin, "on_header_field": self._header_field,
+            "on_header_value": self._header_value, "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished, "on_part_data": self._part_data,
+        })
 
-    def on_header_end() -> None:
-        parts[-1][0][bytes(header_field).lower()] = bytes(header_value)
-        header_field.clear()
-        header_value.clear()
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except (MultipartParseError, IndexError) as exc:
+            raise _malformed(f"malformed multipart body ({exc})") from None
 
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1][1].extend(data[start:end])
+    def finish(self) -> None:
+        try:
+            self._parser.finalize()
+        except (MultipartParseError, IndexError) as exc:
+            raise _malformed(f"malformed multipart body ({exc})") from None
+        if self._parser.state != MultipartState.END:
+            raise _malformed("the multipart body ends before its closing boundary (truncated upload?)")
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data,
-    })
-    try:
-        parser.write(body)
-        parser.finalize()
-    except (MultipartParseError, IndexError) as exc:
-        raise BadRequest(f"malformed multipart body ({exc}); let your HTTP library build the form",
-                         code="malformed_multipart") from None
-    if parser.state != MultipartState.END:
-        raise BadRequest("the multipart body ends before its closing boundary (truncated upload?); "
-                         "send the complete form", code="malformed_multipart")
-    images = [(headers, data) for headers, data in parts if _field_name(headers) == b"image"]
-    if not images:
+    def _begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            fields = " or ".join(repr(field.decode()) for field in IMAGE_FIELDS)
+            raise BadRequest(f"the multipart form has more than {MAX_PARTS} parts; send the photo in a field "
+                             f"named {fields} and at most {MAX_PARTS} fields in all",
+                             code="too_many_parts")
+        self._headers = {}
+        self._header_bytes = 0
+        self._data = None
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise _malformed(f"a multipart part has over {MAX_PART_HEADER_BYTES} bytes of headers")
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._field.extend(data[start:end])
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._value.extend(data[start:end])
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._field).lower()] = bytes(self._value)
+        self._field.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        if _field_name(self._headers) in IMAGE_FIELDS:
+            self._data = bytearray()
+            self.images.append((self._headers.get(b"content-type", b""), self._data))
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._data is not None:  # other fields are parsed and dropped, never buffered
+            self._data.extend(data[start:end])
+
+
+async def _multipart_image(request: Request, content_type: str, max_bytes: int, timeout_s: float | None) -> Upload:
+    form = _Form(content_type)
+    await _receive(request, max_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s, form.write)
+    form.finish()
+    if not form.images:
         raise BadRequest("the multipart form has no field named 'image'; put the photo in a field called 'image'",
                          code="missing_image_field")
-    if len(images) > 1:
-        raise BadRequest(f"the multipart form has {len(images)} fields named 'image'; send exactly one photo",
+    if len(form.images) > 1:
+        raise BadRequest(f"the multipart form has {len(form.images)} fields named 'image'; send exactly one photo",
                          code="multiple_image_fields")
-    headers, data = images[0]
-    media = _media_type(headers.get(b"content-type", b"").decode("latin-1"))
-    return Upload(bytes(data), _declared(media))
+    declared_type, data = form.images[0]
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the image is over the limit of {max_bytes} bytes; send a smaller photo")
+    return Upload(bytes(data), _declared(_media_type(declared_type.decode("latin-1"))))
 
 
 def _field_name(headers: dict[bytes, bytes]) -> bytes | None:
@@ -147,10 +203,8 @@ async def read_upload(request: Request, max_bytes: int, timeout_s: float | None 
     content_type = request.headers.get("content-type", "")
     media = _media_type(content_type)
     if media == "multipart/form-data":
-        body = await _read_body(request, max_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s)
-        upload = _multipart_image(body, content_type)
-        if len(upload.data) > max_bytes:
-            raise PayloadTooLarge(f"the image is over the limit of {max_bytes} bytes; send a smaller photo")
-        return upload
+        return await _multipart_image(request, content_type, max_bytes, timeout_s)
     declared = _declared(media)
-    return Upload(await _read_body(request, max_bytes, timeout_s), declared)
+    body = bytearray()
+    await _receive(request, max_bytes, timeout_s, body.extend)
+    return Upload(bytes(body), declared)
