@@ -21,7 +21,7 @@ from gateway.db import make_engine, session_factory
 from gateway.errors import REJECTION_REASONS, document_errors, register_error_handlers
 from gateway.ledger import PriceTable
 from gateway.limits.process_in_flight import ProcessInFlightLimit
-from gateway.limits.rate import make_rate_limiter
+from gateway.limits.rate import InProcessRateLimiter, make_rate_limiter
 from gateway.limits.tenant_in_flight import TenantInFlightLimit
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import ImageRouteGuard, SecurityHeaders
@@ -85,6 +85,8 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.state.billing = Billing(sessions, prices, metrics, settings.request_budget_s)
     app.state.tenant_limit = TenantInFlightLimit(settings.max_in_flight_per_tenant)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
+    app.state.readiness = health.Readiness()
+    app.state.key_lookups = InProcessRateLimiter()  # bounds database reads for keys not in the cache
     register_error_handlers(app)
     app.include_router(image_router(product, settings.max_output_side))
     app.include_router(usage.router)

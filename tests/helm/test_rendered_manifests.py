@@ -581,3 +581,9 @@ def test_gateway_accepts_the_environment_the_chart_gives_it(rendered: Rendered, 
     limits = _values(rendered)["gateway"]["limits"]
     assert settings.max_in_flight == limits["maxInFlight"]
     assert settings.request_budget_s == limits["requestBudgetSeconds"]
+
+
+def test_ingress_exposes_only_the_api(rendered: Rendered) -> None:
+    paths = [path["path"] for ingress in rendered.of_kind("Ingress") for rule in ingress["spec"]["rules"]
+             for path in rule["http"]["paths"]]
+    assert all(path == "/v1" or path.startswith("/v1/") for path in paths), paths
