@@ -34,6 +34,12 @@ MAX_JPEG_SEGMENTS = 1024
 # costs minutes to decode (a "scan bomb").
 MAX_JPEG_SCANS = 100
 FILL_BYTES = re.compile(rb"\xff+")
+# Encoders split the image data into chunks of 8-64 KiB (about 4,000 for a 30 MB file); metadata,
+# palette and animation control take a few dozen chunks (an animated PNG one per frame).
+MAX_PNG_CHUNKS = 100_000
+PNG_IMAGE_DATA_CHUNKS = frozenset({b"IDAT", b"fdAT"})
+MAX_PNG_OTHER_CHUNKS = 1024
+MAX_PNG_OTHER_BYTES = 8 * 1024 * 1024
 # PNG colour type -> allowed bit depths (PNG specification, table 11.1).
 PNG_BIT_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
 HEIF_BRANDS = {
@@ -155,9 +161,30 @@ def _png_size(data: bytes) -> tuple[int, int]:
     if length != 13 or depth not in PNG_BIT_DEPTHS.get(colour, ()):
         raise _corrupt(f"the PNG header is invalid (IHDR length {length}, colour type {colour}, bit depth {depth}); "
                        "re-save the image with a standard encoder")
-    if data.rfind(b"IEND", 33) < 0:
-        raise _truncated("PNG")
+    _walk_png_chunks(data)
     return width, height
+
+
+def _walk_png_chunks(data: bytes) -> None:
+    """Every chunk header up to IEND: image data may come in any number of chunks (up to
+    ``MAX_PNG_CHUNKS``), the rest is bounded in count and bytes. A 1x1 PNG of millions of empty
+    private chunks otherwise passes and costs the decoder seconds and hundreds of MB."""
+    offset, other_chunks, other_bytes = 8, 0, 0
+    for _ in range(MAX_PNG_CHUNKS):
+        if offset + 12 > len(data):
+            raise _truncated("PNG")
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        if kind == b"IEND":
+            return
+        if kind not in PNG_IMAGE_DATA_CHUNKS:
+            other_chunks += 1
+            other_bytes += length
+            if other_chunks > MAX_PNG_OTHER_CHUNKS or other_bytes > MAX_PNG_OTHER_BYTES:
+                raise _corrupt(f"the PNG has more than {MAX_PNG_OTHER_CHUNKS} chunks or "
+                               f"{MAX_PNG_OTHER_BYTES // 2**20} MiB besides its image data; re-save it with a "
+                               "standard encoder (or strip its metadata)")
+        offset += 12 + length
+    raise _corrupt(f"the PNG has more than {MAX_PNG_CHUNKS} chunks; re-save it with a standard encoder")
 
 
 def _webp_size(data: bytes) -> tuple[int, int]:

@@ -2,6 +2,7 @@ import io
 import re
 import struct
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -168,3 +169,35 @@ def test_mutated_headers_only_raise_api_errors(name: str, edits: list[tuple[int,
         assert 400 <= error.status_code < 500
     else:
         assert info.width > 0 and info.height > 0
+
+
+def _png_with_chunks(before_idat: int, after_idat: int) -> bytes:
+    """A 1x1 PNG with that many empty private chunks before and after its image data."""
+    png = _one_pixel_png()
+    idat = png.index(b"IDAT") - 4
+    empty = struct.pack(">I4sI", 0, b"prIv", zlib.crc32(b"prIv"))
+    return png[:idat] + empty * before_idat + png[idat:-12] + empty * after_idat + png[-12:]
+
+
+def _one_pixel_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("before", "after"), [(2_000_000, 0), (0, 2_000_000)])
+def test_a_flood_of_png_chunks_is_refused_from_the_headers(before: int, after: int) -> None:
+    data = _png_with_chunks(before, after)
+    started = time.perf_counter()
+    with pytest.raises(BadImage, match="more than 1024 chunks") as error:
+        inspect_image(data, max_pixels=10**6)
+    assert error.value.code == "corrupt_header"
+    assert time.perf_counter() - started < 0.5
+
+
+def test_png_metadata_and_many_image_data_chunks_pass() -> None:
+    png = _png_with_chunks(20, 20)
+    assert inspect_image(png, max_pixels=10**6).width == 1
+    with pytest.raises(BadImage) as error:
+        inspect_image(png[:-12], max_pixels=10**6)  # no IEND chunk: cut off
+    assert error.value.code == "truncated_image"
