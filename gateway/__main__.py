@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from gateway.app import create_app
+from gateway.http_protocol import BoundedHttpToolsProtocol
 from gateway.settings import GatewaySettings
 
 
@@ -28,8 +29,11 @@ def main() -> int:
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, settings.host, registry=app.state.metrics.registry)
     # uvloop and httptools: about 1 ms less CPU per request than asyncio's loop and h11 (load_tests/results/tuning.md).
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools", access_log=False,
-                server_header=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
+    # httptools with a bound on the request head (gateway.http_protocol); limit_concurrency answers 503
+    # past that many connections and tasks, before any of them can pile up memory.
+    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http=BoundedHttpToolsProtocol,
+                access_log=False, server_header=False, timeout_graceful_shutdown=settings.shutdown_grace_s,
+                limit_concurrency=settings.max_connections)
     return 0
 
 

@@ -28,10 +28,6 @@ class ImageRouteGuard:
     """Counts every image request by route and status class (401s and load shedding included),
     and answers 503 at once, before authentication or reading the body, when this
     process is at its ``ProcessInFlightLimit``.
-
-    An answer that starts before the whole body has arrived (refused early: 401, 429,
-    503, 413...) carries ``Connection: close``, so the server drops the connection
-    instead of reading and discarding the rest of a possibly huge upload.
     """
 
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics, limit: ProcessInFlightLimit,
@@ -48,22 +44,11 @@ class ImageRouteGuard:
             return
         started = time.perf_counter()
         status = 500
-        body_received = _declares_no_body(scope)
-
-        async def track_body() -> Message:
-            nonlocal body_received
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                body_received = True
-            return message
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                if not body_received and all(name.lower() != b"connection" for name, _ in headers):
-                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -73,7 +58,7 @@ class ImageRouteGuard:
                 return
             self.metrics.in_flight.inc()
             try:
-                await self.app(scope, track_body, record_status)
+                await self.app(scope, receive, record_status)
             finally:
                 self.limit.leave()
                 self.metrics.in_flight.dec()
@@ -85,6 +70,38 @@ class ImageRouteGuard:
 def _declares_no_body(scope: Scope) -> bool:
     headers = dict(scope.get("headers", []))
     return b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") == b"0"
+
+
+class CloseUnreadBody:
+    """An answer that starts before the whole request body has arrived (refused early: 401, 429,
+    503, 413, or any route that ignores a body) carries ``Connection: close``, so the server drops
+    the connection instead of reading and discarding the rest of a possibly huge upload, or
+    waiting forever for a body that a client declared and never sends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_received = _declares_no_body(scope)
+
+        async def track_body() -> Message:
+            nonlocal body_received
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_received = True
+            return message
+
+        async def close_if_unread(message: Message) -> None:
+            if message["type"] == "http.response.start" and not body_received:
+                headers = list(message.get("headers", []))
+                if all(name.lower() != b"connection" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, track_body, close_if_unread)
 
 
 class SecurityHeaders:

@@ -29,6 +29,8 @@ class GatewaySettings(BaseSettings):
                                                             "the Triton call gets what is left of it (504 after)")
     upload_timeout_s: float = Field(10.0, gt=0, description="longest time to receive the whole body (408 after)")
     max_in_flight: int = Field(64, ge=1, description="image requests served at once by this process (503 beyond)")
+    max_connections: int = Field(1024, ge=1, description="open connections and requests of this process, all "
+                                                         "routes; uvicorn answers 503 beyond")
     max_in_flight_per_tenant: int = Field(16, ge=1, description="image requests of one tenant at once (429 beyond)")
     auth_cache_ttl_s: float = Field(5.0, ge=0, description="seconds a verified API key is trusted without a database "
                                                           "read: a revoked key stops working within this time; 0 off")
