@@ -4,6 +4,8 @@ The protocol (``gateway.ledger`` holds the statements, this module the order):
 
 1. On entry, with an ``Idempotency-Key``: look up the key's first charge within 24 hours. A retry of
    the same request is answered again but not billed again; the key reused for another request is 409.
+   A replay re-runs inference, so it needs a balance that would pay for it (402 otherwise) and is
+   refused after ``max_replays_per_key`` answers (429).
 2. Otherwise reserve the cost: one conditional debit of balance and monthly quota, and a reservation
    row that expires after the request budget plus a margin (402 when it does not fit).
 3. The body of the ``with`` runs inference. It sets ``bill.charge`` once the result exists.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,7 +37,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from gateway import ledger
-from gateway.errors import Conflict, PaymentRequired
+from gateway.errors import Conflict, PaymentRequired, TooManyRequests
 from gateway.keys import Principal
 from gateway.metrics import GatewayMetrics
 
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # A reservation outlives its request by this much before the sweeper may return it.
 RESERVATION_MARGIN = timedelta(seconds=60)
+MAX_TRACKED_REPLAYS = 10_000
 
 
 def fingerprint(operation: str, variant: str, parameters: list[object], data: bytes) -> str:
@@ -62,19 +66,25 @@ class Bill:
 
 class Billing:
     def __init__(self, sessions: sessionmaker, prices: ledger.PriceTable, metrics: GatewayMetrics,
-                 request_budget_s: float) -> None:
+                 request_budget_s: float, max_replays_per_key: int) -> None:
         self.sessions = sessions
         self.prices = prices
         self.metrics = metrics
         self.hold = timedelta(seconds=request_budget_s) + RESERVATION_MARGIN
+        self.max_replays = max_replays_per_key
+        self._replays: OrderedDict[tuple[int, str], int] = OrderedDict()  # (tenant, key) -> answers again
 
     @asynccontextmanager
     async def open(self, principal: Principal, operation: str, megapixels: float, request_id: str,
                    claim: ledger.IdempotencyClaim | None) -> AsyncIterator[Bill]:
         first = await self._first_charge(principal.tenant_id, claim)
         reservation = None
+        cost = self.prices.cost(operation, megapixels)
         if first is None:
-            reservation = await self._reserve(principal, self.prices.cost(operation, megapixels), request_id)
+            reservation = await self._reserve(principal, cost, request_id)
+        else:
+            assert claim is not None
+            await self._admit_replay(principal.tenant_id, claim.key, cost)
         bill = Bill(request_id)
         try:
             yield bill
@@ -87,6 +97,22 @@ class Billing:
                 await self._release(reservation, request_id)
             return
         bill.headers = await self._settle(principal, reservation, bill.charge, claim, first)
+
+    async def _admit_replay(self, tenant_id: int, key: str, cost: int) -> None:
+        """A replay re-runs inference without billing: only for a tenant that could pay for it, and at
+        most ``max_replays`` times per key in this process."""
+        seen = self._replays.get((tenant_id, key), 0)
+        if seen >= self.max_replays:
+            raise TooManyRequests(f"this Idempotency-Key was answered again {seen} times already; use the answer "
+                                  "you have, or send a new request with a new key", code="too_many_replays")
+        balance = await run_in_threadpool(ledger.balance, self.sessions, tenant_id)
+        if balance < cost:
+            raise PaymentRequired(f"answering this retry again needs a balance of {cost} credits (it is not billed "
+                                  f"again), and the balance is {balance}; top up the account")
+        self._replays[(tenant_id, key)] = seen + 1
+        self._replays.move_to_end((tenant_id, key))
+        while len(self._replays) > MAX_TRACKED_REPLAYS:
+            self._replays.popitem(last=False)
 
     async def _first_charge(self, tenant_id: int, claim: ledger.IdempotencyClaim | None) -> ledger.FirstCharge | None:
         if claim is None:

@@ -13,6 +13,7 @@ from gateway.billing import Billing
 from gateway.keys import Principal
 from gateway.limits.rate import RateLimiter
 from gateway.limits.tenant_in_flight import TenantInFlightLimit
+from gateway.limits.unbilled_failures import UnbilledFailureLimit
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.triton_client import TritonClient
@@ -48,12 +49,13 @@ class ImageCall:
     billing: Billing
     rate_limit: RateLimiter
     tenant_limit: TenantInFlightLimit
+    unbilled_limit: UnbilledFailureLimit
 
 
 async def _image_call(request: Request, principal: PrincipalDep) -> ImageCall:
     state = request.app.state
     return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.billing,
-                     state.rate_limiter, state.tenant_limit)
+                     state.rate_limiter, state.tenant_limit, state.unbilled_limit)
 
 
 ImageCallDep = Annotated[ImageCall, Depends(_image_call)]

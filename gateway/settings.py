@@ -32,6 +32,11 @@ class GatewaySettings(BaseSettings):
     max_connections: int = Field(1024, ge=1, description="open connections and requests of this process, all "
                                                          "routes; uvicorn answers 503 beyond")
     max_in_flight_per_tenant: int = Field(16, ge=1, description="image requests of one tenant at once (429 beyond)")
+    max_unbilled_failures_per_minute: int = Field(
+        30, ge=1, description="failed requests per tenant and minute that reached Triton and were not billed "
+                              "(corrupt photo, over budget, client gone); 429 beyond")
+    max_replays_per_key: int = Field(10, ge=0, description="times one Idempotency-Key may be answered again "
+                                                           "(each re-runs inference; 429 beyond)")
     auth_cache_ttl_s: float = Field(5.0, ge=0, description="seconds a verified API key is trusted without a database "
                                                           "read: a revoked key stops working within this time; 0 off")
     cors_origins: list[str] = Field([], description="origins allowed to call from a browser; empty turns CORS off")

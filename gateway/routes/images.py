@@ -18,10 +18,21 @@ from fastapi.responses import Response
 from contract.schema import Operation, Parameter, Product
 from gateway import billing, ledger, openapi
 from gateway.deps import ImageCall, ImageCallDep
-from gateway.errors import ApiError, BadRequest, ClientClosedRequest, Forbidden, TooManyRequests, UpstreamTimeout
+from gateway.errors import (
+    ApiError,
+    BadImage,
+    BadRequest,
+    ClientClosedRequest,
+    Forbidden,
+    TooManyRequests,
+    UpstreamTimeout,
+)
 from gateway.image_check import inspect_image
 from gateway.limits.rate import take_token
 from gateway.upload import read_upload
+
+# Failures after Triton took the work that are the caller's doing: not billed, but bounded per tenant.
+UNBILLED_WORK = (BadImage, ClientClosedRequest, UpstreamTimeout)
 
 
 def image_router(product: Product, max_output_side: int) -> APIRouter:
@@ -78,6 +89,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
     started = time.perf_counter()
     deadline = started + settings.request_budget_s
     request_id = uuid.uuid4().hex
+    inferring = False
     try:
         if operation.name not in principal.operations:
             raise Forbidden(f"this API key may not use {product.path(operation)}; it may use "
@@ -92,6 +104,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
             if bound is not None and query[name] > bound:
                 raise BadRequest(f"{name} {query[name]} is over the limit of {bound:g}", code="invalid_parameter")
         claim_key = _idempotency_key(request)
+        call.unbilled_limit.check(principal.tenant_id)
         with call.tenant_limit.hold(principal.tenant_id):
             upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s)
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
@@ -101,6 +114,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
                 claim_key, billing.fingerprint(operation.name, variant, list(query.values()), upload.data))
             async with call.billing.open(principal, operation.name, info.megapixels, request_id, claim) as bill:
                 inputs = {p.tensor: query[p.name] for p in operation.parameters}
+                inferring = True
                 outputs, triton_s = await _infer(call, product.ensemble_name(operation, variant), upload.data,
                                                  inputs, list(operation.triton_outputs), deadline, operation.name)
                 body = bytes(outputs[operation.output.tensor].reshape(-1)[0])
@@ -116,6 +130,8 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
         return Response(body, media_type=operation.output.media_type, headers=headers)
     except ApiError as error:
         metrics.rejections.labels(error.reason).inc()
+        if inferring and isinstance(error, UNBILLED_WORK):
+            call.unbilled_limit.record(principal.tenant_id)
         raise
 
 
@@ -123,7 +139,8 @@ def _header_outputs(operation: Operation, outputs: dict) -> dict[str, str]:
     headers = {}
     for output in operation.header_outputs:
         values = outputs[output.tensor].reshape(-1)
-        headers.update({name: f"{float(value):.4f}" for (name, _), value in zip(output.headers, values, strict=False)})
+        headers.update({name: output.format.format(float(value))
+                        for (name, _), value in zip(output.headers, values, strict=False)})
     return headers
 
 

@@ -34,6 +34,7 @@ class FakeTriton:
 
     def __init__(self) -> None:
         self.fail = False
+        self.error: Exception | None = None  # raised by every call, like Triton refusing the photo
         self.calls = 0
         self.delay_s = 0.0
         self.timeouts: list[float] = []
@@ -47,6 +48,8 @@ class FakeTriton:
         await asyncio.sleep(self.delay_s)
         if self.fail:
             raise ServiceUnavailable("the inference service is unavailable; retry shortly")
+        if self.error is not None:
+            raise self.error
         result = {name: np.array([[b"\x89PNG fake"]], dtype=np.object_) for name in outputs}
         if "DEPTH_RANGE" in outputs:
             result["DEPTH_RANGE"] = np.array([[0.5, 3.0]], dtype=np.float32)
