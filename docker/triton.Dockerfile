@@ -55,4 +55,6 @@ EXPOSE 8000 8001 8002
 # Kubernetes uses the chart's probes; this serves `docker run` and compose.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=4)"]
-CMD ["tritonserver", "--model-repository=/models", "--strict-readiness=true"]
+# Removes a crashed server's shared-memory regions (they hold photos) and sets umask 077, then execs tritonserver.
+ENTRYPOINT ["/opt/imageserve/docker/triton-entrypoint.sh"]
+CMD ["--model-repository=/models", "--strict-readiness=true"]

@@ -18,6 +18,9 @@ from pathlib import Path
 from stack.processes import stop_process
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+REGIONS = "/dev/shm/triton_python_backend_shm_region_*"
+# The python backend (boost.interprocess) creates its regions 0644 whatever the umask; they hold photos.
+PRIVATE = 0o600
 
 
 class TritonStartError(RuntimeError):
@@ -93,6 +96,7 @@ class TritonServer:
 
     def start(self) -> None:
         install_python_stub()
+        remove_stale_shared_memory()  # a crashed server's regions hold recent photos
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = self.log_path.open("ab")
@@ -118,6 +122,7 @@ class TritonServer:
             if self.process is not None and self.process.poll() is not None:
                 raise TritonStartError(f"tritonserver exited with code {self.process.returncode}{self._log_tail()}")
             if self.is_ready():
+                restrict_shared_memory()  # every step has made its region by now
                 return time.monotonic() - started
             time.sleep(0.1)
         raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f} s{self._log_tail()}")
@@ -152,9 +157,20 @@ class TritonServer:
         self.stop()
 
 
+def restrict_shared_memory() -> None:
+    """Make the regions of this user (the server's, once it is ready) readable by their owner only."""
+    for path in glob.glob(REGIONS):
+        try:
+            if os.stat(path).st_uid == os.getuid():
+                os.chmod(path, PRIVATE)
+        except FileNotFoundError:
+            continue
+
+
 def remove_stale_shared_memory() -> None:
-    """A hard-killed server leaves its python-backend regions in /dev/shm; remove ours."""
-    for path in glob.glob("/dev/shm/triton_python_backend_shm_region_*"):
+    """A hard-killed server leaves its python-backend regions (recent inputs and outputs: photos) in
+    /dev/shm; remove ours that no live process maps. Run before every start and after every stop."""
+    for path in glob.glob(REGIONS):
         try:
             owner = os.stat(path).st_uid
         except FileNotFoundError:

@@ -236,6 +236,8 @@ def test_triton_gpu_scheduling_and_shared_memory(rendered: Rendered) -> None:
     shm = next(v for v in spec["volumes"] if v["name"] == "shm")
     assert shm["emptyDir"]["medium"] == "Memory"
     assert any(m["mountPath"] == "/dev/shm" and m["name"] == "shm" for m in triton["volumeMounts"])
+    # /dev/shm outlives a container restart: the entry point removes a crashed server's regions first
+    assert triton["command"] == ["/opt/imageserve/docker/triton-entrypoint.sh"]
     build_env = {item["name"]: item.get("value") for item in build["env"]}
     if values["gpu"]["enabled"]:
         for container in (triton, build):
