@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,11 @@ from stack.processes import stop_process
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 REGIONS = "/dev/shm/triton_python_backend_shm_region_*"
+# What the gateway never needs, refused without ADMIN_HEADER: registering shared memory (the 2025 remote-code
+# chain went through it), loading and unloading models, statistics, traces, log settings, model configs.
+# Health, metadata and inference stay open.
+RESTRICTED = "shared-memory,model-config,model-repository,statistics,trace,logging"
+ADMIN_HEADER = "admin-key"
 # The python backend (boost.interprocess) creates its regions 0644 whatever the umask; they hold photos.
 PRIVATE = 0o600
 
@@ -61,8 +67,9 @@ def server_environment() -> dict[str, str]:
     return env
 
 
-def server_command(repository: Path, ports: TritonPorts, host: str = "127.0.0.1") -> list[str]:
+def server_command(repository: Path, ports: TritonPorts, admin_key: str, host: str = "127.0.0.1") -> list[str]:
     home = triton_home()
+    restricted = f"{RESTRICTED}:{ADMIN_HEADER}={admin_key}"
     return [
         str(home / "bin" / "tritonserver"),
         f"--model-repository={repository.resolve()}",
@@ -77,6 +84,8 @@ def server_command(repository: Path, ports: TritonPorts, host: str = "127.0.0.1"
         "--strict-readiness=false",
         "--exit-on-error=false",
         "--log-verbose=0",
+        f"--grpc-restricted-protocol={restricted}",
+        f"--http-restricted-api={restricted}",
     ]
 
 
@@ -89,6 +98,12 @@ class TritonServer:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._log_handle = None
+        self.admin_key = secrets.token_urlsafe(24)  # for the restricted protocols: tests and tools only
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """gRPC metadata that opens the restricted protocols (Triton prefixes the header's name on gRPC)."""
+        return {f"triton-grpc-protocol-{ADMIN_HEADER}": self.admin_key}
 
     @property
     def ready_url(self) -> str:
@@ -101,7 +116,7 @@ class TritonServer:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            server_command(self.repository, self.ports),
+            server_command(self.repository, self.ports, self.admin_key),
             env=server_environment(),
             stdout=self._log_handle or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,

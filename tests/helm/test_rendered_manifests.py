@@ -589,3 +589,19 @@ def test_ingress_exposes_only_the_api(rendered: Rendered) -> None:
     paths = [path["path"] for ingress in rendered.of_kind("Ingress") for rule in ingress["spec"]["rules"]
              for path in rule["http"]["paths"]]
     assert all(path == "/v1" or path.startswith("/v1/") for path in paths), paths
+
+
+def test_triton_restricts_the_protocols_the_gateway_never_uses(rendered: Rendered) -> None:
+    spec = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]
+    (triton,) = spec["containers"]
+    for flag in ("--grpc-restricted-protocol=", "--http-restricted-api="):
+        (arg,) = [a for a in triton["args"] if a.startswith(flag)]
+        protocols, _, header = arg.removeprefix(flag).partition(":")
+        assert {"shared-memory", "model-repository", "statistics"} <= set(protocols.split(","))
+        assert "inference" not in protocols.split(",") and "health" not in protocols.split(",")
+        assert header == "admin-key=$(TRITON_ADMIN_KEY)", "the key comes from a Secret, never from values"
+    env = {item["name"]: item for item in triton["env"]}
+    secret_name = env["TRITON_ADMIN_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+    secret = rendered.named("Secret", secret_name)
+    assert len(secret["data"]["admin-key"]) >= 40  # 32 random characters, base64
+    assert "TRITON_ADMIN_KEY" not in str(rendered.named("Deployment", fullname("gateway")))

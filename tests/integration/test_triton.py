@@ -10,20 +10,15 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from contract.product import TENSORS
+from contract.product import PRODUCT, TENSORS
 from converters.catalog import load_catalog
 from stack.triton import TritonServer
 from tests.conftest import jpeg_bytes
 
 pytestmark = pytest.mark.integration
 
-ENSEMBLES = {
-    "photo_depth": ["DEPTH_PNG", "DEPTH_RANGE"],
-    "photo_mask_fast": ["MASK_PNG"],
-    "photo_mask_quality": ["MASK_PNG"],
-    "photo_cutout_fast": ["CUTOUT_PNG"],
-    "photo_cutout_quality": ["CUTOUT_PNG"],
-}
+# Every ensemble of the product and its outputs, the image first.
+ENSEMBLES = {e.name: list(e.operation.triton_outputs) for e in PRODUCT.ensembles()}
 
 
 @pytest.fixture(scope="module")
@@ -84,24 +79,24 @@ def test_model_step_runs_a_batch(client) -> None:
     assert depth.shape == (4, 1, 224, 224) and np.isfinite(depth).all()
 
 
-def test_concurrent_requests_are_all_answered_alike(client, astronaut: np.ndarray) -> None:
+def test_concurrent_requests_are_all_answered_alike(client, triton: TritonServer, astronaut: np.ndarray) -> None:
     data = jpeg_bytes(astronaut)
-    before = client.get_inference_statistics("segmentation_fast").model_stats[0]
+    before = client.get_inference_statistics("matte_fast", headers=triton.admin_headers).model_stats[0]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: infer(client, "photo_mask_fast", data, ["MASK_PNG"]), range(16)))
     masks = [np.asarray(png(r["MASK_PNG"])) for r in results]
     assert all(np.array_equal(masks[0], m) for m in masks)
-    after = client.get_inference_statistics("segmentation_fast").model_stats[0]
+    after = client.get_inference_statistics("matte_fast", headers=triton.admin_headers).model_stats[0]
     assert after.inference_count - before.inference_count == 16
 
 
-def test_requests_queued_behind_a_running_batch_are_batched_together(client) -> None:
-    """Nine requests sent at once to the slow model: while the first executes, the rest queue and
+def test_requests_queued_behind_a_running_batch_are_batched_together(client, triton: TritonServer) -> None:
+    """Nine requests sent at once to a slow model (U2-Netp): while the first executes, the rest queue and
     the dynamic batcher runs them as one batch of up to eight."""
-    model = "segmentation_quality"
+    model = "matte_object_lite"
     tensor = grpcclient.InferInput("image", [1, 3, 320, 320], "FP32")
     tensor.set_data_from_numpy(np.random.default_rng(0).random((1, 3, 320, 320), dtype=np.float32))
-    before = client.get_inference_statistics(model).model_stats[0]
+    before = client.get_inference_statistics(model, headers=triton.admin_headers).model_stats[0]
     done: list[object] = []
     for _ in range(9):
         client.async_infer(model, [tensor], callback=lambda result, error: done.append(error or result))
@@ -110,7 +105,7 @@ def test_requests_queued_behind_a_running_batch_are_batched_together(client) -> 
         assert time.monotonic() < deadline, "requests were not answered"
         time.sleep(0.01)
     assert not [r for r in done if isinstance(r, InferenceServerException)]
-    after = client.get_inference_statistics(model).model_stats[0]
+    after = client.get_inference_statistics(model, headers=triton.admin_headers).model_stats[0]
     assert after.inference_count - before.inference_count == 9
     assert after.execution_count - before.execution_count <= 3
     assert max(stat.batch_size for stat in after.batch_stats) >= 4
@@ -130,7 +125,23 @@ def test_exif_rotation_is_applied_in_the_ensemble(client, astronaut: np.ndarray)
     exif = Image.Exif()
     exif[0x0112] = 8  # viewers rotate the stored pixels 90 degrees counter-clockwise
     stored = np.ascontiguousarray(np.rot90(astronaut[:, :384], k=-1))  # 384 high, 512 wide
-    mask = png(infer(client, "photo_mask_quality", jpeg_bytes(stored, exif=exif), ["MASK_PNG"])["MASK_PNG"])
-    upright = png(infer(client, "photo_mask_quality", jpeg_bytes(astronaut[:, :384]), ["MASK_PNG"])["MASK_PNG"])
+    mask = png(infer(client, "photo_mask_portrait", jpeg_bytes(stored, exif=exif), ["MASK_PNG"])["MASK_PNG"])
+    upright = png(infer(client, "photo_mask_portrait", jpeg_bytes(astronaut[:, :384]), ["MASK_PNG"])["MASK_PNG"])
     assert mask.size == upright.size == (384, 512)
     assert np.abs(np.asarray(mask, np.int16) - np.asarray(upright, np.int16)).mean() < 3
+
+
+def test_the_protocols_the_gateway_never_needs_are_refused_without_the_admin_header(
+        client, triton: TritonServer) -> None:
+    """Shared-memory registration (the 2025 python-backend exploit chain used it), the model repository and
+    statistics are restricted, as in the chart; health, metadata and inference are not."""
+    for call in (lambda **h: client.register_system_shared_memory("probe", "/probe", 64, **h),
+                 lambda **h: client.get_model_repository_index(**h),
+                 lambda **h: client.unload_model("photo_depth", **h),
+                 lambda **h: client.get_inference_statistics("photo_depth", **h)):
+        with pytest.raises(InferenceServerException) as refused:
+            call()
+        assert "protocol is restricted" in refused.value.message()
+    assert client.get_model_repository_index(headers=triton.admin_headers).models
+    assert client.is_server_ready() and client.is_model_ready("photo_depth")
+    assert client.get_model_metadata("photo_depth").name == "photo_depth"
