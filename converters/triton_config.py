@@ -72,9 +72,17 @@ TUNING = {
     # 2 single-threaded ONNX Runtime instances per model: an idle intra-op pool spin-waits and takes
     # the core that decoding and PNG encoding need. U2-Netp's one image is enough work for both cores:
     # one instance with 2 non-spinning threads halves its p50 at low load (load_tests/results/tuning.md).
+    # MODNet and U2-Net likewise, measured with ONNX Runtime alone on the 2 cores (astronaut, medians of
+    # 24-54 runs in interleaved blocks, only blocks with the rest of the machine under 5 % busy), 1x2 vs 2x1:
+    #   matte_portrait (MODNet 512):  one request 121 vs 212 ms; two at once 251 ms (batch of 2) vs 227 ms;
+    #                                 saturated 8.3 vs 8.7 images/s.
+    #   matte_object (U2-Net 320):    one request 323 vs 615 ms; two at once 657 ms (batch of 2) vs 630 ms;
+    #                                 saturated 3.1 vs 3.1 images/s.
+    # 1x2 halves the p50 at low load for at most 5 % less throughput at saturation.
     "cpu": TargetTuning(preprocess_instances=2, postprocess_instances=2, model_instances=2,
                         intra_op_threads=1, intra_op_spinning=0, batch_delay_us=2000, png_compress_level=1,
-                        model_layouts={"segmentation_quality": ModelLayout(instances=1, intra_op_threads=2)}),
+                        model_layouts={name: ModelLayout(instances=1, intra_op_threads=2)
+                                       for name in ("matte_portrait", "matte_object", "matte_object_lite")}),
     "gpu": TargetTuning(preprocess_instances=8, postprocess_instances=8, model_instances=1,
                         intra_op_threads=0, intra_op_spinning=1, batch_delay_us=1000, png_compress_level=1),
 }

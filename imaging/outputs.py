@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import zlib
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -55,10 +56,14 @@ def depth_to_uint16(depth: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarra
     return np.clip(np.rint(scaled), 0, UINT16_MAX).astype(np.uint16), near, far
 
 
+def matte_to_uint8(matte: np.ndarray) -> np.ndarray:
+    """A float matte (values clipped to [0, 1]) -> uint8, rounded (OpenCV: 5x numpy's rint/clip/astype at 12 MP)."""
+    return cv2.convertScaleAbs(cv2.max(np.ascontiguousarray(matte, dtype=np.float32), 0.0), alpha=255.0)
+
+
 def alpha_to_uint8(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Alpha in [0, 1] -> uint8 matte at ``size``."""
-    resized = _resize_float(alpha, size)
-    return np.clip(np.rint(resized * 255.0), 0, 255).astype(np.uint8)
+    """Alpha in [0, 1] -> uint8 matte at ``size`` (bilinear: the unrefined matte)."""
+    return matte_to_uint8(_resize_float(alpha, size))
 
 
 def depth_png(depth: np.ndarray, size: tuple[int, int], compress_level: int) -> tuple[bytes, float, float]:
@@ -70,16 +75,33 @@ def mask_png(alpha: np.ndarray, size: tuple[int, int], compress_level: int) -> b
     return encode_png(Image.fromarray(alpha_to_uint8(alpha, size)), compress_level)
 
 
-def cutout_png(rgb: np.ndarray, alpha: np.ndarray, compress_level: int) -> bytes:
-    """RGB (H, W, 3) uint8 at the output size + alpha map -> RGBA PNG.
+def matte_png(matte: np.ndarray, compress_level: int) -> bytes:
+    """A matte already at the output size (float in [0, 1], e.g. ``imaging.matte.refine``) -> 8-bit PNG."""
+    return encode_png(Image.fromarray(matte_to_uint8(matte)), compress_level)
+
+
+def cutout_rgba(rgb: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """Colour (H, W, 3) uint8 + uint8 matte (H, W) -> RGBA, colour zeroed under alpha 0.
 
     Colour under fully transparent pixels is zeroed: it is invisible, compresses
     far better, and leaks nothing of the removed background.
     """
-    height, width = rgb.shape[:2]
-    matte = alpha_to_uint8(alpha, (width, height))
+    if rgb.shape[:2] != matte.shape or matte.dtype != np.uint8:
+        raise ValueError(f"colour is {rgb.shape}, the matte {matte.dtype} {matte.shape}")
+    height, width = matte.shape
     rgba = np.empty((height, width, 4), dtype=np.uint8)
     rgba[..., :3] = rgb
     rgba[..., :3][matte == 0] = 0
     rgba[..., 3] = matte
-    return encode_png(Image.fromarray(rgba), compress_level)
+    return rgba
+
+
+def cutout_png(rgb: np.ndarray, alpha: np.ndarray, compress_level: int) -> bytes:
+    """RGB (H, W, 3) uint8 at the output size + the model's alpha map (bilinearly resized) -> RGBA PNG."""
+    height, width = rgb.shape[:2]
+    return encode_png(Image.fromarray(cutout_rgba(rgb, alpha_to_uint8(alpha, (width, height)))), compress_level)
+
+
+def refined_cutout_png(colour: np.ndarray, matte: np.ndarray, compress_level: int) -> bytes:
+    """Colour (H, W, 3) uint8 (e.g. ``imaging.matte.estimate_foreground``) + a matte at that size -> RGBA PNG."""
+    return encode_png(Image.fromarray(cutout_rgba(colour, matte_to_uint8(matte))), compress_level)

@@ -7,7 +7,7 @@ from PIL import Image
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
-NORMALIZATIONS = ("unit", "imagenet")
+NORMALIZATIONS = ("unit", "imagenet", "symmetric")  # converters/catalog.toml explains each
 
 
 def model_input(rgb: Image.Image, height: int, width: int, normalization: str) -> np.ndarray:
@@ -15,7 +15,11 @@ def model_input(rgb: Image.Image, height: int, width: int, normalization: str) -
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization {normalization!r} is not one of {NORMALIZATIONS}")
     resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
-    tensor = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
-    if normalization == "imagenet":
-        tensor = (tensor - IMAGENET_MEAN) / IMAGENET_STD
+    pixels = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1)
+    if normalization == "symmetric":  # (RGB - 127.5) / 127.5, in [-1, 1] (MODNet)
+        tensor = (pixels - np.float32(127.5)) / np.float32(127.5)
+    else:
+        tensor = pixels / np.float32(255.0)
+        if normalization == "imagenet":
+            tensor = (tensor - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(tensor, dtype=np.float32)

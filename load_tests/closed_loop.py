@@ -1,58 +1,50 @@
-"""Closed-loop load: N workers, each sending its next request when the last one answered; and what it loads.
+"""Closed-loop load: N workers, each sending its next request when its last one answered; and what it loads.
 
-The warm-up lasts ``warmup_s`` and at least until every worker has had one
-answer; the measured window then lasts ``duration_s``, or longer when
-requests are slow: at least ``min_rounds`` times the warm-up's median latency,
-so that each worker completes several requests inside it (a window shorter
-than one batch of U2-Netp would count 0 or 8 completions, nothing between).
-Throughput counts the successful requests that complete inside the window,
-whenever they were sent; a failing target never looks fast.
-
-Targets: ``TritonGrpcTarget`` calls a Triton ensemble over gRPC (KServe v2) on one shared asyncio
-channel, as internal services and the gateway do; ``HttpTarget`` an HTTP endpoint (the gateway or the
-naive baseline) on one keep-alive connection per worker. Every response is checked (status, PNG size
-and kind) before it counts.
+The warm-up lasts ``warmup_s`` and until every worker has had an answer; the window then lasts ``duration_s``,
+or ``min_rounds`` times the warm-up's median latency if longer (a shorter one would count 0 or 8 completions of
+a U2-Netp batch). Throughput counts the successes completed inside the window: a failing target never looks fast.
+``TritonGrpcTarget`` calls an ensemble over one shared gRPC channel, as the gateway does; ``HttpTarget`` posts on
+a keep-alive connection per worker with a minimal HTTP/1.1 client (httpx's Python per request would count as
+gateway overhead on 2 shared cores). Every answer is checked before it counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from statistics import median
-from typing import Protocol
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
 from contract.product import TENSORS
-from load_tests.http_client import HttpConnection
 from load_tests.operations import Operation
-from load_tests.png_check import BadResponse, check_png
+from load_tests.png_check import check_png
+from load_tests.traffic_mix import check_answer
 
 MIN_ROUNDS = 4
 MAX_WINDOW_S = 60.0
 
 
-class Target(Protocol):
-    """Something to load: opened for a number of workers, then ``send(worker)`` per request."""
-
-    async def open(self, workers: int) -> None: ...
-
-    async def send(self, worker: int) -> None:
-        """One request; raises on any failure, including a wrong response body."""
-
-    async def close(self) -> None: ...
+def percentiles_ms(seconds: list[float], quantiles: tuple[int, ...] = (50, 95, 99)) -> list[float]:
+    """Linear-interpolated percentiles (as numpy) in ms; NaN for an empty sample."""
+    if not seconds:
+        return [float("nan")] * len(quantiles)
+    return [float(np.percentile(np.asarray(seconds) * 1e3, q)) for q in quantiles]
 
 
 @dataclass
 class RunResult:
+    """One run: the window's latencies and errors; ``completed`` counts the warm-up's successes too."""
+
     concurrency: int
     window_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
-    completed: int = 0  # successful requests over the whole run, warm-up included (for CPU per request)
+    completed: int = 0
 
     @property
     def throughput(self) -> float:
@@ -60,54 +52,35 @@ class RunResult:
         return len(self.latencies_s) / self.window_s if self.window_s else 0.0
 
 
-@dataclass
-class _Window:
-    start: float = 0.0
-    end: float | None = None  # None while warming up
-
-    def holds(self, moment: float) -> bool:
-        return self.end is not None and self.start <= moment <= self.end
-
-    def record(self, result: RunResult, warmup_latencies: list[float], error: str, sent: float, done: float) -> None:
-        """Count one answer: in the warm-up's latencies, in the window's, or as an error inside the window."""
-        if not error:
-            result.completed += 1
-            if self.end is None:
-                warmup_latencies.append(done - sent)
-            elif self.holds(done):
-                result.latencies_s.append(done - sent)
-        elif self.holds(done):
-            result.errors += 1
-            result.first_error = result.first_error or error
+def _count(result: RunResult, window: list[float], warmup: list[float], error: str, sent: float, done: float) -> None:
+    """One answer: a warm-up latency, a latency in the window, or an error in the window (after it: nothing)."""
+    inside = bool(window) and window[0] <= done <= window[1]
+    result.completed += not error
+    if not error and (inside or not window):
+        (result.latencies_s if window else warmup).append(done - sent)
+    elif error and inside:
+        result.errors += 1
+        result.first_error = result.first_error or error
 
 
-async def _attempt(target: Target, worker: int) -> str:
-    """One request: "" when it succeeded, else the error in one line."""
-    try:
-        await target.send(worker)
-    except Exception as exc:  # noqa: BLE001 - counted and reported; the load goes on
-        return f"{type(exc).__name__}: {exc}"[:300] or "error"
-    return ""
-
-
-async def run_closed_loop(target: Target, concurrency: int, duration_s: float, warmup_s: float,
+async def run_closed_loop(target, concurrency: int, duration_s: float, warmup_s: float,  # noqa: ANN001
                           min_rounds: int = MIN_ROUNDS) -> RunResult:
-    """Load ``target`` with ``concurrency`` requests in flight: warm-up, then one measured window."""
+    """Load ``target`` (``open(workers)``, ``send(worker)``, ``close()``) with ``concurrency`` requests in flight."""
     if concurrency < 1 or duration_s <= 0 or warmup_s < 0 or min_rounds < 0:
         raise ValueError(f"need concurrency >= 1, duration > 0, warm-up >= 0, min_rounds >= 0; "
                          f"got {concurrency}, {duration_s}, {warmup_s}, {min_rounds}")
-    result = RunResult(concurrency)
-    window = _Window()
-    warmup_latencies: list[float] = []
-    answered = [False] * concurrency
-    warmed_up = asyncio.Event()
-    started = time.perf_counter()
+    result, warmup, answered = RunResult(concurrency), [], [False] * concurrency
+    window: list[float] = []  # [start, end] once the warm-up is over
+    warmed_up, started = asyncio.Event(), time.perf_counter()
 
     async def worker(index: int) -> None:
-        while window.end is None or time.perf_counter() < window.end:
-            sent = time.perf_counter()
-            error = await _attempt(target, index)
-            window.record(result, warmup_latencies, error, sent, time.perf_counter())
+        while not window or time.perf_counter() < window[1]:
+            sent, error = time.perf_counter(), ""
+            try:
+                await target.send(index)
+            except Exception as exc:  # noqa: BLE001 - counted and reported; the load goes on
+                error = f"{type(exc).__name__}: {exc}"[:300]
+            _count(result, window, warmup, error, sent, time.perf_counter())
             answered[index] = True
             if all(answered) and time.perf_counter() - started >= warmup_s:
                 warmed_up.set()
@@ -116,10 +89,8 @@ async def run_closed_loop(target: Target, concurrency: int, duration_s: float, w
         await asyncio.sleep(warmup_s)
         if not all(answered):
             await warmed_up.wait()
-        typical = median(warmup_latencies) if warmup_latencies else 0.0
-        result.window_s = min(MAX_WINDOW_S, max(duration_s, min_rounds * typical))
-        window.start = time.perf_counter()
-        window.end = window.start + result.window_s
+        result.window_s = min(MAX_WINDOW_S, max(duration_s, min_rounds * (median(warmup) if warmup else 0.0)))
+        window.extend([time.perf_counter(), time.perf_counter() + result.window_s])
 
     await target.open(concurrency)
     try:
@@ -131,25 +102,18 @@ async def run_closed_loop(target: Target, concurrency: int, duration_s: float, w
 
 class TritonGrpcTarget:
     def __init__(self, url: str, operation: Operation, photo: bytes, size: tuple[int, int]) -> None:
-        self.url = url
-        self.operation = operation
-        self.photo = photo
-        self.size = size
-        self._client: grpcclient.InferenceServerClient | None = None
+        self.url, self.operation, self.photo, self.size, self._client = url, operation, photo, size, None
 
     async def open(self, workers: int) -> None:
         self._client = grpcclient.InferenceServerClient(url=self.url)
 
     async def send(self, worker: int) -> None:
-        assert self._client is not None
         image = grpcclient.InferInput(TENSORS.image, [1, 1], "BYTES")
         image.set_data_from_numpy(np.array([[self.photo]], dtype=np.object_))
         side = grpcclient.InferInput(TENSORS.max_side, [1, 1], "INT32")
         side.set_data_from_numpy(np.zeros((1, 1), dtype=np.int32))
-        result = await self._client.infer(
-            self.operation.ensemble, [image, side],
-            outputs=[grpcclient.InferRequestedOutput(name) for name in self.operation.triton_outputs],
-        )
+        outputs = [grpcclient.InferRequestedOutput(name) for name in self.operation.triton_outputs]
+        result = await self._client.infer(self.operation.ensemble, [image, side], outputs=outputs)
         check_png(bytes(result.as_numpy(self.operation.png_output).reshape(-1)[0]), self.size, self.operation.png_kind)
 
     async def close(self) -> None:
@@ -159,26 +123,43 @@ class TritonGrpcTarget:
 
 
 class HttpTarget:
+    """POSTs the photo on one connection per worker; the gateway's answers (with an API key) must be billed."""
+
     def __init__(self, port: int, operation: Operation, photo: bytes, size: tuple[int, int], api_key: str = "") -> None:
-        self.port = port
-        self.operation = operation
-        self.photo = photo
-        self.size = size
-        self.headers = {"Content-Type": "image/jpeg"}
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
-        self._connections: list[HttpConnection] = []
+        self.port, self.operation, self.size, self.billed = port, operation, size, bool(api_key)
+        auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
+        self.request = (f"POST {operation.http_path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/jpeg"
+                        f"\r\n{auth}Content-Length: {len(photo)}\r\n\r\n").encode("latin-1") + photo
+        self._connections: list = []
 
     async def open(self, workers: int) -> None:
-        self._connections = [HttpConnection("127.0.0.1", self.port) for _ in range(workers)]
+        self._connections = [None] * workers
 
     async def send(self, worker: int) -> None:
-        response = await self._connections[worker].post(self.operation.http_path, self.photo, self.headers)
-        if response.status != 200:
-            raise BadResponse(f"HTTP {response.status}: {response.body[:200]!r}")
-        check_png(response.body, self.size, self.operation.png_kind)
+        if self._connections[worker] is None:
+            self._connections[worker] = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
+        reader, writer = self._connections[worker]
+        writer.write(self.request)
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            headers = {name.strip().lower(): value.strip() for name, _, value in
+                       (line.partition(":") for line in head[1:] if line)}
+            body = await reader.readexactly(int(headers["content-length"]))
+        except (asyncio.IncompleteReadError, ConnectionError, KeyError, ValueError):
+            await self._close(worker)  # a broken or unframed answer: the next request reconnects
+            raise
+        if headers.get("connection", "").lower() == "close":
+            await self._close(worker)
+        status = head[0][9:12]  # HTTP/1.1 200 OK
+        check_answer(self.operation, int(status) if status.isdigit() else 0, headers, body, self.size, self.billed)
+
+    async def _close(self, worker: int) -> None:
+        connection, self._connections[worker] = self._connections[worker], None
+        if connection is not None:
+            connection[1].close()
+            with contextlib.suppress(ConnectionError):
+                await connection[1].wait_closed()
 
     async def close(self) -> None:
-        for connection in self._connections:
-            await connection.close()
-        self._connections = []
+        for worker in range(len(self._connections)):
+            await self._close(worker)

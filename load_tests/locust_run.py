@@ -1,88 +1,122 @@
-"""Headless locust run with an SLO verdict: ``python -m load_tests.locust_run run|check``.
+"""``make load``: the locust mix against a running gateway, with an SLO verdict (``python -m load_tests.locust_run``).
 
-``run`` starts locust headless on ``load_tests/locustfile.py`` against a
-running gateway, writes its CSV and HTML reports, then checks the statistics
-against the SLO file. ``check`` gives the verdict on an existing
-``*_stats.csv``. Exit status: 0 SLO met, 1 SLO missed, 2 the run itself failed
-(bad arguments, locust crashed, no statistics written).
-
-The API key comes from ``$IMAGESERVE_API_KEY``, else from ``build/dev-api-key``
-(what ``make run`` creates); it never appears on a command line.
+``run`` starts locust headless on ``load_tests/locustfile.py`` (CSV and HTML reports), then checks the SLO;
+``check`` gives the verdict on an existing ``*_stats.csv``. Exit status: 0 SLO met, 1 missed, 2 the run failed
+(bad arguments or SLO file, no statistics). The API key: ``$IMAGESERVE_API_KEY``, else ``build/dev-api-key``.
+The SLO file (``load_tests/slo.toml``) has a ``[total]`` table (locust's "Aggregated" row) and optional
+``[endpoints."NAME"]`` tables (request names of the locustfile), each with exactly ``max_error_rate`` (a
+fraction), ``p95_ms`` and ``p99_ms``. A threshold exceeded, or an endpoint named there without requests, misses.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import math
 import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-from load_tests.arguments import positive_int
-from load_tests.photos import SIZES, check_sizes
-from load_tests.slo import evaluate, load_slo, read_locust_stats
+from load_tests.traffic_mix import SIZES, check_sizes
 
 REPO = Path(__file__).resolve().parent.parent
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_SLO = Path(__file__).with_name("slo.toml")
-DEFAULT_OUT = REPO / "build" / "locust"  # per-run reports (the HTML is ~1 MB); reference runs go to results/
 DEV_KEY_FILE = REPO / "build" / "dev-api-key"
-RUN_TIME = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
+TOTAL_ROW, KEYS = "Aggregated", ("max_error_rate", "p95_ms", "p99_ms")
 SLO_MET, SLO_MISSED, RUN_FAILED = 0, 1, 2
 
 
-def api_key() -> str:
-    key = os.environ.get("IMAGESERVE_API_KEY", "").strip()
-    if not key and DEV_KEY_FILE.exists():
-        key = DEV_KEY_FILE.read_text().strip()
-    if not key:
-        raise ValueError(f"no API key: set IMAGESERVE_API_KEY, or start the stack with `make run` "
-                         f"(it writes {DEV_KEY_FILE.relative_to(REPO)})")
-    return key
+class SloConfigError(ValueError):
+    """The SLO file is malformed; the message names the file and the key."""
 
 
-def _run_time(value: str) -> str:
-    if not value or not RUN_TIME.match(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 30s, 2m or 1h30m")
-    return value
+def _thresholds(table: object, where: str) -> dict[str, float]:
+    if not isinstance(table, dict) or set(table) != set(KEYS):
+        found = set(table) if isinstance(table, dict) else set()
+        raise SloConfigError(f"{where}: missing keys {sorted(set(KEYS) - found)}, unknown keys "
+                             f"{sorted(found - set(KEYS))}; each table needs exactly {', '.join(KEYS)}")
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= (
+                1 if key == "max_error_rate" else math.inf):
+            raise SloConfigError(f"{where}.{key} = {value!r} must be a number >= 0 (max_error_rate a fraction, "
+                                 "0.01 for 1%)")
+    return {key: float(value) for key, value in table.items()}
 
 
-def _sizes(value: str) -> str:
+def parse_slo(text: str, source: str = "SLO file") -> dict[str, dict[str, float]]:
+    """Row name (``Aggregated`` for the total) -> thresholds."""
     try:
-        return ",".join(check_sizes([s.strip() for s in value.split(",") if s.strip()]))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SloConfigError(f"{source}: not valid TOML: {exc}") from None
+    endpoints = data.get("endpoints", {})
+    if set(data) - {"total", "endpoints"} or "total" not in data or not isinstance(endpoints, dict):
+        raise SloConfigError(f"{source}: needs a [total] table and optional [endpoints.\"NAME\"] tables; "
+                             f"unknown tables {sorted(set(data) - {'total', 'endpoints'})}")
+    return {TOTAL_ROW: _thresholds(data["total"], f"{source} [total]"),
+            **{name: _thresholds(table, f"{source} [endpoints.\"{name}\"]") for name, table in endpoints.items()}}
 
 
-def locust_command(host: str, users: int, spawn_rate: int, run_time: str, sizes: str, prefix: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-        "--users", str(users), "--spawn-rate", str(spawn_rate), "--run-time", run_time,
-        "--photo-sizes", sizes, "--csv", str(prefix), "--html", f"{prefix}.html", "--only-summary",
-        "--stop-timeout", "30", "--exit-code-on-error", "0", "--loglevel", "WARNING",
-    ]
+def load_slo(path: Path) -> dict[str, dict[str, float]]:
+    try:
+        return parse_slo(path.read_text(), str(path))
+    except OSError as exc:
+        raise SloConfigError(f"cannot read SLO file {path}: {exc.strerror}") from None
+
+
+def read_locust_stats(path: Path) -> dict[str, tuple[int, int, float, float]]:
+    """Request name -> (requests, failures, p95 ms, p99 ms) from locust's ``PREFIX_stats.csv`` ("N/A" is NaN)."""
+    with path.open(newline="") as handle:
+        rows = {row["Name"]: (int(row["Request Count"]), int(row["Failure Count"]),
+                              *(math.nan if row[q] in ("", "N/A") else float(row[q]) for q in ("95%", "99%")))
+                for row in csv.DictReader(handle)}
+    if TOTAL_ROW not in rows:
+        raise ValueError(f"{path} has no {TOTAL_ROW!r} row: is it locust's *_stats.csv?")
+    return rows
+
+
+def evaluate(slo: dict[str, dict[str, float]], stats: dict[str, tuple[int, int, float, float]]) -> list[str]:
+    """Every missed objective, one line each; empty when the run meets its SLO."""
+    missed = []
+    for name, limit in slo.items():
+        label = "total" if name == TOTAL_ROW else name
+        requests, failures, p95, p99 = stats.get(name, (0, 0, math.nan, math.nan))
+        if not requests:
+            missed.append(f"{label}: no requests were made")
+            continue
+        if failures / requests > limit["max_error_rate"]:
+            missed.append(f"{label}: error rate {failures / requests:.2%} ({failures}/{requests}) "
+                          f"> {limit['max_error_rate']:.2%}")
+        missed += [f"{label}: {q} {value:.0f} ms > {limit[f'{q}_ms']:.0f} ms"
+                   for q, value in (("p95", p95), ("p99", p99)) if not value <= limit[f"{q}_ms"]]  # NaN fails too
+    return missed
 
 
 def verdict(stats_csv: Path, slo_path: Path) -> int:
-    """Print each missed objective; SLO_MET or SLO_MISSED."""
     missed = evaluate(load_slo(slo_path), read_locust_stats(stats_csv))
-    for line in missed:
-        print(f"SLO missed: {line}")
-    if not missed:
-        print(f"SLO met ({slo_path}); statistics in {stats_csv}")
+    print("\n".join(f"SLO missed: {line}" for line in missed) or f"SLO met ({slo_path}); statistics in {stats_csv}")
     return SLO_MISSED if missed else SLO_MET
 
 
 def run(args: argparse.Namespace) -> int:
     load_slo(args.slo)  # a broken SLO file fails before minutes of load, not after
+    key = os.environ.get("IMAGESERVE_API_KEY", "").strip() or (
+        DEV_KEY_FILE.read_text().strip() if DEV_KEY_FILE.exists() else "")
+    if not key:
+        raise ValueError(f"no API key: set IMAGESERVE_API_KEY, or start the stack with `make run` "
+                         f"(it writes {DEV_KEY_FILE.relative_to(REPO)})")
     args.out.mkdir(parents=True, exist_ok=True)
     prefix = args.out / "locust"
     stats_csv = Path(f"{prefix}_stats.csv")
     stats_csv.unlink(missing_ok=True)
-    env = {**os.environ, "IMAGESERVE_API_KEY": api_key(), "PYTHONPATH": str(REPO)}
-    command = locust_command(args.host, args.users, args.spawn_rate, args.run_time, args.photo_sizes, prefix)
-    result = subprocess.run(command, env=env, cwd=REPO)
+    command = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
+               "--host", args.host, "--users", str(args.users), "--spawn-rate", str(args.spawn_rate), "--run-time",
+               args.run_time, "--photo-sizes", args.photo_sizes, "--csv", str(prefix), "--html", f"{prefix}.html",
+               "--only-summary", "--stop-timeout", "30", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    result = subprocess.run(command, env={**os.environ, "IMAGESERVE_API_KEY": key, "PYTHONPATH": str(REPO)}, cwd=REPO)
     if result.returncode != 0 or not stats_csv.exists():
         print(f"locust failed (exit {result.returncode}); no statistics in {stats_csv}", file=sys.stderr)
         return RUN_FAILED
@@ -97,21 +131,27 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="run locust headless, then check the SLO")
     run_parser.add_argument("--host", default=f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}",
                             help="gateway base URL (default: the one `make run` starts)")
-    run_parser.add_argument("--users", type=positive_int, default=8, help="concurrent simulated users")
-    run_parser.add_argument("--spawn-rate", type=positive_int, default=8, help="users started per second")
-    run_parser.add_argument("--run-time", type=_run_time, default="60s", help="e.g. 30s, 5m")
-    run_parser.add_argument("--photo-sizes", type=_sizes, default=",".join(SIZES),
-                            help=f"comma-separated subset of {', '.join(SIZES)}")
-    run_parser.add_argument("--slo", type=Path, default=DEFAULT_SLO, help="SLO thresholds (TOML)")
-    run_parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for CSV and HTML reports")
+    run_parser.add_argument("--users", type=int, default=8, help="concurrent simulated users")
+    run_parser.add_argument("--spawn-rate", type=int, default=8, help="users started per second")
+    run_parser.add_argument("--run-time", default="60s", help="e.g. 30s, 5m")
+    run_parser.add_argument("--photo-sizes", default=",".join(SIZES), help=f"a subset of {','.join(SIZES)}")
+    run_parser.add_argument("--out", type=Path, default=REPO / "build" / "locust", help="folder for CSV and HTML")
     check_parser = commands.add_parser("check", help="check an existing locust *_stats.csv against the SLO")
     check_parser.add_argument("stats_csv", type=Path, help="locust's PREFIX_stats.csv")
-    check_parser.add_argument("--slo", type=Path, default=DEFAULT_SLO, help="SLO thresholds (TOML)")
+    for sub in (run_parser, check_parser):
+        sub.add_argument("--slo", type=Path, default=DEFAULT_SLO, help="SLO thresholds (TOML)")
     args = parser.parse_args(argv)
+    if args.command == "run":
+        if min(args.users, args.spawn_rate) < 1:
+            parser.error("--users and --spawn-rate must be at least 1")
+        if not re.fullmatch(r"(?=.)(\d+h)?(\d+m)?(\d+s)?", args.run_time):
+            parser.error(f"--run-time {args.run_time!r} is not a duration like 30s, 2m or 1h30m")
+        try:
+            check_sizes(args.photo_sizes.split(","))
+        except ValueError as exc:
+            parser.error(f"--photo-sizes: {exc}")
     try:
-        if args.command == "run":
-            return run(args)
-        return verdict(args.stats_csv, args.slo)
+        return run(args) if args.command == "run" else verdict(args.stats_csv, args.slo)
     except (ValueError, OSError) as exc:  # SloConfigError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return RUN_FAILED

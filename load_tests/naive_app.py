@@ -1,46 +1,37 @@
-"""The naive baseline: one FastAPI process that does everything inline, no Triton.
+"""The naive baseline: one FastAPI process doing everything inline, no Triton (``d.`` of the bench).
 
-``uvicorn load_tests.naive_app:create_app --factory`` serves ``/v1/depth``,
-``/v1/mask`` and ``/v1/cutout`` with the same outputs as the gateway: per
-request it decodes the photo with Pillow, resizes and normalises it, runs the
-ONNX model with ONNX Runtime and encodes the PNG, in FastAPI's thread pool.
-
-It is an honest "just put the model in a web app" service, not a straw man:
-the same model files, the same ``imaging`` functions (including the
-reduced-size JPEG decode) and the same PNG compression level as the Triton
-steps; ONNX Runtime sessions use their defaults (all cores). What it lacks is
-what the benchmark measures: dynamic batching across requests, a bounded
-number of model executions at a time, and separate processes for the steps.
-It has no API keys or credit metering either, which favours it.
+``uvicorn load_tests.naive_app:create_app --factory`` serves every declared operation at the gateway's paths
+with the same outputs, decode, ONNX Runtime (default sessions: all cores), matte refinement and PNG inline in
+FastAPI's thread pool, with the same model files, ``imaging`` code and PNG level as the Triton steps. What it
+lacks is what the benchmark measures (batching across requests, bounded model executions, separate processes
+for the steps) and API keys and credits, which favours it.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import numpy as np
 import onnxruntime as ort
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from contract.product import LIMITS, PRODUCT
+from contract.product import CUTOUT_PNG, DEPTH_PNG, LIMITS, PRODUCT
+from contract.schema import Operation
 from converters.catalog import ModelSource, load_catalog
 from converters.triton_config import TUNING
 from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
-from imaging.outputs import cutout_png, depth_png, mask_png
+from imaging.matte import layers
+from imaging.outputs import cutout_rgba, depth_to_uint16, encode_png, matte_to_uint8
 from imaging.tensors import model_input
 
 MODEL_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
 PNG_COMPRESS_LEVEL = TUNING["cpu"].png_compress_level
-SEGMENTATION = {v.name: v.models[-1] for v in PRODUCT.operation("mask").variants}
-MaxSide = Annotated[int, Query(ge=0, le=LIMITS.max_output_side)]
 
 
 @dataclass
@@ -51,7 +42,7 @@ class InlineModel:
     session: ort.InferenceSession
 
     @classmethod
-    def load(cls, source: ModelSource, repository: Path) -> InlineModel:
+    def load(cls, source: ModelSource, repository: Path = MODEL_REPOSITORY) -> InlineModel:
         path = repository / source.name / "1" / "model.onnx"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run `make models`")
@@ -61,55 +52,55 @@ class InlineModel:
         """The model's 2-D output map for one decoded photo."""
         height, width = self.source.input_size
         tensor = model_input(rgb, height, width, self.source.normalization)[np.newaxis]
-        name = self.session.get_inputs()[0].name
-        return self.session.run(None, {name: tensor})[0][0, 0]
+        return self.session.run(None, {self.session.get_inputs()[0].name: tensor})[0][0, 0]
 
 
-def serve_inline(model: InlineModel, data: bytes, max_side: int, product: str) -> tuple[bytes, dict[str, str]]:
-    """Decode, infer and encode one photo; the PNG and its extra headers."""
+def output_pixels(model: InlineModel, data: bytes, max_side: int, operation: Operation) -> tuple[np.ndarray, list]:
+    """Decode, infer and compose one photo as the steps do: the output's pixels and its header outputs' values."""
     photo = Photo(data, LIMITS.max_pixels)
     size = output_size(photo.full_size, max_side)
     height, width = model.source.input_size
-    need = (max(width, size[0]), max(height, size[1])) if product == "cutout" else (width, height)
-    rgb = photo.decode(min_size=need)
+    rgb = photo.decode(min_size=(max(width, size[0]), max(height, size[1])) if operation.uses_pixels else
+                       (width, height))
     result = model.run(rgb)
-    if product == "depth":
-        png, near, far = depth_png(result, size, PNG_COMPRESS_LEVEL)
-        return png, {"X-Depth-Near": f"{near:.4f}", "X-Depth-Far": f"{far:.4f}"}
-    if product == "mask":
-        return mask_png(result, size, PNG_COMPRESS_LEVEL), {}
-    pixels = rgb if rgb.size == size else rgb.resize(size, Image.Resampling.BILINEAR)
-    return cutout_png(np.asarray(pixels, dtype=np.uint8), result, PNG_COMPRESS_LEVEL), {}
+    if operation.output == DEPTH_PNG:
+        pixels, near, far = depth_to_uint16(result, size)
+        return pixels, [near, far]
+    colour = np.asarray(rgb if rgb.size == size else rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+    matte = layers(result, size, colour, colours=operation.output == CUTOUT_PNG)
+    alpha = matte_to_uint8(matte.alpha)
+    return cutout_rgba(matte.colour, alpha) if operation.output == CUTOUT_PNG else alpha, [float(matte.refined)]
 
 
-def create_app(repository: Path | None = None) -> FastAPI:
-    repository = repository or Path(os.environ.get("NAIVE_MODEL_REPOSITORY", MODEL_REPOSITORY))
+def serve_inline(model: InlineModel, data: bytes, max_side: int, operation: Operation) -> tuple[bytes, dict]:
+    """One photo as ``operation`` answers it: the PNG and its headers."""
+    pixels, values = output_pixels(model, data, max_side, operation)
+    names = [(name, output.format) for output in operation.header_outputs for name, _ in output.headers]
+    return encode_png(Image.fromarray(pixels), PNG_COMPRESS_LEVEL), {
+        name: form.format(value) for (name, form), value in zip(names, values, strict=True)}
+
+
+def create_app(repository: Path = MODEL_REPOSITORY) -> FastAPI:
     models = {name: InlineModel.load(source, repository) for name, source in load_catalog().items()}
-    depth_model = next(m for m in models.values() if m.source.output == "depth")
     app = FastAPI(title="imageserve naive baseline (benchmark only)")
 
-    async def respond(request: Request, model: InlineModel, max_side: int, product: str) -> Response:
-        data = await request.body()
-        try:
-            png, headers = await run_in_threadpool(serve_inline, model, data, max_side, product)
-        except ImageError as exc:
-            return JSONResponse({"error": {"code": "bad_image", "message": str(exc)}}, status_code=422)
-        return Response(png, media_type="image/png", headers=headers)
+    def route(operation: Operation):  # noqa: ANN202
+        async def respond(request: Request) -> Response:
+            query = request.query_params
+            variant = query.get(operation.variant_parameter, operation.default_variant)
+            max_side = query.get("max_side", "0")
+            if variant not in (operation.variant_names or ("",)) or not max_side.isdigit():
+                return JSONResponse({"error": {"code": "bad_parameter", "message": str(query)}}, status_code=400)
+            model = models[operation.models_of(variant)[-1]]
+            try:
+                png, headers = await run_in_threadpool(serve_inline, model, await request.body(), int(max_side),
+                                                       operation)
+            except ImageError as exc:
+                return JSONResponse({"error": {"code": "bad_image", "message": str(exc)}}, status_code=422)
+            return Response(png, media_type="image/png", headers=headers)
+        return respond
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/v1/depth")
-    async def depth(request: Request, max_side: MaxSide = 0) -> Response:
-        return await respond(request, depth_model, max_side, "depth")
-
-    @app.post("/v1/mask")
-    async def mask(request: Request, model: Literal["fast", "quality"] = "fast", max_side: MaxSide = 0) -> Response:
-        return await respond(request, models[SEGMENTATION[model]], max_side, "mask")
-
-    @app.post("/v1/cutout")
-    async def cutout(request: Request, model: Literal["fast", "quality"] = "fast", max_side: MaxSide = 0) -> Response:
-        return await respond(request, models[SEGMENTATION[model]], max_side, "cutout")
-
+    app.add_api_route("/healthz", lambda: {"status": "ok"}, methods=["GET"])
+    for operation in PRODUCT.operations:
+        app.add_api_route(PRODUCT.path(operation), route(operation), methods=["POST"])
     return app

@@ -1,36 +1,65 @@
-"""The traffic of the locust scenarios, and the check of each response (no locust import here).
+"""What the load generators send and how each answer is checked: photos, the locust mix, the response check.
 
-Kept out of ``locustfile.py`` because importing locust monkey-patches the
-standard library with gevent, which tests and the benchmark must not suffer.
+No locust import here: importing locust monkey-patches the standard library with gevent, which tests and the
+bench must not suffer.
 """
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Mapping
-from typing import Protocol, TypeVar
+from functools import cache
+from typing import TypeVar
 
+import numpy as np
+import skimage.data
+from PIL import Image
+
+from contract.product import PRODUCT
 from load_tests.operations import Operation
 from load_tests.png_check import BadResponse, check_png
 
 K = TypeVar("K")
-# Share of traffic per operation: masks and depth dominate; cutouts cost more.
-OPERATION_WEIGHTS = {"depth": 3, "mask_fast": 4, "mask_quality": 1, "cutout_fast": 2, "cutout_quality": 1}
+# Photo sizes: name -> (width, height).
+SIZES = {"0.3MP": (640, 480), "1MP": (1152, 864), "3MP": (2048, 1536), "12MP": (4000, 3000)}
+# Sensor-like grain (standard deviation in 8-bit levels). An upscaled 512-px portrait is unnaturally smooth:
+# without grain its 12 MP JPEG is ~1 MB and decodes faster than a camera's (3-5 MB); with it, ~1.6 MB.
+GRAIN_SIGMA = 3.0
+ENSEMBLES = {ensemble.label: ensemble for ensemble in PRODUCT.ensembles()}
+# Share of traffic per operation at its default variant, every other variant 1: masks and depth dominate,
+# cutouts cost more.
+DEFAULT_VARIANT_WEIGHTS = {"depth": 3, "mask": 4, "cutout": 2}
+OPERATION_WEIGHTS = {label: DEFAULT_VARIANT_WEIGHTS.get(e.operation.name, 1)
+                     if e.variant in ("", e.operation.default_variant) else 1 for label, e in ENSEMBLES.items()}
 # Phone apps mostly send 1 MP previews; originals (12 MP) are the rare, heavy tail.
 PHOTO_WEIGHTS = {"0.3MP": 3, "1MP": 4, "3MP": 2, "12MP": 1}
 # max_side -> weight: most callers want the photo's size, some a 1024-px preview.
 MAX_SIDE_WEIGHTS = {0: 3, 1024: 1}
 
 
-class HttpResult(Protocol):
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
-    text: str
+def check_sizes(names: list[str]) -> list[str]:
+    """The photo size names, or a ValueError that lists the known ones."""
+    unknown = [name for name in names if name not in SIZES]
+    if unknown or not names:
+        raise ValueError(f"unknown photo size(s) {unknown or names}; choose from {', '.join(SIZES)}")
+    return names
+
+
+@cache
+def photo_jpeg(size: str) -> bytes:
+    """The astronaut portrait (scikit-image) resized to ``size``, with grain, as a JPEG; cached and reproducible."""
+    width, height = SIZES[check_sizes([size])[0]]
+    portrait = Image.fromarray(skimage.data.astronaut())
+    pixels = np.asarray(portrait.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    grain = np.random.default_rng(seed=width).normal(0.0, GRAIN_SIGMA, pixels.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(pixels + grain), 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def operation_deck(rng: random.Random) -> list[str]:
-    """One user's shuffled cycle of operations: every endpoint in each run of ``sum(weights)`` requests."""
+    """A shuffled cycle of operations: every endpoint in each run of ``sum(weights)`` requests."""
     deck = [name for name, weight in OPERATION_WEIGHTS.items() for _ in range(weight)]
     rng.shuffle(deck)
     return deck
@@ -46,20 +75,22 @@ def request_path(operation: Operation, max_side: int) -> str:
     return operation.http_path + ("&" if "?" in operation.http_path else "?") + f"max_side={max_side}"
 
 
-def check_response(operation: Operation, response: HttpResult, size: tuple[int, int]) -> None:
-    """Raise BadResponse unless ``response`` is the operation's PNG at ``size`` with its billing headers."""
-    if response.status_code != 200:
-        raise BadResponse(f"HTTP {response.status_code}: {response.text[:200]}")
-    if response.headers.get("Content-Type") != "image/png":
-        raise BadResponse(f"Content-Type {response.headers.get('Content-Type')!r}, expected image/png")
-    check_png(response.content, size, operation.png_kind)
-    charged = response.headers.get("X-Credits-Charged", "")
-    if not charged.isdigit() or int(charged) < 1:
+def check_answer(operation: Operation, status: int, headers: Mapping[str, str], body: bytes, size: tuple[int, int],
+                 billed: bool = True) -> None:
+    """Raise BadResponse unless this is the operation's PNG at ``size`` with its header outputs (and, when
+    ``billed``, the credits charged); ``headers`` answers lower-case names."""
+    if status != 200:
+        raise BadResponse(f"HTTP {status}: {body[:200]!r}")
+    if headers.get("content-type") != "image/png":
+        raise BadResponse(f"Content-Type {headers.get('content-type')!r}, expected image/png")
+    check_png(body, size, operation.png_kind)
+    charged = headers.get("x-credits-charged", "")
+    if billed and (not charged.isdigit() or int(charged) < 1):
         raise BadResponse(f"X-Credits-Charged {charged!r}: every successful call costs at least 1 credit")
-    if operation.name == "depth":
+    for output in ENSEMBLES[operation.name].operation.header_outputs:  # e.g. a depth range: numbers, in order
         try:
-            near, far = float(response.headers["X-Depth-Near"]), float(response.headers["X-Depth-Far"])
+            values = [float(headers[name.lower()]) for name, _ in output.headers]
         except (KeyError, ValueError):
-            raise BadResponse("depth response without numeric X-Depth-Near / X-Depth-Far") from None
-        if not near <= far:
-            raise BadResponse(f"X-Depth-Near {near} > X-Depth-Far {far}")
+            raise BadResponse(f"no numeric {', '.join(name for name, _ in output.headers)}") from None
+        if values != sorted(values):
+            raise BadResponse(f"{output.headers[0][0]} {values[0]} > {output.headers[-1][0]} {values[-1]}")

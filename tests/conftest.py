@@ -38,7 +38,10 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def photos(astronaut: np.ndarray) -> dict[str, np.ndarray]:
-    return {"astronaut": astronaut, "coffee": skimage.data.coffee(), "chelsea": skimage.data.chelsea()}
+    """Real photos as RGB: two people (``camera`` is greyscale, repeated into three channels), a cup, a cat."""
+    camera = np.repeat(skimage.data.camera()[..., np.newaxis], 3, axis=-1)
+    return {"astronaut": astronaut, "camera": camera, "coffee": skimage.data.coffee(),
+            "chelsea": skimage.data.chelsea()}
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""``depth`` / ``segmentation_*`` on CPU: an ONNX Runtime session behind the python backend.
+"""``depth`` / ``matte_*`` on CPU: an ONNX Runtime session behind the python backend.
 
 All requests Triton's dynamic batcher hands over are run as one batch, then
 split back; a request with a malformed tensor gets its own error.

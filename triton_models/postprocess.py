@@ -1,4 +1,9 @@
-"""``postprocess``: model outputs -> PNGs at the output size (only those requested)."""
+"""``postprocess``: model outputs -> PNGs at the output size (only those requested).
+
+Mattes are refined at the output size against the decoded photo and cutouts get estimated edge colours
+(``imaging.matte``); over the refinement's pixel bound, or if it cannot run, the plain upsampled matte is
+served instead, never an error, and ``MATTE_REFINED`` (header ``X-Matte-Refined``) says which.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from contract.product import CUTOUT_PNG, DEPTH_PNG, DEPTH_RANGE, MASK_PNG, TENSORS
+from contract.product import CUTOUT_PNG, DEPTH_PNG, DEPTH_RANGE, MASK_PNG, MATTE_REFINED, TENSORS
 from imaging.errors import ImageError
-from imaging.outputs import cutout_png, depth_png, mask_png
+from imaging.matte import layers
+from imaging.outputs import depth_png, matte_png, refined_cutout_png
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
 
@@ -46,13 +52,27 @@ class TritonPythonModel:
             png, near, far = depth_png(_input(request, DEPTH)[0, 0], size, self.compress_level)
             outputs.append(_bytes_tensor(DEPTH_PNG.tensor, png))
             outputs.append(pb_utils.Tensor(DEPTH_RANGE.tensor, np.array([[near, far]], dtype=np.float32)))
-        if MASK_PNG.tensor in wanted:
-            png = mask_png(_input(request, ALPHA)[0, 0], size, self.compress_level)
-            outputs.append(_bytes_tensor(MASK_PNG.tensor, png))
-        if CUTOUT_PNG.tensor in wanted:
+        if wanted & {MASK_PNG.tensor, CUTOUT_PNG.tensor, MATTE_REFINED.tensor}:
+            outputs.extend(self._mattes(request, wanted, size))
+        return outputs
+
+    def _mattes(self, request: pb_utils.InferenceRequest, wanted: set[str], size: tuple[int, int]) -> list:
+        """The mask and/or cutout from one refined matte, and the flag saying whether it was refined."""
+        width, height = size
+        cutout = CUTOUT_PNG.tensor in wanted
+        rgb = None
+        if cutout or pb_utils.get_input_tensor_by_name(request, TENSORS.pixels) is not None:
             rgb = _input(request, TENSORS.pixels)[0]
             if rgb.shape[:2] != (height, width):
                 raise ImageError(f"RGB is {rgb.shape[1]}x{rgb.shape[0]}, expected {width}x{height}")
-            png = cutout_png(rgb, _input(request, ALPHA)[0, 0], self.compress_level)
+        result = layers(_input(request, ALPHA)[0, 0], size, rgb, colours=cutout)
+        if result.failed:
+            self.logger.log_warn(f"postprocess: plain matte for a {width}x{height} output: {result.fallback}")
+        outputs = []
+        if MASK_PNG.tensor in wanted:
+            outputs.append(_bytes_tensor(MASK_PNG.tensor, matte_png(result.alpha, self.compress_level)))
+        if cutout:
+            png = refined_cutout_png(result.colour, result.alpha, self.compress_level)
             outputs.append(_bytes_tensor(CUTOUT_PNG.tensor, png))
+        outputs.append(pb_utils.Tensor(MATTE_REFINED.tensor, np.array([[float(result.refined)]], dtype=np.float32)))
         return outputs

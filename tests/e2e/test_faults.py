@@ -81,11 +81,11 @@ def own_stack(tmp_path: Path, repository: Path = MODEL_REPOSITORY, **gateway_env
 
 @pytest.fixture(scope="module")
 def large_photo(astronaut: np.ndarray) -> bytes:
-    """12 MP: slow enough (about a second for a quality cutout) to be caught in flight."""
+    """12 MP: slow enough (seconds for an object cutout, U2-Net being the slowest model) to be caught in flight."""
     return jpeg_bytes(np.asarray(Image.fromarray(astronaut).resize((4000, 3000))))
 
 
-def post(stack: Stack, key: str, body: bytes, path: str = "/v1/cutout?model=quality", timeout: float = 60):  # noqa: ANN201
+def post(stack: Stack, key: str, body: bytes, path: str = "/v1/cutout?model=object", timeout: float = 60):  # noqa: ANN201
     return httpx.post(f"{stack.url}{path}", content=body, timeout=timeout,
                       headers={"Content-Type": "image/jpeg", "X-API-Key": key})
 
@@ -135,18 +135,19 @@ def test_triton_killed_during_a_burst_bills_nothing_that_failed_and_service_resu
 def test_a_model_that_fails_to_load_leaves_the_others_serving(tmp_path: Path, astronaut: np.ndarray) -> None:
     repository = tmp_path / "repository"
     shutil.copytree(MODEL_REPOSITORY, repository)
-    (repository / "segmentation_quality" / "1" / "model.onnx").write_bytes(b"not an onnx model")
+    (repository / "matte_object" / "1" / "model.onnx").write_bytes(b"not an onnx model")
     with own_stack(tmp_path, repository) as stack:
         _, key = stack.tenant("partial", credits=1000)
         ready = httpx.get(f"{stack.url}/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
-        assert ready.json()["missing"] == ["photo_cutout_quality", "photo_mask_quality"]
+        assert ready.json()["missing"] == ["photo_cutout_object", "photo_mask_object"]
         photo = jpeg_bytes(astronaut)
         assert post(stack, key, photo, "/v1/mask?model=fast").status_code == 200
+        assert post(stack, key, photo, "/v1/mask").status_code == 200  # the default, portrait
         assert post(stack, key, photo, "/v1/depth").status_code == 200
-        missing = post(stack, key, photo, "/v1/mask?model=quality")
+        missing = post(stack, key, photo, "/v1/mask?model=object")
         assert missing.status_code == 503 and missing.json()["error"]["code"] == "model_unavailable"
-        assert "photo_mask_quality" in missing.json()["error"]["message"]
+        assert "photo_mask_object" in missing.json()["error"]["message"]
 
 
 def test_sigterm_finishes_requests_in_flight_then_exits(tmp_path: Path, large_photo: bytes) -> None:
@@ -170,7 +171,7 @@ def test_a_client_that_leaves_cancels_its_inference_and_is_not_billed(tmp_path: 
         tenant_id, key = stack.tenant("leaver", credits=1000)
         port = int(stack.url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"POST /v1/cutout?model=quality HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            sock.sendall(b"POST /v1/cutout?model=object HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                          + f"X-API-Key: {key}\r\nContent-Length: {len(large_photo)}\r\n\r\n".encode() + large_photo)
             time.sleep(0.3)  # decoding has started; the client gives up
         deadline = time.monotonic() + 10

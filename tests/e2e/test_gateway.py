@@ -8,6 +8,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from contract.product import PRODUCT
 from converters.catalog import get_source
 from imaging.tensors import model_input
 from tests.conftest import MODEL_REPOSITORY, jpeg_bytes
@@ -40,12 +41,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-@pytest.mark.parametrize("model", ["fast", "quality"])
+@pytest.mark.parametrize("model", PRODUCT.operation("mask").variant_names)
 def test_mask_matches_the_model_run_directly_and_covers_the_person(http, astronaut, model: str) -> None:
     mask, _ = post(http, "/v1/mask", jpeg_bytes(astronaut, quality=95), model=model)
     assert mask.shape == (512, 512) and mask.dtype == np.uint8
     served = mask >= 128
-    direct = direct_alpha(astronaut, f"segmentation_{model}") >= 0.5
+    direct = direct_alpha(astronaut, PRODUCT.operation("mask").variant(model).models[0]) >= 0.5
     assert iou(served, direct) >= 0.95
     assert served[PERSON].mean() > 0.95
     assert served[BACKDROP].mean() < 0.05
@@ -59,8 +60,9 @@ def test_depth_puts_the_person_nearer_than_the_backdrop(http, astronaut) -> None
     assert 0 < near < far
 
 
-def test_cutout_is_rgba_with_the_person_opaque(http, astronaut) -> None:
-    cutout, _ = post(http, "/v1/cutout", jpeg_bytes(astronaut), model="fast", max_side=256)
+@pytest.mark.parametrize("model", ["fast", "portrait"])  # the person variants
+def test_cutout_is_rgba_with_the_person_opaque(http, astronaut, model: str) -> None:
+    cutout, _ = post(http, "/v1/cutout", jpeg_bytes(astronaut), model=model, max_side=256)
     assert cutout.shape == (256, 256, 4)
     half = (slice(s.start // 2, s.stop // 2) for s in PERSON)
     person = cutout[tuple(half)]

@@ -282,8 +282,8 @@ CASES: list[Case] = [
          check=shape(1, 1, 4), **CUTOUT),
     Case("png_4000x1", "pixel format", "4000x1 PNG", lambda: img.encode(np.zeros((1, 4000, 3), np.uint8), "PNG"), 200,
          check=shape(4000, 1)),
-    Case("png_quality_model", "pixel format", "PNG, /v1/mask?model=quality", img.png, 200,
-         params={"model": "quality"}, check=matte_like_photo(0.8)),
+    Case("png_object_lite_model", "pixel format", "PNG, /v1/mask?model=object-lite", img.png, 200,
+         params={"model": "object-lite"}, check=matte_like_photo(0.8)),
 
     # EXIF: every orientation is applied; broken or huge metadata is ignored, never copied to the output.
     *[Case(f"jpeg_orientation_{o}", "EXIF", f"JPEG with EXIF orientation {o}", lambda o=o: img.jpeg_oriented(o), 200,

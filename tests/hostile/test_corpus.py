@@ -30,7 +30,8 @@ def client(gateway_url: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def reference(client: httpx.Client) -> Reference:
-    response = client.post("/v1/mask", content=img.png(), headers={"Content-Type": "image/png"})
+    response = client.post("/v1/mask", params={"model": "fast"}, content=img.png(),
+                           headers={"Content-Type": "image/png"})
     assert response.status_code == 200, response.text
     return Reference(decode_png(response.content) >= 128)
 

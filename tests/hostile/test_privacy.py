@@ -28,6 +28,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from contract.product import PRODUCT
 from stack.triton import TritonServer
 from tests.conftest import REPO
 from tests.hostile import images as img
@@ -38,8 +39,9 @@ pytestmark = pytest.mark.e2e
 
 # Installed toolchains under $HOME: large, and nothing in the stack writes there.
 SKIPPED_DIRS = {".git", ".pyenv", ".rustup", ".cargo", ".m2", "proc", "sys"}
-ENDPOINTS = [("/v1/depth", {}), ("/v1/mask", {"model": "fast"}), ("/v1/mask", {"model": "quality"}),
-             ("/v1/cutout", {"model": "fast"}), ("/v1/cutout", {"model": "quality"})]
+# Every operation with every one of its variants (models).
+ENDPOINTS = [(PRODUCT.path(e.operation), {e.operation.variant_parameter: e.variant} if e.variant else {})
+             for e in PRODUCT.ensembles()]
 
 
 def marked_photos(marker: bytes, pixels: np.ndarray) -> dict[str, tuple[bytes, str]]:

@@ -55,7 +55,7 @@ def _box_mean(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 @pytest.fixture(scope="module")
 def model_path() -> Path:
-    return fetch_source(get_source("segmentation_fast"))
+    return fetch_source(get_source("matte_fast"))
 
 
 @pytest.fixture(scope="module")

@@ -2,55 +2,62 @@
 
 import asyncio
 import io
+import urllib.error
+import urllib.request
 
 import pytest
 from PIL import Image
 
+from contract.product import PRODUCT
 from converters.catalog import load_catalog
 from imaging.geometry import output_size
+from load_tests.bench import best_limits
 from load_tests.closed_loop import HttpTarget, run_closed_loop
-from load_tests.http_client import HttpConnection, HttpResponse
-from load_tests.model_limit import BATCH_SIZES, best, measure_model
 from load_tests.naive_app import InlineModel, serve_inline
+from load_tests.offline import model_limit
 from load_tests.operations import OPERATIONS
-from load_tests.photos import SIZES, photo_jpeg
 from load_tests.services import running_naive_app
+from load_tests.traffic_mix import SIZES, photo_jpeg
 from tests.conftest import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.integration
 
 
-async def post(port: int, path: str, body: bytes) -> HttpResponse:
-    connection = HttpConnection("127.0.0.1", port)
+def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", body, {"Content-Type": "image/jpeg"})
     try:
-        return await connection.post(path, body, {"Content-Type": "image/jpeg"})
-    finally:
-        await connection.close()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
-def test_naive_app_serves_the_same_outputs_and_sustains_load() -> None:
-    photo = photo_jpeg("0.3MP")
-    size = output_size(SIZES["0.3MP"], 0)
-    model = InlineModel.load(load_catalog()["segmentation_fast"], MODEL_REPOSITORY)
-    expected, _ = serve_inline(model, photo, 0, "cutout")
+def test_naive_app_serves_every_operation_as_checked_and_sustains_load() -> None:
+    photo, size = photo_jpeg("0.3MP"), output_size(SIZES["0.3MP"], 0)
+    cutout = [op for op in OPERATIONS.values() if op.http_path.startswith(PRODUCT.path(PRODUCT.operation("cutout")))]
+    expected, _ = serve_inline(InlineModel.load(load_catalog()[cutout[-1].model]), photo, 0,
+                               PRODUCT.operation("cutout"))
     with running_naive_app() as naive:
-        answer = asyncio.run(post(naive.port, "/v1/cutout?model=fast", photo))
-        assert answer.status == 200 and answer.body == expected
-        depth = asyncio.run(post(naive.port, "/v1/depth?max_side=320", photo))
-        assert Image.open(io.BytesIO(depth.body)).size == (320, 240)
-        assert float(depth.headers["x-depth-near"]) <= float(depth.headers["x-depth-far"])
-        assert asyncio.run(post(naive.port, "/v1/mask", b"not a photo")).status == 422
-        target = HttpTarget(naive.port, OPERATIONS["mask_fast"], photo, size)
-        result = asyncio.run(run_closed_loop(target, concurrency=2, duration_s=1.0, warmup_s=0.2))
+        for operation in OPERATIONS.values():  # each answer checked: status, PNG kind and size, header outputs
+            run = asyncio.run(run_closed_loop(HttpTarget(naive.port, operation, photo, size), 1, 0.01, 0.0, 0))
+            assert run.completed > 0 and run.errors == 0, (operation.name, run.first_error)
+        assert post(naive.port, cutout[-1].http_path, photo) == (200, expected)  # the variant's own model
+        status, depth = post(naive.port, "/v1/depth?max_side=320", photo)
+        assert status == 200 and Image.open(io.BytesIO(depth)).size == (320, 240)
+        assert post(naive.port, "/v1/mask?model=none", photo)[0] == 400
+        assert post(naive.port, cutout[0].http_path, b"not a photo")[0] == 422
+        result = asyncio.run(run_closed_loop(HttpTarget(naive.port, cutout[0], photo, size), concurrency=2,
+                                             duration_s=1.0, warmup_s=0.2))
     assert result.errors == 0, result.first_error
     assert result.throughput > 0
 
 
 def test_model_limit_covers_every_layout_and_batch_size() -> None:
-    source = load_catalog()["segmentation_fast"]
-    points = measure_model(source, MODEL_REPOSITORY / source.name / "1" / "model.onnx", photo_jpeg("0.3MP"),
-                           duration_s=0.05)
-    assert {(p.layout, p.batch) for p in points} == {
-        (layout, batch) for layout in ("1 session x 2 threads", "2 sessions x 1 thread") for batch in BATCH_SIZES}
-    assert all(p.images_per_s > 0 for p in points)
-    assert best(points).images_per_s == max(p.images_per_s for p in points)
+    source = load_catalog()[next(iter(OPERATIONS.values())).model]
+    rows = model_limit(source, MODEL_REPOSITORY / source.name / "1" / "model.onnx", photo_jpeg("0.3MP"),
+                       duration_s=0.05, batch_sizes=(1, 2))
+    assert [row["layout"] for row in rows] == ["1 session x 2 threads", "2 sessions x 1 thread"]
+    assert all(row[f"b{b}"] > 0 for row in rows for b in (1, 2))
+    best = best_limits(rows)[source.name]
+    assert best["images_per_s"] == max(row[f"b{b}"] for row in rows for b in (1, 2))
+    assert best["ms"] == pytest.approx(1e3 / best["images_per_s"])

@@ -2,69 +2,67 @@
 
 import asyncio
 import random
-from types import SimpleNamespace
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+from contract.product import PRODUCT
 from imaging.outputs import cutout_png, depth_png, mask_png
 from load_tests.closed_loop import run_closed_loop
-from load_tests.operations import OPERATIONS, check_operations
+from load_tests.operations import OPERATIONS
 from load_tests.png_check import BadResponse, check_png
-from load_tests.traffic_mix import OPERATION_WEIGHTS, check_response, operation_deck, request_path
+from load_tests.services import ProcessMonitor
+from load_tests.traffic_mix import OPERATION_WEIGHTS, check_answer, operation_deck, request_path
 
 ALPHA = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
-MASK_PNG, DEPTH_PNG, CUTOUT_PNG = (OPERATIONS[name].png_kind for name in ("mask_fast", "depth", "cutout_fast"))
+DEPTH, MASK, CUTOUT = (OPERATIONS[next(e.label for e in PRODUCT.ensembles() if e.operation.name == name)]
+                       for name in ("depth", "mask", "cutout"))
 
 
 def test_real_outputs_pass_their_png_checks() -> None:
-    check_png(mask_png(ALPHA, (40, 30), 1), (40, 30), MASK_PNG)
-    check_png(depth_png(ALPHA, (40, 30), 1)[0], (40, 30), DEPTH_PNG)
-    check_png(cutout_png(np.zeros((30, 40, 3), np.uint8), ALPHA, 1), (40, 30), CUTOUT_PNG)
+    check_png(mask_png(ALPHA, (40, 30), 1), (40, 30), MASK.png_kind)
+    check_png(depth_png(ALPHA, (40, 30), 1)[0], (40, 30), DEPTH.png_kind)
+    check_png(cutout_png(np.zeros((30, 40, 3), np.uint8), ALPHA, 1), (40, 30), CUTOUT.png_kind)
 
 
 @pytest.mark.parametrize("body, size, kind, message", [
-    (mask_png(ALPHA, (40, 30), 1), (41, 30), MASK_PNG, "expected 41x30"),
-    (mask_png(ALPHA, (40, 30), 1), (40, 30), CUTOUT_PNG, "expected 8-bit RGBA"),
-    (mask_png(ALPHA, (40, 30), 1)[:-5], (40, 30), MASK_PNG, "truncated"),
-    (b'{"error": "nope"}', (40, 30), MASK_PNG, "not a PNG"),
+    (mask_png(ALPHA, (40, 30), 1), (41, 30), MASK.png_kind, "expected 41x30"),
+    (mask_png(ALPHA, (40, 30), 1), (40, 30), CUTOUT.png_kind, "expected 8-bit RGBA"),
+    (mask_png(ALPHA, (40, 30), 1)[:-5], (40, 30), MASK.png_kind, "truncated"),
+    (b'{"error": "nope"}', (40, 30), MASK.png_kind, "not a PNG"),
 ])
 def test_wrong_pngs_are_refused(body: bytes, size, kind, message: str) -> None:
     with pytest.raises(BadResponse, match=message):
         check_png(body, size, kind)
 
 
-def response(body: bytes, status: int = 200, **headers: str) -> SimpleNamespace:
-    base = {"Content-Type": "image/png", "X-Credits-Charged": "2"}
-    return SimpleNamespace(status_code=status, headers={**base, **headers}, content=body, text=body.decode("latin-1"))
+def test_answers_need_their_credits_and_a_depth_range() -> None:
+    png = depth_png(ALPHA, (40, 30), 1)[0]
+    headers = {"content-type": "image/png", "x-credits-charged": "2"}
+    check_answer(DEPTH, 200, {**headers, "x-depth-near": "0.5", "x-depth-far": "3.0"}, png, (40, 30))
+    refined = {name.lower(): "1" for output in PRODUCT.operation("mask").header_outputs for name, _ in output.headers}
+    check_answer(MASK, 200, {"content-type": "image/png", **refined}, mask_png(ALPHA, (40, 30), 1), (40, 30),
+                 billed=False)
+    for status, changed, message in ((200, {}, "X-Depth-Near"), (200, {"x-depth-near": "4", "x-depth-far": "3"},
+                                                                    "X-Depth-Near 4.0 > X-Depth-Far 3.0"),
+                                     (200, {"x-credits-charged": "0"}, "X-Credits-Charged"),
+                                     (200, {"content-type": "text/plain"}, "expected image/png"),
+                                     (503, {}, "HTTP 503")):
+        with pytest.raises(BadResponse, match=message):
+            check_answer(DEPTH, status, {**headers, **changed}, png, (40, 30))
 
 
-def test_response_check_needs_credits_and_a_depth_range() -> None:
-    png, near, far = depth_png(ALPHA, (40, 30), 1)
-    depth = OPERATIONS["depth"]
-    check_response(depth, response(png, **{"X-Depth-Near": "0.5", "X-Depth-Far": "3.0"}), (40, 30))
-    with pytest.raises(BadResponse, match="X-Depth-Near"):
-        check_response(depth, response(png), (40, 30))
-    with pytest.raises(BadResponse, match="X-Credits-Charged"):
-        check_response(OPERATIONS["mask_fast"], response(mask_png(ALPHA, (40, 30), 1), **{"X-Credits-Charged": "0"}),
-                       (40, 30))
-    with pytest.raises(BadResponse, match="HTTP 503"):
-        check_response(depth, response(b'{"error": {}}', status=503), (40, 30))
-
-
-def test_every_window_of_the_deck_covers_every_operation() -> None:
+def test_the_mix_covers_every_ensemble_in_every_window_of_the_deck() -> None:
+    assert set(OPERATION_WEIGHTS) == set(OPERATIONS) and min(OPERATION_WEIGHTS.values()) >= 1
     deck = operation_deck(random.Random(7))
-    cycle = deck * 3
     for start in range(len(deck)):
-        assert set(cycle[start:start + len(deck)]) == set(OPERATION_WEIGHTS)
+        assert set((deck * 2)[start:start + len(deck)]) == set(OPERATION_WEIGHTS)
     assert sorted(deck) == sorted(name for name, w in OPERATION_WEIGHTS.items() for _ in range(w))
-    assert request_path(OPERATIONS["mask_fast"], 1024) == "/v1/mask?model=fast&max_side=1024"
-    assert request_path(OPERATIONS["depth"], 1024) == "/v1/depth?max_side=1024"
-
-
-def test_unknown_operation_names_are_refused() -> None:
-    with pytest.raises(ValueError, match="choose from depth, mask_fast"):
-        check_operations(["mask"])
+    assert request_path(MASK, 1024) == f"{MASK.http_path}&max_side=1024"
+    assert request_path(DEPTH, 1024) == "/v1/depth?max_side=1024" and request_path(DEPTH, 0) == "/v1/depth"
 
 
 class FakeTarget:
@@ -92,6 +90,7 @@ def test_closed_loop_throughput_follows_concurrency_over_latency() -> None:
     assert target.workers == -1  # closed
     assert result.throughput == pytest.approx(4 / 0.02, rel=0.25)
     assert min(result.latencies_s) >= 0.02 and result.errors == 0
+    assert result.completed > len(result.latencies_s)  # the warm-up's answers count for CPU per request
 
 
 def test_closed_loop_counts_failures_apart_from_throughput() -> None:
@@ -113,12 +112,6 @@ def test_closed_loop_rejects_bad_settings() -> None:
 
 
 def test_process_monitor_measures_cpu_and_peak_memory_of_a_process_tree() -> None:
-    import subprocess
-    import sys
-    import time
-
-    from load_tests.process_monitor import ProcessMonitor
-
     busy = "import time\nx = b\"x\" * (80 << 20)\nend = time.time() + 0.6\nwhile time.time() < end: pass\n"
     parent = subprocess.Popen([sys.executable, "-c",
                                f"import subprocess, sys; subprocess.run([sys.executable, '-c', {busy!r}])"])
@@ -131,4 +124,4 @@ def test_process_monitor_measures_cpu_and_peak_memory_of_a_process_tree() -> Non
     finally:
         parent.wait()
     assert phase.cpu_s["tree"] / phase.wall_s > 0.5  # the child spins one core; the parent only waits
-    assert phase.peak_rss_mib["tree"] > 80
+    assert phase.peak_rss_mib["tree"] > 80 and monitor.phases == [phase]

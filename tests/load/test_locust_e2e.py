@@ -39,7 +39,7 @@ def test_locust_hits_every_endpoint_without_failures_and_an_impossible_slo_fails
     impossible, lenient = tmp_path / "impossible.toml", tmp_path / "lenient.toml"
     impossible.write_text(IMPOSSIBLE_SLO)
     lenient.write_text(LENIENT_SLO)
-    run = locust_run("run", "--host", gateway_url, "--users", "4", "--spawn-rate", "4", "--run-time", "10s",
+    run = locust_run("run", "--host", gateway_url, "--users", "4", "--spawn-rate", "4", "--run-time", "15s",
                      "--photo-sizes", "0.3MP", "--slo", str(impossible), "--out", str(tmp_path))
     assert run.returncode == 1, run.stdout + run.stderr
     assert "SLO missed: total: p95" in run.stdout

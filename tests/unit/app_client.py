@@ -53,6 +53,8 @@ class FakeTriton:
         result = {name: np.array([[b"\x89PNG fake"]], dtype=np.object_) for name in outputs}
         if "DEPTH_RANGE" in outputs:
             result["DEPTH_RANGE"] = np.array([[0.5, 3.0]], dtype=np.float32)
+        if "MATTE_REFINED" in outputs:
+            result["MATTE_REFINED"] = np.array([[1.0]], dtype=np.float32)
         return result
 
     async def model_readiness(self, models: list[str]) -> dict[str, bool]:

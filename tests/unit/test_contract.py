@@ -21,7 +21,7 @@ from tests.conftest import Database
 from tests.unit.app_client import JPEG, PHOTO, make_client, metric, tenant_key, with_variant
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SHARP = Variant("sharp", ("segmentation_quality",), "test-only variant")
+SHARP = Variant("sharp", ("matte_object_lite",), "test-only variant")
 EXTRA = with_variant(PRODUCT, "mask", SHARP)
 
 

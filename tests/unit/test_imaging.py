@@ -81,6 +81,9 @@ def test_model_input_normalisations(astronaut: np.ndarray) -> None:
     assert 0.0 <= unit.min() and unit.max() <= 1.0
     imagenet = model_input(image, 224, 160, "imagenet")
     np.testing.assert_allclose(imagenet, (unit - IMAGENET_MEAN) / IMAGENET_STD, atol=1e-5)
+    symmetric = model_input(image, 224, 160, "symmetric")  # MODNet: (RGB - 127.5) / 127.5
+    np.testing.assert_allclose(symmetric, unit * 2 - 1, atol=1e-5)
+    assert -1.0 <= symmetric.min() and symmetric.max() <= 1.0 and symmetric.dtype == np.float32
     with pytest.raises(ValueError, match="not one of"):
         model_input(image, 8, 8, "bogus")
 

@@ -19,7 +19,7 @@ SIZE = 256
 
 @pytest.fixture(scope="module")
 def converted() -> onnx.ModelProto:
-    return convert_tflite(fetch_source(get_source("segmentation_fast")).read_bytes())
+    return convert_tflite(fetch_source(get_source("matte_fast")).read_bytes())
 
 
 @pytest.fixture(scope="module")

@@ -37,25 +37,25 @@ def test_committed_configs_match_the_generator(target: str, tmp_path: Path) -> N
 def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     configs = repository_configs(load_catalog(), "cpu")
     ensembles = [name for name, config in configs.items() if config.get("platform") == "ensemble"]
-    assert ensembles == ["photo_depth", "photo_mask_fast", "photo_mask_quality", "photo_cutout_fast",
-                         "photo_cutout_quality"]
-    cutout = configs["photo_cutout_quality"]["ensemble_scheduling"]["step"]
-    assert [step["model_name"] for step in cutout] == ["preprocess", "segmentation_quality", "postprocess"]
+    variants = ["fast", "portrait", "object", "object-lite"]
+    assert ensembles == ["photo_depth", *(f"photo_{op}_{v}" for op in ("mask", "cutout") for v in variants)]
+    cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "postprocess"]
     assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels
     assert [o["name"] for o in configs["photo_depth"]["output"]] == ["DEPTH_PNG", "DEPTH_RANGE"]
 
 
 def test_a_declared_variant_is_all_it_takes_for_an_ensemble() -> None:
-    product = with_variant(PRODUCT, "mask", Variant("sharp", ("segmentation_quality",), "test-only variant"))
+    product = with_variant(PRODUCT, "mask", Variant("sharp", ("matte_object_lite",), "test-only variant"))
     configs = repository_configs(load_catalog(), "cpu", product)
     steps = configs["photo_mask_sharp"]["ensemble_scheduling"]["step"]
-    assert [step["model_name"] for step in steps] == ["preprocess", "segmentation_quality", "postprocess"]
+    assert [step["model_name"] for step in steps] == ["preprocess", "matte_object_lite", "postprocess"]
     assert "photo_mask_sharp" not in repository_configs(load_catalog(), "cpu")
 
 
 def test_a_declared_model_missing_from_the_catalog_is_refused() -> None:
-    product = with_variant(PRODUCT, "mask", Variant("ghost", ("segmentation_ghost",), "not in the catalog"))
-    with pytest.raises(ConverterError, match=r"segmentation_ghost.*catalog.toml"):
+    product = with_variant(PRODUCT, "mask", Variant("ghost", ("matte_ghost",), "not in the catalog"))
+    with pytest.raises(ConverterError, match=r"matte_ghost.*catalog.toml"):
         repository_configs(load_catalog(), "cpu", product)
 
 
@@ -72,14 +72,14 @@ def test_model_steps_batch_dynamically() -> None:
             assert "dynamic_batching" in config
 
 
-def test_cpu_layouts_follow_the_tuning_with_u2netp_as_the_exception() -> None:
+def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() -> None:
     configs = repository_configs(load_catalog(), "cpu")
     layouts = {name: (configs[name]["instance_group"][0]["count"],
                       configs[name]["parameters"]["intra_op_threads"]["string_value"],
                       configs[name]["parameters"]["intra_op_spinning"]["string_value"])
                for name in load_catalog()}
-    assert layouts == {"depth": (2, "1", "0"), "segmentation_fast": (2, "1", "0"),
-                       "segmentation_quality": (1, "2", "0")}
+    assert layouts == {"depth": (2, "1", "0"), "matte_fast": (2, "1", "0"), "matte_portrait": (1, "2", "0"),
+                       "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0")}
 
 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:

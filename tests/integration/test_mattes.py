@@ -1,0 +1,67 @@
+"""Each matte variant, served by the real Triton ensembles, covers its subject and not the backdrop.
+
+Boxes (y0, y1, x0, x1) in photo pixels, chosen by looking at the photos (a person or a cup well inside
+its outline; plain wall, sky or table well outside), not by tuning to the mattes.
+"""
+
+import io
+
+import numpy as np
+import pytest
+import skimage.data
+import tritonclient.grpc as grpcclient
+from PIL import Image
+
+from contract.product import PRODUCT
+from stack.triton import TritonServer
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.integration
+
+INSIDE, OUTSIDE = 0.8, 0.1  # least mean alpha inside the subject, most outside it
+
+# 512x512 astronaut: her face, her suit's torso left of the helmet she holds; the wall right of the shuttle.
+ASTRONAUT = {"face": (64, 160, 192, 272), "torso": (256, 448, 96, 256)}, {"wall top-right": (0, 192, 448, 512)}
+# 512x512 greyscale camera man: his coat; the sky at the top right.
+CAMERA = {"coat": (192, 448, 32, 128)}, {"sky top-right": (0, 96, 352, 512)}
+# 600x400 coffee: the cup, seen from above; the wooden table in two corners.
+COFFEE = {"cup": (60, 260, 220, 400)}, {"table top-left": (0, 80, 0, 100), "table bottom-right": (330, 400, 500, 600)}
+
+PHOTOS = {
+    "astronaut": (skimage.data.astronaut, ASTRONAUT),
+    "camera": (lambda: np.repeat(skimage.data.camera()[..., np.newaxis], 3, axis=-1), CAMERA),
+    "coffee": (skimage.data.coffee, COFFEE),
+}
+# The person variants on people; the salient-object variants on an object.
+CASES = [("fast", "astronaut"), ("fast", "camera"), ("portrait", "astronaut"), ("portrait", "camera"),
+         ("object", "coffee"), ("object-lite", "coffee")]
+
+
+def test_every_variant_is_checked() -> None:
+    assert {variant for variant, _ in CASES} == set(PRODUCT.operation("mask").variant_names)
+
+
+@pytest.fixture(scope="module")
+def client(triton: TritonServer) -> grpcclient.InferenceServerClient:
+    return grpcclient.InferenceServerClient(f"127.0.0.1:{triton.ports.grpc}")
+
+
+def served_matte(client: grpcclient.InferenceServerClient, variant: str, photo: np.ndarray) -> np.ndarray:
+    image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    image.set_data_from_numpy(np.array([[jpeg_bytes(photo, quality=95)]], dtype=np.object_))
+    side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
+    side.set_data_from_numpy(np.array([[0]], dtype=np.int32))
+    ensemble = PRODUCT.ensemble_name(PRODUCT.operation("mask"), variant)
+    result = client.infer(ensemble, [image, side], outputs=[grpcclient.InferRequestedOutput("MASK_PNG")])
+    matte = np.asarray(Image.open(io.BytesIO(bytes(result.as_numpy("MASK_PNG").reshape(-1)[0]))))
+    assert matte.shape == photo.shape[:2]
+    return matte.astype(np.float32) / 255
+
+
+@pytest.mark.parametrize("variant, photo_name", CASES)
+def test_matte_covers_the_subject_and_not_the_backdrop(client, variant: str, photo_name: str) -> None:
+    load, (inside, outside) = PHOTOS[photo_name]
+    matte = served_matte(client, variant, load())
+    means = {box: float(matte[y0:y1, x0:x1].mean()) for box, (y0, y1, x0, x1) in {**inside, **outside}.items()}
+    assert all(means[box] > INSIDE for box in inside), means
+    assert all(means[box] < OUTSIDE for box in outside), means
