@@ -58,7 +58,10 @@ def depth_to_uint16(depth: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarra
 
 def matte_to_uint8(matte: np.ndarray) -> np.ndarray:
     """A float matte (values clipped to [0, 1]) -> uint8, rounded (OpenCV: 5x numpy's rint/clip/astype at 12 MP)."""
-    return cv2.convertScaleAbs(cv2.max(np.ascontiguousarray(matte, dtype=np.float32), 0.0), alpha=255.0)
+    # THRESH_TOZERO clips the negatives; cv2.max(matte, 0.0) would read 0.0 as a 4-channel scalar and turn a
+    # 1x1 matte into 4x1.
+    _, clipped = cv2.threshold(np.ascontiguousarray(matte, dtype=np.float32), 0.0, 0.0, cv2.THRESH_TOZERO)
+    return cv2.convertScaleAbs(clipped.reshape(matte.shape), alpha=255.0)
 
 
 def alpha_to_uint8(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -12,7 +12,7 @@ from evaluation.composites import composites
 from gateway.routes.images import _header_outputs
 from imaging import matte
 from imaging.matte import SERVED, Refinement, estimate_foreground, layers, upsample
-from imaging.outputs import refined_cutout_png
+from imaging.outputs import matte_png, refined_cutout_png
 
 TWELVE_MP_SIDE = 4000
 
@@ -129,3 +129,12 @@ def test_the_flag_is_a_header_of_mask_and_cutout() -> None:
         for value, text in ((1.0, "1"), (0.0, "0")):
             headers = _header_outputs(operation, {MATTE_REFINED.tensor: np.array([[value]], np.float32)})
             assert headers == {"X-Matte-Refined": text}
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 5), (5, 1), (2, 2)])
+def test_tiny_outputs_make_a_mask_and_a_cutout(size: tuple[int, int]) -> None:
+    rgb = np.full((size[1], size[0], 3), 100, np.uint8)
+    result = layers(np.random.default_rng(0).random((512, 512), dtype=np.float32), size, rgb, colours=True)
+    cutout = Image.open(io.BytesIO(refined_cutout_png(result.colour, result.alpha, 1)))
+    mask = Image.open(io.BytesIO(matte_png(result.alpha, 1)))
+    assert cutout.size == mask.size == size and cutout.mode == "RGBA"
