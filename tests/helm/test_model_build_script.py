@@ -192,6 +192,8 @@ def test_pod_that_loses_the_race_uses_the_winners_build(sandbox: dict) -> None:
 set -euo pipefail
 "{sandbox['env']['PYTHON']}" "$@"
 mkdir -p "{final}/model_repository/winner"
+echo 'name: "winner"' >"{final}/model_repository/winner/config.pbtxt"
+(cd "{final}" && sha256sum model_repository/winner/config.pbtxt >MANIFEST.sha256)
 touch "{final}/.complete"
 """,
     )
@@ -200,6 +202,25 @@ touch "{final}/.complete"
     assert "another pod cached" in result.stderr
     assert [p.name for p in (sandbox["root"] / "pod-a").iterdir()] == ["winner"]
     assert not list(final.parent.glob(".build-*"))
+
+
+@pytest.mark.parametrize("tamper", ["change", "add", "remove"])
+def test_a_cache_entry_that_no_longer_matches_its_manifest_is_rebuilt(sandbox: dict, tamper: str) -> None:
+    assert _run(sandbox, "cpu", "pod-a").returncode == 0
+    repository = sandbox["root"] / "cache" / "cpu" / "0.1.0" / "model_repository"
+    if tamper == "change":
+        (repository / "depth" / "1" / "model.onnx").write_text("planted")
+    elif tamper == "add":
+        (repository / "depth" / "1" / "model.py").write_text("import os; os.system('planted')")
+    else:
+        (repository / "depth" / "1" / "model.onnx").unlink()
+    result = _run(sandbox, "cpu", "pod-b")
+    assert result.returncode == 0, result.stderr
+    assert "does not match its manifest" in result.stderr
+    assert [call.split()[2] for call in _calls(sandbox)] == ["build", "build"]
+    served = sandbox["root"] / "pod-b" / "depth" / "1"
+    assert (served / "model.onnx").read_text() == "onnx\n" and not (served / "model.py").exists()
+    assert "manifest verified" in _run(sandbox, "cpu", "pod-c").stderr  # the rebuilt entry is a hit again
 
 
 def test_stale_files_in_the_model_repository_are_replaced(sandbox: dict) -> None:

@@ -263,12 +263,13 @@ def test_model_build_step_feeds_the_model_repository(rendered: Rendered) -> None
     assert "--model-repository=/models" in triton["args"]
     triton_mounts = {m["mountPath"]: m["name"] for m in triton["volumeMounts"]}
     assert triton_mounts["/models"] == "model-repository"
-    # onnxruntime's TensorRT engine cache is a link made by model-build into the cache volume: both
+    # onnxruntime's TensorRT engine cache (GPU) is a link made by model-build into the cache volume: both
     # containers must see the cache volume at the same path, and the link's directory.
-    assert triton_mounts[env["CACHE_ROOT"]] == "model-cache"
     cache_link = _values(rendered)["modelBuild"]["ortTensorrtCachePath"]
-    assert mounts[str(Path(cache_link).parent)] == triton_mounts[str(Path(cache_link).parent)] == "ort-tensorrt-cache"
     if _values(rendered)["triton"]["gpu"]["enabled"]:
+        assert triton_mounts[env["CACHE_ROOT"]] == "model-cache"
+        link_dir = str(Path(cache_link).parent)
+        assert mounts[link_dir] == triton_mounts[link_dir] == "ort-tensorrt-cache"
         assert env["ORT_TRT_CACHE_LINK"] == cache_link
     script_volume = next(v for v in spec["volumes"] if v["name"] == "model-build-script")
     configmap = rendered.named("ConfigMap", script_volume["configMap"]["name"])
@@ -605,3 +606,15 @@ def test_triton_restricts_the_protocols_the_gateway_never_uses(rendered: Rendere
     secret = rendered.named("Secret", secret_name)
     assert len(secret["data"]["admin-key"]) >= 40  # 32 random characters, base64
     assert "TRITON_ADMIN_KEY" not in str(rendered.named("Deployment", fullname("gateway")))
+
+
+def test_the_serving_container_sees_the_model_cache_only_for_gpu_engines(rendered: Rendered) -> None:
+    """The cache outlives pods and is verified against its manifest by model-build; Triton itself gets it
+    only on GPU nodes, where onnxruntime writes TensorRT engines into it."""
+    gpu = _values(rendered)["triton"]["gpu"]["enabled"]
+    spec = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]
+    (triton,) = spec["containers"]
+    mounted = {m["name"] for m in triton["volumeMounts"]}
+    assert ("model-cache" in mounted) == gpu
+    assert "MANIFEST.sha256" in rendered.named("ConfigMap", fullname("triton") + "-model-build")["data"][
+        "build-model-repository.sh"]

@@ -119,12 +119,26 @@ build() {
     printf 'key=%s\nrevision=%s\ntarget=%s\n' "$key" "$revision" "$target"
     printf 'built_at=%s\nbuilt_by=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${HOSTNAME:-unknown}"
   } >"$stage/BUILD_INFO"
+  # Every file of the repository and its sha256: a cache hit is used only if they all still match.
+  (cd "$stage" && find model_repository -type f -print0 | sort -z | xargs -0 sha256sum) >"$stage/MANIFEST.sha256"
   touch "$stage/.complete"
 }
 
-if [[ -f "$final/.complete" ]]; then
-  log "cache hit: $final"
+# True when the cached repository is exactly what its build wrote (the cache volume outlives pods, and
+# anything that can write to it could otherwise plant a model that Triton then runs).
+verified() {
+  [[ -f "$1/MANIFEST.sha256" ]] || return 1
+  (cd "$1" && sha256sum --check --quiet --strict MANIFEST.sha256 >/dev/null 2>&1) || return 1
+  [[ "$(cd "$1" && find model_repository -type f | wc -l)" -eq "$(wc -l <"$1/MANIFEST.sha256")" ]]
+}
+
+if [[ -f "$final/.complete" ]] && verified "$final"; then
+  log "cache hit: $final (manifest verified)"
 else
+  if [[ -f "$final/.complete" ]]; then
+    log "cached $final does not match its manifest; building it again"
+    rm -f "$final/.complete"
+  fi
   mkdir -p "$cache_root/$key"
   if [[ -e "$final" ]]; then
     # Left by something other than this script (it only renames complete builds into place).
@@ -137,7 +151,7 @@ else
   build "$stage"
   if mv -T "$stage" "$final" 2>/dev/null; then
     log "cached: $final"
-  elif [[ -f "$final/.complete" ]]; then
+  elif [[ -f "$final/.complete" ]] && verified "$final"; then
     log "another pod cached $final first; using it"
   else
     die "could not move $stage to $final"
