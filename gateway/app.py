@@ -24,6 +24,7 @@ from gateway.limits.process_in_flight import ProcessInFlightLimit
 from gateway.limits.rate import InProcessRateLimiter, make_rate_limiter
 from gateway.limits.tenant_in_flight import TenantInFlightLimit
 from gateway.limits.unbilled_failures import UnbilledFailureLimit
+from gateway.limits.upload_bytes import UploadByteBudget
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import CloseUnreadBody, ImageRouteGuard, SecurityHeaders
 from gateway.migrate import upgrade
@@ -86,6 +87,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.state.billing = Billing(sessions, prices, metrics, settings.request_budget_s, settings.max_replays_per_key)
     app.state.tenant_limit = TenantInFlightLimit(settings.max_in_flight_per_tenant)
     app.state.unbilled_limit = UnbilledFailureLimit(settings.max_unbilled_failures_per_minute)
+    app.state.upload_budget = UploadByteBudget(settings.upload_budget_bytes)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
     app.state.readiness = health.Readiness()
     app.state.key_lookups = InProcessRateLimiter()  # bounds database reads for keys not in the cache

@@ -14,6 +14,7 @@ from gateway.keys import Principal
 from gateway.limits.rate import RateLimiter
 from gateway.limits.tenant_in_flight import TenantInFlightLimit
 from gateway.limits.unbilled_failures import UnbilledFailureLimit
+from gateway.limits.upload_bytes import UploadByteBudget
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.triton_client import TritonClient
@@ -50,12 +51,13 @@ class ImageCall:
     rate_limit: RateLimiter
     tenant_limit: TenantInFlightLimit
     unbilled_limit: UnbilledFailureLimit
+    upload_budget: UploadByteBudget
 
 
 async def _image_call(request: Request, principal: PrincipalDep) -> ImageCall:
     state = request.app.state
     return ImageCall(request, principal, state.settings, state.metrics, state.triton, state.billing,
-                     state.rate_limiter, state.tenant_limit, state.unbilled_limit)
+                     state.rate_limiter, state.tenant_limit, state.unbilled_limit, state.upload_budget)
 
 
 ImageCallDep = Annotated[ImageCall, Depends(_image_call)]

@@ -29,6 +29,12 @@ class GatewaySettings(BaseSettings):
                                                             "the Triton call gets what is left of it (504 after)")
     upload_timeout_s: float = Field(10.0, gt=0, description="longest time to receive the whole body (408 after)")
     max_in_flight: int = Field(64, ge=1, description="image requests served at once by this process (503 beyond)")
+    max_upload_bytes_in_flight: int | None = Field(
+        None, gt=0, description="upload bytes this process may hold at once (declared Content-Length, or the "
+                                "body limit for a chunked body); 503 beyond. Unset: a quarter of "
+                                "GATEWAY_MEMORY_LIMIT_BYTES, or 512 MiB")
+    memory_limit_bytes: int | None = Field(None, gt=0, description="the container's memory limit (the chart sets it "
+                                                                   "from the pod spec); sizes the upload budget")
     max_connections: int = Field(1024, ge=1, description="open connections and requests of this process, all "
                                                          "routes; uvicorn answers 503 beyond")
     max_in_flight_per_tenant: int = Field(16, ge=1, description="image requests of one tenant at once (429 beyond)")
@@ -65,6 +71,13 @@ class GatewaySettings(BaseSettings):
         if value > declared:
             raise ValueError(f"{value} is over the declared limit of {declared}: {DECLARED}, or set a smaller value")
         return value
+
+    @property
+    def upload_budget_bytes(self) -> int:
+        """At most a quarter of the memory: each upload is held two or three times at its peak."""
+        if self.max_upload_bytes_in_flight is not None:
+            return self.max_upload_bytes_in_flight
+        return self.memory_limit_bytes // 4 if self.memory_limit_bytes is not None else 512 * 1024 * 1024
 
     @field_validator("price_base_credits")
     @classmethod

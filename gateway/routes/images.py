@@ -29,6 +29,7 @@ from gateway.errors import (
 )
 from gateway.image_check import inspect_image
 from gateway.limits.rate import take_token
+from gateway.limits.upload_bytes import declared_size
 from gateway.upload import read_upload
 
 # Failures after Triton took the work that are the caller's doing: not billed, but bounded per tenant.
@@ -105,7 +106,8 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
                 raise BadRequest(f"{name} {query[name]} is over the limit of {bound:g}", code="invalid_parameter")
         claim_key = _idempotency_key(request)
         call.unbilled_limit.check(principal.tenant_id)
-        with call.tenant_limit.hold(principal.tenant_id):
+        upload_size = declared_size(request.headers.get("content-length"), settings.max_body_bytes)
+        with call.tenant_limit.hold(principal.tenant_id), call.upload_budget.hold(upload_size):
             upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s)
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
             info = inspect_image(upload.data, settings.max_pixels, upload.declared_type)

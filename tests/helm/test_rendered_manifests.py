@@ -129,7 +129,7 @@ def test_gateway_probes_and_settings(rendered: Rendered) -> None:
     if not values["gateway"]["secrets"]["existingSecret"]:
         data = rendered.named("Secret", secret)["stringData"]
         for item in env.values():
-            if "valueFrom" in item:
+            if "secretKeyRef" in item.get("valueFrom", {}):
                 assert item["valueFrom"]["secretKeyRef"]["key"] in data
     (env_from,) = gateway["envFrom"]
     prices = rendered.named("ConfigMap", env_from["configMapRef"]["name"])["data"]
@@ -559,6 +559,9 @@ def _settings_from(rendered: Rendered, monkeypatch) -> GatewaySettings:
     for item in gateway["env"]:
         if "value" in item:
             environment[item["name"]] = item["value"]
+        elif "resourceFieldRef" in item["valueFrom"]:  # the container's memory limit, in bytes
+            assert item["valueFrom"]["resourceFieldRef"] == {"containerName": "gateway", "resource": "limits.memory"}
+            environment[item["name"]] = str(2 * 2**30)
         else:
             environment[item["name"]] = SECRET_STAND_INS[item["valueFrom"]["secretKeyRef"]["key"]]
     for name in environment:

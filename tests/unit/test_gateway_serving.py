@@ -163,3 +163,24 @@ def test_an_answer_before_the_body_was_read_closes_the_connection(client: TestCl
     assert too_large.status_code == 413 and too_large.headers["Connection"] == "close"
     served = post_mask(client, key)
     assert served.status_code == 200 and "Connection" not in served.headers
+
+
+def test_uploads_beyond_the_byte_budget_get_503_before_their_body_is_read(database: Database) -> None:
+    photo = jpeg_bytes(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))
+    for client in make_client(database, max_upload_bytes_in_flight=int(len(photo) * 1.5)):
+        tenant_ids, keys_ = zip(*[tenant_key(client, f"b{i}", credits=100)[::2] for i in range(3)], strict=True)
+        client.app.state.triton.delay_s = 0.5
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            responses = list(pool.map(lambda key: post_mask(client, key, photo), keys_))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200, 503, 503], statuses
+        refused = next(r for r in responses if r.status_code == 503)
+        assert refused.json()["error"]["code"] == "upload_budget_exhausted" and refused.headers["Retry-After"] == "1"
+        assert sum(100 - balance(client, t) for t in tenant_ids) == 2  # only the one served was billed
+        assert client.app.state.upload_budget.used == 0  # every hold was given back
+        assert post_mask(client, keys_[0], photo).status_code == 200
+
+
+def test_the_upload_budget_is_a_quarter_of_the_memory_limit() -> None:
+    assert GatewaySettings(memory_limit_bytes=2 * 2**30).upload_budget_bytes == 2**29
+    assert GatewaySettings(memory_limit_bytes=2 * 2**30, max_upload_bytes_in_flight=10).upload_budget_bytes == 10
