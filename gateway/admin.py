@@ -8,6 +8,7 @@ with status 2. A new key is printed once and cannot be shown again.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -20,6 +21,14 @@ from gateway.settings import GatewaySettings
 USAGE_ERROR = 2
 
 
+def finite(value: str) -> float:
+    """A finite number (``nan`` and ``inf`` would pass ``float`` and break the limits they set)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gateway.admin", description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: GATEWAY_DATABASE_URL or the gateway default)")
@@ -30,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--credits", type=int, default=0)
     create.add_argument("--operations", default="depth,mask,cutout", help="comma-separated: depth,mask,cutout")
-    create.add_argument("--rate", type=float, default=5.0, help="requests per second per key")
+    create.add_argument("--rate", type=finite, default=5.0, help="requests per second per key")
     create.add_argument("--burst", type=int, default=10, help="token bucket size per key")
     create.add_argument("--monthly-quota", type=int, default=None, help="credits per calendar month (UTC)")
 
@@ -39,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     key = commands.add_parser("create-key", help="create an API key (printed once)")
     key.add_argument("tenant")
     key.add_argument("--label", default="")
-    key.add_argument("--expires-days", type=float, default=None, help="expire after this many days")
+    key.add_argument("--expires-days", type=finite, default=None, help="expire after this many days")
 
     listing = commands.add_parser("list-keys", help="list key ids (never the keys)")
     listing.add_argument("--tenant", default=None)

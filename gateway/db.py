@@ -150,7 +150,7 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=20, max_overflow=20)
+                               pool_size=20, max_overflow=20, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -165,7 +165,9 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
 
         return engine
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # hide_parameters: a failed statement's log line never carries its values (key hashes, fingerprints).
+    return create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                         hide_parameters=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

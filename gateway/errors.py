@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway import security_headers
+
 log = logging.getLogger(__name__)
 
 
@@ -199,8 +201,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log only; the caller gets no internals.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # Starlette answers it from its outermost layer, past the security-headers middleware: add them here.
     return error_response(500, "internal_error", "the gateway failed to handle this request; it has been logged, "
-                                                 "retry later")
+                                                 "retry later", security_headers.as_dict())
 
 
 def document_errors(app: FastAPI) -> None:

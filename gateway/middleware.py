@@ -12,15 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.limits.process_in_flight import ProcessInFlightLimit
 from gateway.metrics import GatewayMetrics
+from gateway.security_headers import API_CSP, NO_STORE, SECURITY_HEADERS
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"strict-transport-security", b"max-age=63072000"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 DOC_PATHS = ("/docs", "/redoc")  # the interactive docs load their own scripts
 
 
@@ -122,9 +115,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in extra if name not in present]
-                if b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
+                headers += [(name, value) for name, value in [*extra, NO_STORE] if name not in present]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -64,6 +64,12 @@ class GatewaySettings(BaseSettings):
     price_per_megapixel_credits: float = Field(PRODUCT.per_megapixel_credits, ge=0,
                                                description="credits per input megapixel, rounded up")
 
+    @field_validator("bootstrap_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        """``GATEWAY_BOOTSTRAP_API_KEY=`` (an empty value, as a template often renders) means no key."""
+        return None if value == "" else value
+
     @field_validator("max_body_bytes", "max_pixels", "max_output_side")
     @classmethod
     def _within_declared_limits(cls, value: int, info: ValidationInfo) -> int:

@@ -55,7 +55,7 @@ def _declared(media: str) -> str | None:
     if media in GENERIC_TYPES:
         return None
     raise UnsupportedMediaType(
-        f"Content-Type {media!r} is not accepted; send image/jpeg, image/png or image/webp "
+        f"Content-Type {media[:64]!r} is not accepted; send image/jpeg, image/png or image/webp "
         "as the body, or multipart/form-data with a field named 'image'",
         code="unsupported_media_type",
     )

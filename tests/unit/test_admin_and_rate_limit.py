@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 from sqlalchemy import text
 
 from gateway import keys
-from gateway.admin import main
+from gateway.admin import finite, main
 from gateway.db import make_engine, session_factory
 from gateway.limits.rate import InProcessRateLimiter
+from gateway.settings import GatewaySettings
 from tests.conftest import Database
 
 
@@ -79,3 +82,14 @@ def test_token_bucket_refills_at_the_rate() -> None:
     assert limiter.take("k", rate=2.0, burst=3).allowed
     assert not limiter.take("k", rate=2.0, burst=3).allowed
     assert limiter.take("other", rate=2.0, burst=3).allowed  # buckets are per key
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_admin_cli_refuses_non_finite_numbers(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="not a finite number"):
+        finite(value)
+    assert finite("2.5") == 2.5
+
+
+def test_an_empty_bootstrap_key_means_unset() -> None:
+    assert GatewaySettings(bootstrap_api_key="").bootstrap_api_key is None

@@ -150,6 +150,9 @@ def test_an_unexpected_error_is_a_json_500_without_internals(database: Database)
         assert response.json()["error"]["code"] == "internal_error"
         assert "10.0.0.7" not in response.text and "Traceback" not in response.text
         assert balance(client, tenant_id) == 10  # released
+        assert response.headers["X-Content-Type-Options"] == "nosniff"  # 500s bypass the middleware
+        assert response.headers["Cache-Control"] == "no-store" and "frame-ancestors" in response.headers[
+            "Content-Security-Policy"]
 
 
 def test_an_answer_before_the_body_was_read_closes_the_connection(client: TestClient) -> None:
@@ -171,7 +174,7 @@ def test_uploads_beyond_the_byte_budget_get_503_before_their_body_is_read(databa
         tenant_ids, keys_ = zip(*[tenant_key(client, f"b{i}", credits=100)[::2] for i in range(3)], strict=True)
         client.app.state.triton.delay_s = 0.5
         with ThreadPoolExecutor(max_workers=3) as pool:
-            responses = list(pool.map(lambda key: post_mask(client, key, photo), keys_))
+            responses = list(pool.map(partial(post_mask, client, body=photo), keys_))
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [200, 503, 503], statuses
         refused = next(r for r in responses if r.status_code == 503)
