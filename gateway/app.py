@@ -26,7 +26,7 @@ from gateway.limits.tenant_in_flight import TenantInFlightLimit
 from gateway.limits.unbilled_failures import UnbilledFailureLimit
 from gateway.limits.upload_bytes import UploadByteBudget
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import CloseUnreadBody, ImageRouteGuard, SecurityHeaders
+from gateway.middleware import ImageRouteGuard, ResponseHeaders
 from gateway.migrate import upgrade
 from gateway.openapi import BILLING_HEADERS, RATE_HEADERS
 from gateway.principal_cache import PrincipalCache
@@ -98,8 +98,8 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
     document_errors(app)
-    # Outermost last: security headers on everything, then closing connections whose body was not read,
-    # then CORS (only if configured), then the image guard.
+    # Outermost last: response headers on everything (security, and closing connections whose body was not
+    # read), then CORS (only if configured), then the image guard.
     app.add_middleware(ImageRouteGuard, metrics=metrics, limit=ProcessInFlightLimit(settings.max_in_flight),
                        routes=product.routes())
     if settings.cors_origins:
@@ -107,8 +107,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
                            expose_headers=[*BILLING_HEADERS, *RATE_HEADERS, "Retry-After",
                                            *(name for out in product.header_outputs() for name, _ in out.headers)])
-    app.add_middleware(CloseUnreadBody)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(ResponseHeaders)
     return app
 
 

@@ -65,11 +65,15 @@ def _declares_no_body(scope: Scope) -> bool:
     return b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") == b"0"
 
 
-class CloseUnreadBody:
-    """An answer that starts before the whole request body has arrived (refused early: 401, 429,
-    503, 413, or any route that ignores a body) carries ``Connection: close``, so the server drops
-    the connection instead of reading and discarding the rest of a possibly huge upload, or
-    waiting forever for a body that a client declared and never sends."""
+class ResponseHeaders:
+    """Headers every answer needs.
+
+    - Security headers that keep browsers from sniffing, framing or caching API responses.
+    - ``Connection: close`` on an answer that starts before the whole request body has arrived
+      (refused early: 401, 429, 503, 413, or any route that ignores a body), so the server drops the
+      connection instead of reading and discarding the rest of a possibly huge upload, or waiting
+      forever for a body that a client declared and never sends.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -78,6 +82,9 @@ class CloseUnreadBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        extra = [*SECURITY_HEADERS, NO_STORE]
+        if not scope.get("path", "").startswith(DOC_PATHS):
+            extra.append(API_CSP)
         body_received = _declares_no_body(scope)
 
         async def track_body() -> Message:
@@ -87,36 +94,14 @@ class CloseUnreadBody:
                 body_received = True
             return message
 
-        async def close_if_unread(message: Message) -> None:
-            if message["type"] == "http.response.start" and not body_received:
-                headers = list(message.get("headers", []))
-                if all(name.lower() != b"connection" for name, _ in headers):
-                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, track_body, close_if_unread)
-
-
-class SecurityHeaders:
-    """Headers that keep browsers from sniffing, framing or caching API responses."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = list(SECURITY_HEADERS)
-        if not scope.get("path", "").startswith(DOC_PATHS):
-            extra.append(API_CSP)
-
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in [*extra, NO_STORE] if name not in present]
+                headers += [(name, value) for name, value in extra if name not in present]
+                if not body_received and b"connection" not in present:
+                    headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, add_headers)
+        await self.app(scope, track_body, add_headers)

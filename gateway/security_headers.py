@@ -1,5 +1,5 @@
 """The headers that keep browsers from sniffing, framing or caching API responses: added to every answer
-by ``middleware.SecurityHeaders``, and by the 500 handler, whose answers bypass the middleware."""
+by ``middleware.ResponseHeaders``, and by the 500 handler, whose answers bypass the middleware."""
 
 from __future__ import annotations
 

@@ -64,18 +64,9 @@ def matte_to_uint8(matte: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(clipped.reshape(matte.shape), alpha=255.0)
 
 
-def alpha_to_uint8(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Alpha in [0, 1] -> uint8 matte at ``size`` (bilinear: the unrefined matte)."""
-    return matte_to_uint8(_resize_float(alpha, size))
-
-
 def depth_png(depth: np.ndarray, size: tuple[int, int], compress_level: int) -> tuple[bytes, float, float]:
     plane, near, far = depth_to_uint16(depth, size)
     return encode_png(Image.fromarray(plane), compress_level), near, far
-
-
-def mask_png(alpha: np.ndarray, size: tuple[int, int], compress_level: int) -> bytes:
-    return encode_png(Image.fromarray(alpha_to_uint8(alpha, size)), compress_level)
 
 
 def matte_png(matte: np.ndarray, compress_level: int) -> bytes:
@@ -97,12 +88,6 @@ def cutout_rgba(rgb: np.ndarray, matte: np.ndarray) -> np.ndarray:
     rgba[..., :3][matte == 0] = 0
     rgba[..., 3] = matte
     return rgba
-
-
-def cutout_png(rgb: np.ndarray, alpha: np.ndarray, compress_level: int) -> bytes:
-    """RGB (H, W, 3) uint8 at the output size + the model's alpha map (bilinearly resized) -> RGBA PNG."""
-    height, width = rgb.shape[:2]
-    return encode_png(Image.fromarray(cutout_rgba(rgb, alpha_to_uint8(alpha, (width, height)))), compress_level)
 
 
 def refined_cutout_png(colour: np.ndarray, matte: np.ndarray, compress_level: int) -> bytes:

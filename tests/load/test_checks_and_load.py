@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from contract.product import PRODUCT
-from imaging.outputs import cutout_png, depth_png, mask_png
+from imaging.matte import upsample
+from imaging.outputs import depth_png, matte_png, refined_cutout_png
 from load_tests.closed_loop import run_closed_loop
 from load_tests.operations import OPERATIONS
 from load_tests.png_check import BadResponse, check_png
@@ -18,20 +19,22 @@ from load_tests.services import ProcessMonitor
 from load_tests.traffic_mix import OPERATION_WEIGHTS, check_answer, operation_deck, request_path
 
 ALPHA = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+MASK_40x30 = matte_png(upsample(ALPHA, (40, 30)), 1)
 DEPTH, MASK, CUTOUT = (OPERATIONS[next(e.label for e in PRODUCT.ensembles() if e.operation.name == name)]
                        for name in ("depth", "mask", "cutout"))
 
 
 def test_real_outputs_pass_their_png_checks() -> None:
-    check_png(mask_png(ALPHA, (40, 30), 1), (40, 30), MASK.png_kind)
+    check_png(MASK_40x30, (40, 30), MASK.png_kind)
     check_png(depth_png(ALPHA, (40, 30), 1)[0], (40, 30), DEPTH.png_kind)
-    check_png(cutout_png(np.zeros((30, 40, 3), np.uint8), ALPHA, 1), (40, 30), CUTOUT.png_kind)
+    cutout = refined_cutout_png(np.zeros((30, 40, 3), np.uint8), upsample(ALPHA, (40, 30)), 1)
+    check_png(cutout, (40, 30), CUTOUT.png_kind)
 
 
 @pytest.mark.parametrize("body, size, kind, message", [
-    (mask_png(ALPHA, (40, 30), 1), (41, 30), MASK.png_kind, "expected 41x30"),
-    (mask_png(ALPHA, (40, 30), 1), (40, 30), CUTOUT.png_kind, "expected 8-bit RGBA"),
-    (mask_png(ALPHA, (40, 30), 1)[:-5], (40, 30), MASK.png_kind, "truncated"),
+    (MASK_40x30, (41, 30), MASK.png_kind, "expected 41x30"),
+    (MASK_40x30, (40, 30), CUTOUT.png_kind, "expected 8-bit RGBA"),
+    (MASK_40x30[:-5], (40, 30), MASK.png_kind, "truncated"),
     (b'{"error": "nope"}', (40, 30), MASK.png_kind, "not a PNG"),
 ])
 def test_wrong_pngs_are_refused(body: bytes, size, kind, message: str) -> None:
@@ -44,7 +47,7 @@ def test_answers_need_their_credits_and_a_depth_range() -> None:
     headers = {"content-type": "image/png", "x-credits-charged": "2"}
     check_answer(DEPTH, 200, {**headers, "x-depth-near": "0.5", "x-depth-far": "3.0"}, png, (40, 30))
     refined = {name.lower(): "1" for output in PRODUCT.operation("mask").header_outputs for name, _ in output.headers}
-    check_answer(MASK, 200, {"content-type": "image/png", **refined}, mask_png(ALPHA, (40, 30), 1), (40, 30),
+    check_answer(MASK, 200, {"content-type": "image/png", **refined}, MASK_40x30, (40, 30),
                  billed=False)
     for status, changed, message in ((200, {}, "X-Depth-Near"), (200, {"x-depth-near": "4", "x-depth-far": "3"},
                                                                     "X-Depth-Near 4.0 > X-Depth-Far 3.0"),

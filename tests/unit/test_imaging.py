@@ -7,7 +7,8 @@ from PIL import Image
 from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
-from imaging.outputs import alpha_to_uint8, cutout_png, depth_png, depth_to_uint16, mask_png
+from imaging.matte import upsample
+from imaging.outputs import depth_png, depth_to_uint16, matte_png, matte_to_uint8, refined_cutout_png
 from imaging.tensors import IMAGENET_MEAN, IMAGENET_STD, model_input
 from tests.conftest import jpeg_bytes
 
@@ -106,7 +107,7 @@ def test_png_outputs_have_the_requested_size_and_no_metadata() -> None:
     assert not image.getexif() and "xmp" not in image.info and "exif" not in image.info
     alpha = np.zeros((256, 256), np.float32)
     alpha[64:192, 64:192] = 1.0
-    matte = Image.open(io.BytesIO(mask_png(alpha, (512, 512), compress_level=1)))
+    matte = Image.open(io.BytesIO(matte_png(upsample(alpha, (512, 512)), compress_level=1)))
     assert matte.mode == "L" and matte.size == (512, 512)
     assert np.asarray(matte)[256, 256] == 255 and np.asarray(matte)[10, 10] == 0
 
@@ -115,14 +116,14 @@ def test_cutout_zeroes_colour_under_transparent_pixels() -> None:
     rgb = np.full((40, 60, 3), 200, np.uint8)
     alpha = np.zeros((8, 8), np.float32)
     alpha[:, 4:] = 1.0
-    cut = np.asarray(Image.open(io.BytesIO(cutout_png(rgb, alpha, compress_level=1))))
+    cut = np.asarray(Image.open(io.BytesIO(refined_cutout_png(rgb, upsample(alpha, (60, 40)), compress_level=1))))
     assert cut.shape == (40, 60, 4)
     assert (cut[:, 0, :] == 0).all()
     assert (cut[:, -1, 3] == 255).all() and (cut[:, -1, :3] == 200).all()
 
 
 def test_alpha_is_clipped_to_bytes() -> None:
-    matte = alpha_to_uint8(np.array([[-0.5, 1.5]], np.float32), (2, 1))
+    matte = matte_to_uint8(np.array([[-0.5, 1.5]], np.float32))
     assert matte.tolist() == [[0, 255]]
 
 
