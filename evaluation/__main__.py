@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from contract.product import PRODUCT
+from contract.schema import Operation
 from evaluation.composites import BACKGROUNDS, CANVAS, PEOPLE, QUALITIES, Composite, composites
 from evaluation.metrics import BAND, score
 from stack.gateway import start_gateway, wait_until_ok
@@ -64,10 +65,9 @@ def own_stack() -> Iterator[tuple[str, str]]:
                 stop_process(gateway)
 
 
-def call(client: httpx.Client, operation: str, variant: str, composite: Composite) -> tuple[float, httpx.Response]:
-    op = PRODUCT.operation(operation)
+def call(client: httpx.Client, op: Operation, variant: str, composite: Composite) -> tuple[float, httpx.Response]:
     started = time.perf_counter()
-    response = client.post(f"{PRODUCT.api_prefix}/{op.name}", params={op.variant_parameter: variant},
+    response = client.post(PRODUCT.path(op), params={op.variant_parameter: variant},
                            content=composite.jpeg, headers={"Content-Type": "image/jpeg"})
     return (time.perf_counter() - started) * 1000.0, response
 
@@ -85,19 +85,19 @@ def matte_headers(response: httpx.Response, seen: dict[str, list[str]]) -> None:
 def evaluate_variant(client: httpx.Client, variant: str, items: list[Composite]) -> dict:
     """Scores, latencies and X-Matte headers of one variant over ``items``."""
     with_cutout = variant in CUTOUT.variant_names
-    for operation in ("mask", "cutout") if with_cutout else ("mask",):  # warm-up, not timed
+    for operation in (MASK, CUTOUT) if with_cutout else (MASK,):  # warm-up, not timed
         call(client, operation, variant, items[0])
-    rows, errors, headers = [], [], {"mask": {}, "cutout": {}}
+    rows, errors, headers = [], [], {MASK.name: {}, CUTOUT.name: {}}
     for composite in items:
-        mask_ms, mask = call(client, "mask", variant, composite)
-        cutout_ms, cutout = call(client, "cutout", variant, composite) if with_cutout else (math.nan, None)
+        mask_ms, mask = call(client, MASK, variant, composite)
+        cutout_ms, cutout = call(client, CUTOUT, variant, composite) if with_cutout else (math.nan, None)
         failed = [r for r in (mask, cutout) if r is not None and r.status_code != 200]
         if failed:
             errors.append({"composite": composite.name, "status": failed[0].status_code, "body": failed[0].text[:300]})
             continue
-        matte_headers(mask, headers["mask"])
+        matte_headers(mask, headers[MASK.name])
         if cutout is not None:
-            matte_headers(cutout, headers["cutout"])
+            matte_headers(cutout, headers[CUTOUT.name])
         s = score(composite.alpha, composite.foreground, composite.image, decode(mask, "L"),
                   decode(cutout, "RGBA") if cutout is not None else None)
         rows.append({"composite": composite.name, "iou": s.iou, "alpha_error": s.alpha_error,
