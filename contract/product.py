@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from contract.schema import (
     PNG_GREY,
+    PNG_RGB,
     PNG_RGBA,
     HeaderOutput,
     ImageOutput,
+    ImagePart,
     Limits,
     Operation,
     Parameter,
@@ -24,25 +26,111 @@ TENSORS = Tensors(
     image="IMAGE",
     max_side="MAX_SIDE",
     output_size="OUTPUT_SIZE",
+    photo_size="PHOTO_SIZE",
     pixels="RGB",
     model_outputs={"depth": "DEPTH", "alpha": "ALPHA"},
     model_input_suffix="_INPUT",
 )
 
 LIMITS = Limits(max_pixels=40_000_000, max_output_side=8192, max_body_bytes=30 * 1024 * 1024)
+FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
 MAX_SIDE = Parameter(
     "max_side", int, 0, "Longest side of the output in pixels; 0 keeps the photo's size",
-    tensor=TENSORS.max_side, ge=0, le=LIMITS.max_output_side, example=1024,
+    tensor=TENSORS.max_side, ge=0, le=LIMITS.max_output_side, example=1024, step="decode",
+)
+FORMAT = Parameter(
+    "format", str, "auto", "Encoding of the result: png (lossless), webp or jpeg (opaque results only); auto: the "
+    "first of image/png, image/webp, image/jpeg the Accept header names that can carry the result, else png",
+    tensor="FORMAT", choices=("auto", *FORMATS), example="webp",
+)
+QUALITY = Parameter(
+    "quality", int, 90, "WebP and JPEG quality, 1-100 (WebP 100 is lossless); PNG ignores it",
+    tensor="QUALITY", ge=1, le=100, example=85,
+)
+IMAGE_RESULT = (MAX_SIDE, FORMAT, QUALITY)  # every operation that answers with one image has these
+
+COLOR = Parameter(
+    "color", str, None, "New background colour, hex RRGGBB or RRGGBBAA (alpha below ff needs format png or webp)",
+    tensor="COLOR", pattern=r"#?[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?", pattern_hint="hex RRGGBB or RRGGBBAA",
+    example="1e90ff",
+)
+BLUR = Parameter(
+    "blur", float, None, "Blur the photo's own background with a disc of this radius, in pixels of the output",
+    tensor="BLUR", ge=0.5, le=250, example=24,
+)
+FIT = Parameter(
+    "fit", str, "cover", "How the uploaded background fills the photo: cover (scaled and cropped) or contain "
+    "(scaled to fit inside, the rest filled with its own blurred edges)",
+    tensor="FIT", choices=("cover", "contain"), example="cover",
+)
+BACKGROUND_PART = ImagePart("background", "BACKGROUND_IMAGE", "The new background photo (JPEG, PNG or WebP)")
+
+FOCUS_X = Parameter(
+    "focus_x", int, None, "Focus point, x in pixels of the upright photo (with focus_y); default: the subject",
+    tensor="FOCUS_X", ge=0, example=256,
+)
+FOCUS_Y = Parameter(
+    "focus_y", int, None, "Focus point, y in pixels of the upright photo (with focus_x)",
+    tensor="FOCUS_Y", ge=0, example=180,
+)
+FOCUS_DEPTH = Parameter(
+    "focus_depth", float, None, "Focal plane on the 0-1 scale of the depth PNG (1 = nearest); instead of a point",
+    tensor="FOCUS_DEPTH", ge=0, le=1, example=0.8,
+)
+APERTURE = Parameter(
+    "aperture", float, 4.0, "Strength of the blur: 0 none, 10 strongest (a disc of about 3 % of the longest side "
+    "at the largest defocus)", tensor="APERTURE", ge=0, le=10, example=6,
 )
 
-DEPTH_PNG = ImageOutput("DEPTH_PNG", "image/png", "16-bit greyscale PNG, near = bright", 16, PNG_GREY)
-MASK_PNG = ImageOutput("MASK_PNG", "image/png", "8-bit alpha matte PNG", 8, PNG_GREY)
-CUTOUT_PNG = ImageOutput("CUTOUT_PNG", "image/png", "RGBA PNG: the photo with the matte as alpha", 8, PNG_RGBA)
+BY = Parameter(
+    "by", str, "matte", "What separates foreground from background: matte (the subject's matte) or depth (a ramp "
+    "from ramp_far to ramp_near on the depth PNG's 0-1 scale)", tensor="ADJUST_BY", choices=("matte", "depth"),
+    example="depth",
+)
+TONES = tuple(
+    Parameter(f"{layer}_{tone}", float, 0.0, f"{tone.capitalize()} change of the {noun}, -1 to 1 (0 unchanged)",
+              tensor=f"{layer.upper()}_{tone.upper()}", ge=-1, le=1, example=0.2 if layer == "fg" else -0.3)
+    for layer, noun in (("fg", "foreground"), ("bg", "background"))
+    for tone in ("brightness", "contrast", "saturation")
+)
+RAMP_NEAR = Parameter("ramp_near", float, 0.7, "by=depth: nearness at and above which the foreground tone applies "
+                      "fully", tensor="RAMP_NEAR", ge=0, le=1, example=0.7)
+RAMP_FAR = Parameter("ramp_far", float, 0.3, "by=depth: nearness at and below which the background tone applies "
+                     "fully", tensor="RAMP_FAR", ge=0, le=1, example=0.3)
+
+ASPECT = Parameter(
+    "aspect", str, None, "Aspect ratio of the crop, W:H (e.g. 16:9, 1:1, 4:5)", tensor="ASPECT",
+    pattern=r"[1-9][0-9]{0,3}:[1-9][0-9]{0,3}", pattern_hint="W:H with whole numbers 1-9999", example="4:5",
+)
+CROP_WIDTH = Parameter("width", int, None, "Width of the result (with height): cropped to that aspect, then resized",
+                       tensor="CROP_WIDTH", ge=1, le=LIMITS.max_output_side, example=1080)
+CROP_HEIGHT = Parameter("height", int, None, "Height of the result (with width)", tensor="CROP_HEIGHT", ge=1,
+                        le=LIMITS.max_output_side, example=1350)
+
+LAYER_NAMES = ("depth", "matte", "foreground", "background")
+INCLUDE = Parameter(
+    "include", str, ",".join(LAYER_NAMES), f"Comma-separated layers to return: {', '.join(LAYER_NAMES)}",
+    tensor="INCLUDE", pattern=rf"({'|'.join(LAYER_NAMES)})(,({'|'.join(LAYER_NAMES)}))*",
+    pattern_hint=f"a comma-separated list of {', '.join(LAYER_NAMES)}", example="matte,foreground",
+)
+
+DEPTH_IMAGE = ImageOutput("DEPTH_IMAGE", "Depth map, near = bright: 16-bit greyscale PNG (8-bit in WebP/JPEG)",
+                          16, PNG_GREY)
+MASK_IMAGE = ImageOutput("MASK_IMAGE", "8-bit alpha matte", 8, PNG_GREY)
+CUTOUT_IMAGE = ImageOutput("CUTOUT_IMAGE", "RGBA: the subject with the matte as alpha", 8, PNG_RGBA)
+BACKGROUND_IMAGE = ImageOutput("BACKGROUND_IMAGE", "The photo on its new background (RGBA when the colour has alpha)",
+                               8, PNG_RGB)
+BOKEH_IMAGE = ImageOutput("BOKEH_IMAGE", "The photo with depth of field", 8, PNG_RGB)
+ADJUST_IMAGE = ImageOutput("ADJUST_IMAGE", "The photo with foreground and background toned separately", 8, PNG_RGB)
+CROP_IMAGE = ImageOutput("CROP_IMAGE", "The cropped photo", 8, PNG_RGB)
+LAYERS_JSON = ImageOutput("LAYERS_JSON", "JSON: the upright size, depth near/far, and each layer as a base64 PNG",
+                          media_type="application/json")
 
 DEPTH_RANGE = HeaderOutput("DEPTH_RANGE", (
-    ("X-Depth-Near", "Depth in metres of the brightest pixel (65535)"),
-    ("X-Depth-Far", "Depth in metres of black (0)"),
+    ("X-Depth-Near", "Depth of the brightest pixel (65535), in the model's units: relative, roughly metres "
+                     "indoors; not a calibrated distance"),
+    ("X-Depth-Far", "Depth of black (0), same units"),
 ))
 
 MATTE_REFINED = HeaderOutput("MATTE_REFINED", (
@@ -51,6 +139,9 @@ MATTE_REFINED = HeaderOutput("MATTE_REFINED", (
                         "the refinement's pixel bound, or the refinement could not run)"),
 ), format="{:.0f}")
 
+CROP_BOX = HeaderOutput("CROP_BOX", (
+    ("X-Crop-Box", "The crop in pixels of the upright photo: x,y,width,height"),
+), format="{:.0f}", size=4, join=",")
 MATTE_VARIANTS = (
     Variant("fast", ("matte_fast",), "MediaPipe selfie segmentation: person only, coarse edges; ~2 ms of model time"),
     Variant("portrait", ("matte_portrait",), "MODNet portrait matting, the default: people, with soft edges and "
@@ -61,25 +152,63 @@ MATTE_VARIANTS = (
                                                    "than object; ~140 ms of model time on 2 CPU cores"),
 )
 
+
+def _image_operation(name: str, summary: str, description: str, output: ImageOutput, credits: int,
+                     parameters: tuple[Parameter, ...] = (), **fields: object) -> Operation:
+    """An operation on the photo and its matte (any matte variant), answering with one image."""
+    return Operation(name, summary, description, output=output, base_credits=credits, variants=MATTE_VARIANTS,
+                     default_variant="portrait", parameters=(*IMAGE_RESULT, *parameters), **fields)
+
+
 PRODUCT = Product(
     operations=(
-        Operation(
-            "depth", "Depth map as a 16-bit PNG (near = bright)",
-            "16-bit greyscale PNG, linear in depth: ``d = far - pixel / 65535 * (far - near)``, with ``near``/"
-            "``far`` (metres, from the model) in the ``X-Depth-Near``/``X-Depth-Far`` headers.",
-            output=DEPTH_PNG, base_credits=1, models=("depth",), parameters=(MAX_SIDE,),
-            header_outputs=(DEPTH_RANGE,),
+        _image_operation(
+            "depth", "Depth map (near = bright) that follows the photo",
+            "Linear in depth: ``d = far - pixel / 65535 * (far - near)`` (16-bit PNG; /255 for 8-bit formats), "
+            "with ``near``/``far`` in the ``X-Depth-Near``/``X-Depth-Far`` headers. Upsampled guided by the photo "
+            "and fused with the matte of ``model``: the subject is never behind its backdrop.",
+            DEPTH_IMAGE, 1, models=("depth",), header_outputs=(DEPTH_RANGE,), uses_pixels=True,
+        ),
+        _image_operation("mask", "Subject alpha matte (8-bit)", "8-bit alpha matte at the output size.",
+                         MASK_IMAGE, 1, header_outputs=(MATTE_REFINED,), uses_pixels=True),
+        _image_operation("cutout", "The subject cut out (RGBA)",
+                         "RGBA: the subject's estimated colour with the matte as alpha; colour under alpha 0 is "
+                         "zeroed. PNG or WebP (JPEG cannot carry the alpha).",
+                         CUTOUT_IMAGE, 2, header_outputs=(MATTE_REFINED,), uses_pixels=True),
+        _image_operation(
+            "background", "Replace the background: a colour, an uploaded image, or a blur of the photo's own",
+            "Exactly one of ``color``, ``blur`` or the multipart part ``background``. The subject keeps its "
+            "estimated edge colours, so no fringe of the old background shows.",
+            BACKGROUND_IMAGE, 3, (COLOR, BLUR, FIT), header_outputs=(MATTE_REFINED,), uses_pixels=True,
+            image_parts=(BACKGROUND_PART,), one_of=(("color",), ("blur",), ("background",)),
+        ),
+        _image_operation(
+            "bokeh", "Portrait depth of field with a focal plane",
+            "Blur grows with distance from the focal plane, with a disc kernel layered by depth: the subject "
+            "stays sharp with no halo and highlights become discs. Focus on a point (``focus_x``, ``focus_y``), "
+            "a depth (``focus_depth``), or by default the subject.",
+            BOKEH_IMAGE, 3, (FOCUS_X, FOCUS_Y, FOCUS_DEPTH, APERTURE), models=("depth",),
+            header_outputs=(DEPTH_RANGE,), uses_pixels=True,
+        ),
+        _image_operation(
+            "adjust", "Brightness, contrast and saturation for foreground and background separately",
+            "Foreground and background are separated by the matte (``by=matte``) or by a ramp along depth "
+            "(``by=depth``), and toned separately.",
+            ADJUST_IMAGE, 2, (BY, *TONES, RAMP_NEAR, RAMP_FAR), models=("depth",), uses_pixels=True,
+        ),
+        _image_operation(
+            "crop", "Smart crop to an aspect ratio or a size, keeping the subject",
+            "Exactly one of ``aspect`` or ``width`` with ``height``. The crop keeps the subject (from the matte "
+            "and depth) with headroom; the box is in ``X-Crop-Box``.",
+            CROP_IMAGE, 2, (ASPECT, CROP_WIDTH, CROP_HEIGHT), models=("depth",), header_outputs=(CROP_BOX,),
+            uses_pixels=True, one_of=(("aspect",), ("width", "height")),
         ),
         Operation(
-            "mask", "Person alpha matte as an 8-bit PNG", "8-bit alpha matte at the output size.",
-            output=MASK_PNG, base_credits=1, variants=MATTE_VARIANTS, default_variant="portrait",
-            parameters=(MAX_SIDE,), header_outputs=(MATTE_REFINED,), uses_pixels=True,
-        ),
-        Operation(
-            "cutout", "The person cut out as an RGBA PNG",
-            "RGBA PNG: the photo with the matte as alpha; colour under alpha 0 is zeroed.",
-            output=CUTOUT_PNG, base_credits=2, variants=MATTE_VARIANTS, default_variant="portrait",
-            parameters=(MAX_SIDE,), header_outputs=(MATTE_REFINED,), uses_pixels=True,
+            "layers", "The decomposition in one call: depth, matte, foreground and background layers",
+            "JSON with the upright size, ``depth_near``/``depth_far`` and each layer of ``include`` as a base64 "
+            "PNG, equal to the separate calls' PNGs. The photo is decoded once and each model runs once.",
+            output=LAYERS_JSON, base_credits=4, models=("depth",), variants=MATTE_VARIANTS,
+            default_variant="portrait", parameters=(MAX_SIDE, INCLUDE), uses_pixels=True,
         ),
     ),
     tensors=TENSORS,
@@ -90,4 +219,6 @@ PRODUCT = Product(
     compose_step="postprocess",
     per_megapixel_credits=1.0,
     step_error_marker="imageserve: ",
+    parameter_error_prefix="invalid parameter: ",
+    formats=FORMATS,
 )

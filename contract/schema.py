@@ -7,10 +7,12 @@ names an operation, a variant, an ensemble, a tensor or a limit derives it from 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-PNG_GREY, PNG_RGBA = 0, 6  # PNG colour types of the image outputs
+PNG_GREY, PNG_RGB, PNG_RGBA = 0, 2, 6  # PNG colour types of the image outputs
+STEPS = ("decode", "compose")  # the ensemble step a parameter is handed to
 
 
 class ContractError(ValueError):
@@ -28,7 +30,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class Parameter:
-    """A query parameter of an operation, validated by the gateway and passed to the ensemble as a tensor."""
+    """A query parameter of an operation, validated by the gateway and passed to the ensemble as a tensor.
+
+    ``default=None`` makes it optional with no default: when the caller leaves it out, the step gets
+    ``unset`` (-1 for numbers, "" for text) and decides (e.g. bokeh's focus: the subject).
+    A text parameter is checked against ``choices`` or the full-match regular expression ``pattern``
+    (``pattern_hint`` says in words what it accepts, for the caller's error message).
+    """
 
     name: str
     type: type  # int, float or str
@@ -38,17 +46,66 @@ class Parameter:
     ge: float | None = None
     le: float | None = None
     example: Any = None
+    step: str = "compose"  # which ensemble step receives it: "decode" or "compose"
+    choices: tuple[str, ...] = ()
+    pattern: str = ""
+    pattern_hint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in (int, float, str):
+            raise ContractError(f"parameter {self.name!r}: type must be int, float or str, not {self.type}")
+        if self.step not in STEPS:
+            raise ContractError(f"parameter {self.name!r}: step {self.step!r} is not one of {STEPS}")
+        if self.pattern:
+            re.compile(self.pattern)
+        if (self.choices or self.pattern) and self.type is not str:
+            raise ContractError(f"parameter {self.name!r}: choices and pattern are for text parameters")
+
+    @property
+    def unset(self) -> Any:
+        """The tensor value that means "not given" for an optional parameter."""
+        return "" if self.type is str else self.type(-1)
+
+    def check_text(self, value: str) -> str | None:
+        """Why ``value`` is not accepted (a message naming the parameter and an example), or None."""
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}; got {value[:40]!r}"
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return f"{self.name} must be {self.pattern_hint}, e.g. {self.name}={self.example}; got {value[:40]!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """A second image an operation accepts as a multipart field beside ``image`` (e.g. a new background).
+
+    It passes the same header checks and limits as the photo and reaches the compose step, encoded, in
+    ``tensor``; an absent part is sent as empty bytes.
+    """
+
+    name: str  # the multipart field
+    tensor: str
+    description: str
 
 
 @dataclass(frozen=True)
 class ImageOutput:
-    """The image an operation answers with: the ensemble output tensor holding the encoded bytes."""
+    """The result an operation answers with: the ensemble output tensor holding the encoded bytes.
+
+    An image result is encoded as the caller's ``format`` (one of ``Product.formats``); its PNG form has
+    ``png_bit_depth`` and ``png_colour_type``. A JSON result (``media_type`` application/json) has neither.
+    """
 
     tensor: str
-    media_type: str
     description: str
-    png_bit_depth: int
-    png_colour_type: int
+    png_bit_depth: int = 8
+    png_colour_type: int = PNG_RGB
+    media_type: str = "image/png"  # the media type when no format is chosen
+
+    @property
+    def transparent(self) -> bool:
+        """The result always has an alpha channel, so JPEG cannot carry it."""
+        return self.png_colour_type == PNG_RGBA
 
 
 @dataclass(frozen=True)
@@ -58,6 +115,18 @@ class HeaderOutput:
     tensor: str
     headers: tuple[tuple[str, str], ...]  # (header name, description), in the tensor's order
     format: str = "{:.4f}"  # how each value is written in its header, e.g. "{:.0f}" for a 0/1 flag
+    size: int = 0  # values in the tensor; 0: one per header
+    join: str = ""  # with one header: all ``size`` values in it, joined by this (e.g. X-Crop-Box: x,y,w,h)
+
+    @property
+    def values(self) -> int:
+        return self.size or len(self.headers)
+
+    def render(self, values: list[float]) -> dict[str, str]:
+        """The response headers for the tensor's values."""
+        if self.join:
+            return {self.headers[0][0]: self.join.join(self.format.format(v) for v in values)}
+        return {name: self.format.format(v) for (name, _), v in zip(self.headers, values, strict=False)}
 
 
 @dataclass(frozen=True)
@@ -75,7 +144,8 @@ class Operation:
 
     The ensemble graph is always: decode step -> every model of the operation (and of the chosen
     variant) -> compose step, which makes the outputs; ``uses_pixels`` also hands the decoded photo
-    at the output size to the compose step.
+    at the output size to the compose step. ``one_of`` lists alternatives of which the caller gives
+    exactly one (each a group of parameter or image-part names given together, e.g. ``("width", "height")``).
     """
 
     name: str
@@ -90,6 +160,8 @@ class Operation:
     parameters: tuple[Parameter, ...] = ()
     header_outputs: tuple[HeaderOutput, ...] = ()
     uses_pixels: bool = False
+    image_parts: tuple[ImagePart, ...] = ()
+    one_of: tuple[tuple[str, ...], ...] = ()
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -103,6 +175,17 @@ class Operation:
             if variant.name == name:
                 return variant
         raise ContractError(f"operation {self.name!r} has no variant {name!r}; it has {list(self.variant_names)}")
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def step_parameters(self, step: str) -> tuple[Parameter, ...]:
+        return tuple(p for p in self.parameters if p.step == step)
+
+    @property
+    def input_tensors(self) -> tuple[str, ...]:
+        """The ensemble's inputs beside the photo: every parameter's and image part's tensor."""
+        return (*(p.tensor for p in self.parameters), *(part.tensor for part in self.image_parts))
 
     def models_of(self, variant: str) -> tuple[str, ...]:
         chosen = self.variant(variant)
@@ -135,6 +218,7 @@ class Tensors:
     image: str  # encoded photo, BYTES [1, 1]
     max_side: str  # INT32 [1, 1]
     output_size: str  # (height, width) of the outputs, from the decode step
+    photo_size: str  # (height, width) of the upright photo, from the decode step
     pixels: str  # the decoded photo at the output size, uint8 (H, W, 3)
     model_outputs: dict[str, str]  # catalog ``output`` kind -> compose step input, e.g. "depth" -> "DEPTH"
     model_input_suffix: str  # decode step output feeding model M: M.upper() + suffix
@@ -157,6 +241,9 @@ class Product:
     per_megapixel_credits: float
     # Our steps start every message meant for the caller with this marker; the gateway echoes only those.
     step_error_marker: str
+    # After the marker, this says the message is about a parameter (a 400), not the image (a 422).
+    parameter_error_prefix: str
+    formats: dict[str, str]  # output format -> media type, for every image result
     _by_name: dict[str, Operation] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -170,9 +257,21 @@ class Product:
             if not op.models_of(op.default_variant):
                 raise ContractError(f"operation {op.name!r} uses no model; declare models or variants")
             names = [p.name for p in op.parameters] + ([op.variant_parameter] if op.variants else [])
+            names += [part.name for part in op.image_parts]
             if len(set(names)) != len(names):
                 raise ContractError(f"operation {op.name!r} declares a parameter twice: {names}")
+            self._check_one_of(op)
         object.__setattr__(self, "_by_name", by_name)
+
+    @staticmethod
+    def _check_one_of(op: Operation) -> None:
+        parts = {part.name for part in op.image_parts}
+        for group in op.one_of:
+            for name in group:
+                parameter = op.parameter(name)
+                if name not in parts and (parameter is None or parameter.default is not None):
+                    raise ContractError(f"operation {op.name!r}: one_of names {name!r}, which is neither an image "
+                                        f"part nor a parameter without default (default=None)")
 
     def operation(self, name: str) -> Operation:
         if name not in self._by_name:
@@ -206,6 +305,14 @@ class Product:
     def models(self) -> list[str]:
         """Every catalog model some operation uses, in order of first use."""
         return list(dict.fromkeys(m for e in self.ensembles() for m in e.models))
+
+    def compose_parameters(self) -> list[Parameter]:
+        """Every parameter any operation hands to the compose step, once per tensor."""
+        found = [p for op in self.operations for p in op.step_parameters("compose")]
+        return list({p.tensor: p for p in found}.values())
+
+    def image_parts(self) -> list[ImagePart]:
+        return list({part.tensor: part for op in self.operations for part in op.image_parts}.values())
 
     def image_outputs(self) -> list[ImageOutput]:
         return list({op.output.tensor: op.output for op in self.operations}.values())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
 import onnx
 
+from contract.product import PRODUCT
 from converters.catalog import ModelSource, load_catalog
 from converters.errors import ConversionError
 from converters.fetch import atomic_write, fetch_source
@@ -18,6 +20,8 @@ from converters.triton_config import (
     python_model_file,
     repository_configs,
     to_pbtxt,
+    warmup_file,
+    warmup_parameters,
 )
 
 WARMUP_PHOTO = Path(__file__).with_name("data") / "warmup_photo.jpg"
@@ -64,9 +68,27 @@ def serialized_bytes_tensor(data: bytes) -> bytes:
     return struct.pack("<I", len(data)) + data
 
 
+def _raw_value(value: int | float | str) -> bytes:
+    """One tensor element in Triton's raw little-endian encoding (int32, fp32 or BYTES)."""
+    if isinstance(value, str):
+        return serialized_bytes_tensor(value.encode())
+    return struct.pack("<i", value) if isinstance(value, int) else struct.pack("<f", value)
+
+
+def remove_stale_ensembles(repository: Path, current: set[str]) -> list[str]:
+    """Delete ensemble folders the declaration no longer has (a renamed operation or variant): Triton would
+    otherwise try to load them, with tensors the steps no longer make."""
+    stale = [d for d in sorted(repository.glob(f"{PRODUCT.ensemble_prefix}_*")) if d.is_dir() and d.name not in current]
+    for directory in stale:
+        shutil.rmtree(directory)
+    return [d.name for d in stale]
+
+
 def write_configs(repository: Path, sources: dict[str, ModelSource], target: str) -> None:
     """Write config.pbtxt (and model.py for python-backend models) of every model."""
-    for name, config in repository_configs(sources, target).items():
+    configs = repository_configs(sources, target)
+    remove_stale_ensembles(repository, set(configs))
+    for name, config in configs.items():
         directory = repository / name
         atomic_write(directory / "config.pbtxt", to_pbtxt(config).encode())
         code = python_model_file(name, config)
@@ -77,8 +99,10 @@ def write_configs(repository: Path, sources: dict[str, ModelSource], target: str
         if name == "preprocess":  # its warm-up reads a real photo
             warmup = serialized_bytes_tensor(WARMUP_PHOTO.read_bytes())
             atomic_write(directory / "warmup" / WARMUP_PHOTO_FILE, warmup)
-        if name == "postprocess":  # its warm-up needs a real output size (int32 height, width)
+        if name == "postprocess":  # its warm-up needs a real output size (int32 height, width) and parameters
             atomic_write(directory / "warmup" / WARMUP_OUTPUT_SIZE_FILE, struct.pack("<2i", *WARMUP_OUTPUT_SIZE))
+            for tensor, value in warmup_parameters().items():
+                atomic_write(directory / "warmup" / warmup_file(tensor), _raw_value(value))
 
 
 def build_repository(repository: Path, target: str, with_weights: bool = True) -> list[str]:

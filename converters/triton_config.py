@@ -34,6 +34,7 @@ WARMUP_PHOTO_FILE = "photo_jpeg"
 # before the first user request (the first request used to pay ~2x: load_tests/results/bench.md).
 WARMUP_OUTPUT_SIZE_FILE = "output_size"
 WARMUP_OUTPUT_SIZE = (48, 64)
+TENSOR_TYPES = {int: "TYPE_INT32", float: "TYPE_FP32", str: "TYPE_STRING"}
 PYTHON_MODEL_CLASSES = {
     PRODUCT.decode_step: "triton_models.preprocess",
     PRODUCT.compose_step: "triton_models.postprocess",
@@ -108,6 +109,25 @@ def _params(**values: Any) -> dict[str, Any]:
     return {key: {"string_value": str(value)} for key, value in values.items()}
 
 
+def warmup_parameters(product: Product = PRODUCT) -> dict[str, Any]:
+    """Compose-step parameter tensor -> the value its warm-up sends: the default, "not given" for an optional
+    parameter, and the example for the first alternative of each ``one_of`` (so every edit runs once)."""
+    values = {p.tensor: p.default if p.default is not None else p.unset for p in product.compose_parameters()}
+    for op in product.operations:
+        for group in op.one_of[:1]:
+            values.update({p.tensor: p.example for name in group if (p := op.parameter(name)) is not None})
+    types = {p.tensor: p.type for p in product.compose_parameters()}
+    return {tensor: types[tensor](value) for tensor, value in values.items()}
+
+
+def warmup_file(tensor: str) -> str:
+    return f"parameter_{tensor.lower()}"
+
+
+def _parameter_tensor(parameter: Any) -> dict[str, Any]:
+    return _tensor(parameter.tensor, TENSOR_TYPES[parameter.type], [1])
+
+
 def _check_target(target: str) -> TargetTuning:
     if target not in TARGETS:
         raise ConverterError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
@@ -128,6 +148,7 @@ def preprocess_config(sources: dict[str, ModelSource], target: str, product: Pro
         "input": [_tensor(t.image, "TYPE_STRING", [1]), _tensor(t.max_side, "TYPE_INT32", [1])],
         "output": [
             _tensor(t.output_size, "TYPE_INT32", [2]),
+            _tensor(t.photo_size, "TYPE_INT32", [2]),
             _tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3]),
             *(_tensor(t.model_input(name), "TYPE_FP32", [3, *src.input_size]) for name, src in sources.items()),
         ],
@@ -149,10 +170,14 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
     tuning = _check_target(target)
     t = product.tensors
     height, width = WARMUP_OUTPUT_SIZE
-    # One warm-up request asks for every output (Triton requests them all), so each kind of PNG is made once.
+    # One warm-up request asks for every output (Triton requests them all), so each kind of result is made once.
+    size_input = {"data_type": "TYPE_INT32", "dims": [2], "input_data_file": WARMUP_OUTPUT_SIZE_FILE}
     warmup_inputs: dict[str, Any] = {
-        t.output_size: {"data_type": "TYPE_INT32", "dims": [2], "input_data_file": WARMUP_OUTPUT_SIZE_FILE},
-        t.pixels: {"data_type": "TYPE_UINT8", "dims": [height, width, 3], "zero_data": True},
+        t.output_size: size_input,
+        t.photo_size: size_input,
+        t.pixels: {"data_type": "TYPE_UINT8", "dims": [height, width, 3], "random_data": True},
+        **{p.tensor: {"data_type": TENSOR_TYPES[p.type], "dims": [1], "input_data_file": warmup_file(p.tensor)}
+           for p in product.compose_parameters()},
     }
     for kind, tensor in t.model_outputs.items():
         found = [src for src in sources.values() if src.output == kind]
@@ -164,15 +189,18 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
         "max_batch_size": 1,
         "input": [
             _tensor(t.output_size, "TYPE_INT32", [2]),
+            _tensor(t.photo_size, "TYPE_INT32", [2]),
             *(_tensor(tensor, "TYPE_FP32", [1, -1, -1], optional=True) for tensor in t.model_outputs.values()),
             _tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3], optional=True),
+            *({**_parameter_tensor(p), "optional": True} for p in product.compose_parameters()),
+            *(_tensor(part.tensor, "TYPE_STRING", [1], optional=True) for part in product.image_parts()),
         ],
         "output": [
             *(_tensor(out.tensor, "TYPE_STRING", [1]) for out in product.image_outputs()),
-            *(_tensor(out.tensor, "TYPE_FP32", [len(out.headers)]) for out in product.header_outputs()),
+            *(_tensor(out.tensor, "TYPE_FP32", [out.values]) for out in product.header_outputs()),
         ],
         "instance_group": [{"count": tuning.postprocess_instances, "kind": "KIND_CPU"}],
-        "parameters": _params(png_compress_level=tuning.png_compress_level),
+        "parameters": _params(png_compress_level=tuning.png_compress_level, max_pixels=product.limits.max_pixels),
         "model_warmup": [{"name": "every_output", "batch_size": 1, "inputs": warmup_inputs}],
     }
 
@@ -219,8 +247,8 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     """decode step -> the ensemble's models -> compose step, wired by tensor names from the declaration."""
     t = product.tensors
     operation = ensemble.operation
-    pre_outputs = {t.output_size: "output_size"}
-    post_inputs = {t.output_size: "output_size"}
+    pre_outputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
+    post_inputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     steps = []
     for name in ensemble.models:
         source = sources[name]
@@ -235,19 +263,25 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     if operation.uses_pixels:
         pre_outputs[t.pixels] = "rgb"
         post_inputs[t.pixels] = "rgb"
+    post_inputs.update({p.tensor: p.tensor for p in operation.step_parameters("compose")})
+    post_inputs.update({part.tensor: part.tensor for part in operation.image_parts})
     outputs = [_tensor(operation.output.tensor, "TYPE_STRING", [1]),
-               *(_tensor(h.tensor, "TYPE_FP32", [len(h.headers)]) for h in operation.header_outputs)]
+               *(_tensor(h.tensor, "TYPE_FP32", [h.values]) for h in operation.header_outputs)]
     return {
         "name": ensemble.name,
         "platform": "ensemble",
         "max_batch_size": 1,
-        "input": [_tensor(t.image, "TYPE_STRING", [1]), _tensor(t.max_side, "TYPE_INT32", [1])],
+        "input": [
+            _tensor(t.image, "TYPE_STRING", [1]),
+            *(_parameter_tensor(p) for p in operation.parameters),
+            *(_tensor(part.tensor, "TYPE_STRING", [1]) for part in operation.image_parts),
+        ],
         "output": outputs,
         "ensemble_scheduling": {"step": [
             {
                 "model_name": product.decode_step,
                 "model_version": -1,
-                "input_map": {t.image: t.image, t.max_side: t.max_side},
+                "input_map": {t.image: t.image, **{p.tensor: p.tensor for p in operation.step_parameters("decode")}},
                 "output_map": pre_outputs,
             },
             *steps,

@@ -48,10 +48,14 @@ RESERVATION_MARGIN = timedelta(seconds=60)
 MAX_TRACKED_REPLAYS = 10_000
 
 
-def fingerprint(operation: str, variant: str, parameters: list[object], data: bytes) -> str:
-    """sha256 of what makes two requests the same: operation, variant, parameter values and photo."""
+def fingerprint(operation: str, variant: str, parameters: list[object], data: bytes, *parts: bytes) -> str:
+    """sha256 of what makes two requests the same: operation, variant, parameter values, photo and any
+    further image parts (each length-prefixed, so where one ends and the next begins counts too)."""
     digest = hashlib.sha256("|".join([operation, variant, *map(str, parameters), ""]).encode())
     digest.update(data)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
     return digest.hexdigest()
 
 

@@ -57,6 +57,11 @@ class BadRequest(ApiError):
     documented = True
 
 
+class UnfitParameter(BadRequest):
+    """A parameter that only the photo shows to be wrong (a focus point outside it), found after inference
+    started: a 400 like any bad parameter, not billed, but counted like a bad image (``UNBILLED_WORK``)."""
+
+
 class Unauthorized(ApiError):
     status_code = 401
     code = "unauthorized"

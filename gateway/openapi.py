@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.product import FORMAT, PRODUCT
 from contract.schema import Operation
 from gateway.errors import ErrorBody, ServiceUnavailable, TooManyRequests, error_classes
 from gateway.image_check import MEDIA_TYPES
@@ -15,25 +16,35 @@ def _header(description: str, schema_type: str = "string") -> dict[str, Any]:
     return {"description": description, "schema": {"type": schema_type}}
 
 
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The photo as the raw body, or as the field `image` of a multipart form.",
-        "content": {
-            **{media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()},
-            "multipart/form-data": {
-                "schema": {"type": "object", "required": ["image"],
-                           "properties": {"image": {"type": "string", "format": "binary"}}},
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Makes a retry of the same request within 24 hours return the first request's charge "
+                   "instead of billing again (1-255 printable ASCII characters, e.g. a UUID).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+
+
+def image_body(operation: Operation) -> dict[str, Any]:
+    """The request body: the photo raw, or a multipart form with ``image`` and the operation's image parts."""
+    binary = {"type": "string", "format": "binary"}
+    parts = {part.name: {**binary, "description": part.description} for part in operation.image_parts}
+    described = "".join(f", and the optional field `{part.name}` ({part.description})"
+                        for part in operation.image_parts)
+    return {
+        "requestBody": {
+            "required": True,
+            "description": f"The photo as the raw body, or as the field `image` of a multipart form{described}.",
+            "content": {
+                **{media: {"schema": binary} for media in MEDIA_TYPES.values()},
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["image"], "properties": {"image": binary, **parts}},
+                },
             },
         },
-    },
-    "parameters": [{
-        "name": "Idempotency-Key", "in": "header", "required": False,
-        "description": "Makes a retry of the same request within 24 hours return the first request's charge "
-                       "instead of billing again (1-255 printable ASCII characters, e.g. a UUID).",
-        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
-    }],
-}
+        "parameters": [IDEMPOTENCY_HEADER],
+    }
+
+
 RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying", "integer")}
 RATE_HEADERS = {name: _header(text, "integer") for name, text in {
     "RateLimit-Limit": "Token bucket size of this key",
@@ -66,8 +77,15 @@ def responses(operation: Operation) -> dict[int | str, dict[str, Any]]:
     headers = {**BILLING_HEADERS, **RATE_HEADERS}
     for output in operation.header_outputs:
         headers.update({name: _header(text, "number") for name, text in output.headers})
+    if operation.parameter(FORMAT.name) is None:
+        media_types = [operation.output.media_type]
+    else:
+        media_types = [media for fmt, media in PRODUCT.formats.items()
+                       if not (operation.output.transparent and fmt == "jpeg")]
+    schema = {"type": "object"} if operation.output.media_type == "application/json" else \
+        {"type": "string", "format": "binary"}
     ok = {
-        "content": {operation.output.media_type: {"schema": {"type": "string", "format": "binary"}}},
+        "content": {media: {"schema": schema} for media in media_types},
         "description": operation.output.description,
         "headers": headers,
     }

@@ -8,14 +8,15 @@ from tritonclient.grpc import KeepAliveOptions
 from tritonclient.utils import InferenceServerException
 
 from contract.product import PRODUCT
-from gateway.errors import BadImage, ServiceUnavailable, UpstreamTimeout
+from gateway.errors import BadImage, ServiceUnavailable, UnfitParameter, UpstreamTimeout
 
 INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
 DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
 # Triton's status for a model that is not loaded (unknown, unloaded, or failed to load); an unreachable
 # Triton is StatusCode.UNAVAILABLE.
 MODEL_MISSING = "StatusCode.NOT_FOUND"
-TENSOR_TYPES = {int: ("INT32", np.int32), float: ("FP32", np.float32)}
+TENSOR_TYPES = {int: ("INT32", np.int32), float: ("FP32", np.float32), str: ("BYTES", np.object_),
+                bytes: ("BYTES", np.object_)}
 MAX_MESSAGE_BYTES = 2**31 - 1
 # gRPC backs off up to 2 minutes between reconnects by default; a restarted
 # Triton must be found again within a second, not minutes.
@@ -48,10 +49,10 @@ class TritonClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def infer(self, model: str, image: bytes, parameters: dict[str, int | float], outputs: list[str],
-                    timeout_s: float) -> dict[str, np.ndarray]:
-        """Run one ensemble on one encoded photo and its parameter tensors within ``timeout_s``;
-        map Triton failures to gateway errors.
+    async def infer(self, model: str, image: bytes, parameters: dict[str, int | float | str | bytes],
+                    outputs: list[str], timeout_s: float) -> dict[str, np.ndarray]:
+        """Run one ensemble on one encoded photo and its parameter (and image part) tensors within
+        ``timeout_s``; map Triton failures to gateway errors.
 
         Cancelling the awaiting task cancels the gRPC call, and with it the request in Triton.
         """
@@ -61,7 +62,7 @@ class TritonClient:
         for name, value in parameters.items():
             triton_type, dtype = TENSOR_TYPES[type(value)]
             tensor = grpcclient.InferInput(name, [1, 1], triton_type)
-            tensor.set_data_from_numpy(np.array([[value]], dtype=dtype))
+            tensor.set_data_from_numpy(np.array([[value.encode() if isinstance(value, str) else value]], dtype=dtype))
             inputs.append(tensor)
         try:
             result = await self._client.infer(
@@ -91,7 +92,10 @@ def _translate(exc: InferenceServerException, model: str) -> Exception:
     message = exc.message() or ""
     marker = PRODUCT.step_error_marker
     if status == INVALID_ARGUMENT and marker in message:
-        return BadImage(message.split(marker, 1)[1], code="undecodable_image")
+        text = message.split(marker, 1)[1]
+        if text.startswith(PRODUCT.parameter_error_prefix):
+            return UnfitParameter(text.removeprefix(PRODUCT.parameter_error_prefix), code="invalid_parameter")
+        return BadImage(text, code="undecodable_image")
     if status == DEADLINE_EXCEEDED:
         return UpstreamTimeout("inference did not finish within the request budget; retry later or send a smaller "
                                "photo (max_side also helps)")

@@ -1,4 +1,5 @@
-"""Reading the uploaded photo: a raw body or a multipart field ``image``, in memory only.
+"""Reading the uploaded photo: a raw body or a multipart field ``image``, in memory only; an operation may
+also take further image parts (``/v1/background``'s ``background``), read from the same form.
 
 The body is read in chunks and refused as soon as it passes the limit (or at
 once when ``Content-Length`` already says so); it is never spooled to disk
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -34,7 +35,7 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # otherwise cost the event loop seconds and the heap an entry per part.
 MAX_PARTS = 32
 MAX_PART_HEADER_BYTES = 8 * 1024
-IMAGE_FIELDS = (b"image",)  # the fields whose data is kept; every other field is parsed and dropped
+PHOTO_FIELD = b"image"  # the photo; an operation's image parts are also kept, every other field is dropped
 GENERIC_TYPES = ("", "application/octet-stream")
 
 
@@ -42,6 +43,7 @@ GENERIC_TYPES = ("", "application/octet-stream")
 class Upload:
     data: bytes
     declared_type: str | None  # a media type the client named, if it named an image type
+    parts: dict[str, Upload] = field(default_factory=dict)  # the operation's further image parts that were sent
 
 
 def _media_type(value: str) -> str:
@@ -102,14 +104,15 @@ class _Form:
     """A multipart form parsed chunk by chunk as it arrives: the work per chunk is bounded by the
     chunk's size, at most ``MAX_PARTS`` parts are accepted, and only image fields' data is kept."""
 
-    def __init__(self, content_type: str) -> None:
+    def __init__(self, content_type: str, fields: tuple[bytes, ...]) -> None:
         _, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if not boundary:
             raise BadRequest("multipart/form-data without a boundary; let your HTTP library build the form",
                              code="malformed_multipart")
         self.parts = 0
-        self.images: list[tuple[bytes, bytearray]] = []  # (declared content type, data)
+        self.fields = fields  # the fields whose data is kept
+        self.images: list[tuple[bytes, bytes, bytearray]] = []  # (field, declared content type, data)
         self._headers: dict[bytes, bytes] = {}
         self._header_bytes = 0
         self._field = bytearray()
@@ -138,9 +141,8 @@ class _Form:
     def _begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
-            fields = " or ".join(repr(field.decode()) for field in IMAGE_FIELDS)
             raise BadRequest(f"the multipart form has more than {MAX_PARTS} parts; send the photo in a field "
-                             f"named {fields} and at most {MAX_PARTS} fields in all",
+                             f"named 'image' and at most {MAX_PARTS} fields in all",
                              code="too_many_parts")
         self._headers = {}
         self._header_bytes = 0
@@ -165,29 +167,40 @@ class _Form:
         self._value.clear()
 
     def _headers_finished(self) -> None:
-        if _field_name(self._headers) in IMAGE_FIELDS:
+        name = _field_name(self._headers)
+        if name in self.fields:
             self._data = bytearray()
-            self.images.append((self._headers.get(b"content-type", b""), self._data))
+            self.images.append((name, self._headers.get(b"content-type", b""), self._data))
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._data is not None:  # other fields are parsed and dropped, never buffered
             self._data.extend(data[start:end])
 
 
-async def _multipart_image(request: Request, content_type: str, max_bytes: int, timeout_s: float | None) -> Upload:
-    form = _Form(content_type)
+def _one_field(form: _Form, name: bytes, max_bytes: int) -> Upload | None:
+    found = [(declared, data) for field_name, declared, data in form.images if field_name == name]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise BadRequest(f"the multipart form has {len(found)} fields named {name.decode()!r}; send exactly one "
+                         "image in each", code="multiple_image_fields")
+    declared_type, data = found[0]
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the {name.decode()!r} image is over the limit of {max_bytes} bytes; send a smaller one")
+    return Upload(bytes(data), _declared(_media_type(declared_type.decode("latin-1"))))
+
+
+async def _multipart_image(request: Request, content_type: str, max_bytes: int, timeout_s: float | None,
+                           parts: tuple[str, ...]) -> Upload:
+    form = _Form(content_type, (PHOTO_FIELD, *(name.encode() for name in parts)))
     await _receive(request, max_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s, form.write)
     form.finish()
-    if not form.images:
+    photo = _one_field(form, PHOTO_FIELD, max_bytes)
+    if photo is None:
         raise BadRequest("the multipart form has no field named 'image'; put the photo in a field called 'image'",
                          code="missing_image_field")
-    if len(form.images) > 1:
-        raise BadRequest(f"the multipart form has {len(form.images)} fields named 'image'; send exactly one photo",
-                         code="multiple_image_fields")
-    declared_type, data = form.images[0]
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"the image is over the limit of {max_bytes} bytes; send a smaller photo")
-    return Upload(bytes(data), _declared(_media_type(declared_type.decode("latin-1"))))
+    found = {name: upload for name in parts if (upload := _one_field(form, name.encode(), max_bytes)) is not None}
+    return Upload(photo.data, photo.declared_type, found)
 
 
 def _field_name(headers: dict[bytes, bytes]) -> bytes | None:
@@ -195,15 +208,18 @@ def _field_name(headers: dict[bytes, bytes]) -> bytes | None:
     return disposition.get(b"name")
 
 
-async def read_upload(request: Request, max_bytes: int, timeout_s: float | None = None) -> Upload:
-    """The photo's bytes and the media type the client declared for them.
+async def read_upload(request: Request, max_bytes: int, timeout_s: float | None = None,
+                      parts: tuple[str, ...] = ()) -> Upload:
+    """The photo's bytes and the media type the client declared for them, and those of the further image
+    ``parts`` (multipart field names) that were sent. Every image is within ``max_bytes``, the whole
+    form within ``max_bytes`` plus a little overhead.
 
     ``timeout_s`` bounds the time to receive the whole body (``None``: no bound).
     """
     content_type = request.headers.get("content-type", "")
     media = _media_type(content_type)
     if media == "multipart/form-data":
-        return await _multipart_image(request, content_type, max_bytes, timeout_s)
+        return await _multipart_image(request, content_type, max_bytes, timeout_s, parts)
     declared = _declared(media)
     body = bytearray()
     await _receive(request, max_bytes, timeout_s, body.extend)

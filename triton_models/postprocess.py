@@ -1,8 +1,9 @@
-"""``postprocess``: model outputs -> PNGs at the output size (only those requested).
+"""``postprocess``: the compose step. Model outputs, the photo and parameters -> the requested results.
 
-Mattes are refined at the output size against the decoded photo and cutouts get estimated edge colours
-(``imaging.matte``); over the refinement's pixel bound, or if it cannot run, the plain upsampled matte is
-served instead, never an error, and ``MATTE_REFINED`` (header ``X-Matte-Refined``) says which.
+Reads the tensors, hands them to ``triton_models.compose`` (which holds the work, testable without Triton)
+and writes back only the outputs the ensemble requested. Mattes are refined at the output size against the
+photo; over the refinement's pixel bound, or if it cannot run, the plain upsampled matte is served instead,
+never an error, and ``MATTE_REFINED`` (header ``X-Matte-Refined``) says which.
 """
 
 from __future__ import annotations
@@ -12,31 +13,43 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from contract.product import CUTOUT_PNG, DEPTH_PNG, DEPTH_RANGE, MASK_PNG, MATTE_REFINED, TENSORS
+from contract.product import PRODUCT, TENSORS
 from imaging.errors import ImageError
-from imaging.matte import layers
-from imaging.outputs import depth_png, matte_png, refined_cutout_png
+from triton_models.compose import Scene, Values, compose
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
 
 DEPTH, ALPHA = TENSORS.model_outputs["depth"], TENSORS.model_outputs["alpha"]
+IMAGE_OUTPUTS = {out.tensor for out in PRODUCT.image_outputs()}
 
 
-def _bytes_tensor(name: str, data: bytes) -> pb_utils.Tensor:
-    return pb_utils.Tensor(name, np.array([[data]], dtype=np.object_))
+def _optional(request: pb_utils.InferenceRequest, name: str) -> np.ndarray | None:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
 
 
 def _input(request: pb_utils.InferenceRequest, name: str) -> np.ndarray:
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
+    value = _optional(request, name)
+    if value is None:
         raise ImageError(f"postprocess needs input {name!r} for the outputs requested")
-    return tensor.as_numpy()
+    return value
+
+
+def _size(request: pb_utils.InferenceRequest, name: str) -> tuple[int, int]:
+    height, width = (int(v) for v in _input(request, name).reshape(-1)[:2])
+    return width, height
+
+
+def _first(array: np.ndarray | None) -> object:
+    return None if array is None else array.reshape(-1)[0]
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
-        self.compress_level = ModelParameters(config).int("png_compress_level")
+        parameters = ModelParameters(config)
+        self.compress_level = parameters.int("png_compress_level")
+        self.max_pixels = parameters.int("max_pixels")
         self.logger = pb_utils.Logger
 
     def execute(self, requests: list) -> list:
@@ -45,34 +58,21 @@ class TritonPythonModel:
     def _handle(self, request: pb_utils.InferenceRequest) -> list:
         # Tensors carry the batch axis of a one-photo request: [1, ...].
         wanted = set(request.requested_output_names())
-        height, width = (int(v) for v in _input(request, TENSORS.output_size).reshape(-1)[:2])
-        size = (width, height)
+        size = _size(request, TENSORS.output_size)
+        rgb, alpha, depth = (_optional(request, name) for name in (TENSORS.pixels, ALPHA, DEPTH))
+        if rgb is not None and rgb.shape[1:3] != (size[1], size[0]):
+            raise ImageError(f"RGB is {rgb.shape[2]}x{rgb.shape[1]}, expected {size[0]}x{size[1]}")
+        scene = Scene(size, _size(request, TENSORS.photo_size), None if rgb is None else rgb[0],
+                      None if alpha is None else alpha[0, 0], None if depth is None else depth[0, 0])
+        values = Values({p.tensor: _first(_optional(request, p.tensor)) for p in PRODUCT.compose_parameters()})
+        parts = {part.tensor: bytes(_first(_optional(request, part.tensor)) or b"") for part in PRODUCT.image_parts()}
+        results = compose(wanted, scene, values, parts, self.compress_level, self.max_pixels)
+        for warning in scene.warn:
+            self.logger.log_warn(f"postprocess: {warning}")
         outputs = []
-        if DEPTH_PNG.tensor in wanted or DEPTH_RANGE.tensor in wanted:
-            png, near, far = depth_png(_input(request, DEPTH)[0, 0], size, self.compress_level)
-            outputs.append(_bytes_tensor(DEPTH_PNG.tensor, png))
-            outputs.append(pb_utils.Tensor(DEPTH_RANGE.tensor, np.array([[near, far]], dtype=np.float32)))
-        if wanted & {MASK_PNG.tensor, CUTOUT_PNG.tensor, MATTE_REFINED.tensor}:
-            outputs.extend(self._mattes(request, wanted, size))
-        return outputs
-
-    def _mattes(self, request: pb_utils.InferenceRequest, wanted: set[str], size: tuple[int, int]) -> list:
-        """The mask and/or cutout from one refined matte, and the flag saying whether it was refined."""
-        width, height = size
-        cutout = CUTOUT_PNG.tensor in wanted
-        rgb = None
-        if cutout or pb_utils.get_input_tensor_by_name(request, TENSORS.pixels) is not None:
-            rgb = _input(request, TENSORS.pixels)[0]
-            if rgb.shape[:2] != (height, width):
-                raise ImageError(f"RGB is {rgb.shape[1]}x{rgb.shape[0]}, expected {width}x{height}")
-        result = layers(_input(request, ALPHA)[0, 0], size, rgb, colours=cutout)
-        if result.failed:
-            self.logger.log_warn(f"postprocess: plain matte for a {width}x{height} output: {result.fallback}")
-        outputs = []
-        if MASK_PNG.tensor in wanted:
-            outputs.append(_bytes_tensor(MASK_PNG.tensor, matte_png(result.alpha, self.compress_level)))
-        if cutout:
-            png = refined_cutout_png(result.colour, result.alpha, self.compress_level)
-            outputs.append(_bytes_tensor(CUTOUT_PNG.tensor, png))
-        outputs.append(pb_utils.Tensor(MATTE_REFINED.tensor, np.array([[float(result.refined)]], dtype=np.float32)))
+        for name, result in results.items():
+            if name in IMAGE_OUTPUTS:
+                outputs.append(pb_utils.Tensor(name, np.array([[result]], dtype=np.object_)))
+            else:
+                outputs.append(pb_utils.Tensor(name, np.array([result], dtype=np.float32)))
         return outputs

@@ -51,7 +51,9 @@ class TritonPythonModel:
             needs.append(size)
         rgb = photo.decode(min_size=(max(w for w, _ in needs), max(h for _, h in needs)) if needs else (1, 1))
         # Every tensor carries the batch axis of the one-photo request.
-        outputs = [pb_utils.Tensor(SIZE_OUTPUT, np.array([[size[1], size[0]]], dtype=np.int32))]
+        full_width, full_height = photo.full_size
+        outputs = [pb_utils.Tensor(SIZE_OUTPUT, np.array([[size[1], size[0]]], dtype=np.int32)),
+                   pb_utils.Tensor(TENSORS.photo_size, np.array([[full_height, full_width]], dtype=np.int32))]
         for name, spec in self.model_inputs.items():
             if name in wanted:
                 height, width = spec["size"]

@@ -8,7 +8,7 @@ from typing import Any
 import triton_python_backend_utils as pb_utils
 
 from contract.product import PRODUCT
-from imaging.errors import ImageError
+from imaging.errors import ImageError, ParameterError
 
 
 def respond_each(requests: list, handle: Callable[[Any], list], logger: Any) -> list:
@@ -17,8 +17,10 @@ def respond_each(requests: list, handle: Callable[[Any], list], logger: Any) -> 
     for request in requests:
         try:
             responses.append(pb_utils.InferenceResponse(output_tensors=handle(request)))
-        except ImageError as exc:  # a problem with the caller's photo: marked, so the gateway echoes it
-            responses.append(error_response(PRODUCT.step_error_marker + str(exc), pb_utils.TritonError.INVALID_ARG))
+        except ImageError as exc:  # a problem with the caller's photo or parameters: marked, so the gateway echoes it
+            kind = PRODUCT.parameter_error_prefix if isinstance(exc, ParameterError) else ""
+            responses.append(error_response(PRODUCT.step_error_marker + kind + str(exc),
+                                            pb_utils.TritonError.INVALID_ARG))
         except Exception as exc:  # noqa: BLE001 (reported to the caller, the model keeps serving)
             logger.log_error(f"request failed: {type(exc).__name__}: {exc}")
             responses.append(error_response(f"internal error: {type(exc).__name__}", pb_utils.TritonError.INTERNAL))

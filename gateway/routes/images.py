@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from contract.schema import Operation, Parameter, Product
 from gateway import billing, ledger, openapi
+from gateway.content_negotiation import output_format
 from gateway.deps import ImageCall, ImageCallDep
 from gateway.errors import (
     ApiError,
@@ -25,15 +26,16 @@ from gateway.errors import (
     ClientClosedRequest,
     Forbidden,
     TooManyRequests,
+    UnfitParameter,
     UpstreamTimeout,
 )
-from gateway.image_check import inspect_image
+from gateway.image_check import ImageInfo, inspect_image
 from gateway.limits.rate import take_token
 from gateway.limits.upload_bytes import declared_size
-from gateway.upload import read_upload
+from gateway.upload import Upload, read_upload
 
 # Failures after Triton took the work that are the caller's doing: not billed, but bounded per tenant.
-UNBILLED_WORK = (BadImage, ClientClosedRequest, UpstreamTimeout)
+UNBILLED_WORK = (BadImage, UnfitParameter, ClientClosedRequest, UpstreamTimeout)
 
 
 def image_router(product: Product, max_output_side: int) -> APIRouter:
@@ -43,7 +45,8 @@ def image_router(product: Product, max_output_side: int) -> APIRouter:
         router.add_api_route(
             f"/{operation.name}", _endpoint(product, operation, max_output_side), methods=["POST"],
             name=operation.name, summary=operation.summary, description=operation.description,
-            response_class=Response, responses=openapi.responses(operation), openapi_extra=openapi.IMAGE_BODY,
+            response_class=Response, responses=openapi.responses(operation),
+            openapi_extra=openapi.image_body(operation),
         )
     return router
 
@@ -65,11 +68,14 @@ def _endpoint(product: Product, operation: Operation, max_output_side: int):  # 
             operation.variant_parameter, inspect.Parameter.KEYWORD_ONLY, default=operation.default_variant,
             annotation=Annotated[Literal[operation.variant_names], Query(description=f"Variant. {choices}")]))
     for p in operation.parameters:
-        extra = {"maximum": bounds[p.name]} if bounds[p.name] is not None else None
+        extra = {"maximum": bounds[p.name]} if bounds[p.name] is not None else {}
+        if p.pattern:  # documented; checked in ``serve`` with a message that names an example
+            extra["pattern"] = f"^{p.pattern}$"
         query = Query(description=p.description, ge=p.ge, examples=[p.example] if p.example is not None else None,
-                      json_schema_extra=extra)
+                      json_schema_extra=extra or None)
+        kind = Literal[p.choices] if p.choices else p.type
         signature.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default,
-                                           annotation=Annotated[p.type, query]))
+                                           annotation=Annotated[kind if p.default is not None else kind | None, query]))
 
     async def endpoint(call: ImageCall, **query: Any) -> Response:
         variant = query.pop(operation.variant_parameter, "") if operation.variants else ""
@@ -101,21 +107,21 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
             raise TooManyRequests(f"over the rate limit of {principal.rate_per_s:g} requests/s "
                                   f"(burst {principal.burst}) for this key; retry after {decision.retry_after_s} s",
                                   headers=decision.headers())
-        for name, bound in bounds.items():
-            if bound is not None and query[name] > bound:
-                raise BadRequest(f"{name} {query[name]} is over the limit of {bound:g}", code="invalid_parameter")
+        _check_parameters(operation, query, bounds)
+        fmt = output_format(operation, query, request.headers.get("accept", ""))  # sets query["format"]
         claim_key = _idempotency_key(request)
         call.unbilled_limit.check(principal.tenant_id)
         upload_size = declared_size(request.headers.get("content-length"), settings.max_body_bytes)
         with call.tenant_limit.hold(principal.tenant_id), call.upload_budget.hold(upload_size):
-            upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s)
+            upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s,
+                                       tuple(part.name for part in operation.image_parts))
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
-            info = inspect_image(upload.data, settings.max_pixels, upload.declared_type)
+            info = _inspect(operation, upload, settings.max_pixels, query)
             metrics.input_megapixels.labels(operation.name).observe(info.megapixels)
-            claim = None if claim_key is None else ledger.IdempotencyClaim(
-                claim_key, billing.fingerprint(operation.name, variant, list(query.values()), upload.data))
+            claim = None if claim_key is None else ledger.IdempotencyClaim(claim_key, billing.fingerprint(
+                operation.name, variant, list(query.values()), upload.data, *(u.data for u in upload.parts.values())))
             async with call.billing.open(principal, operation.name, info.megapixels, request_id, claim) as bill:
-                inputs = {p.tensor: query[p.name] for p in operation.parameters}
+                inputs = _tensors(operation, query, upload)
                 inferring = True
                 outputs, triton_s = await _infer(call, product.ensemble_name(operation, variant), upload.data,
                                                  inputs, list(operation.triton_outputs), deadline, operation.name)
@@ -129,7 +135,8 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
         headers = {"X-Request-Id": request_id, **decision.headers(), **_header_outputs(operation, outputs),
                    **bill.headers}
         metrics.response_bytes.labels(operation.name).inc(len(body))
-        return Response(body, media_type=operation.output.media_type, headers=headers)
+        media_type = product.formats[fmt] if fmt else operation.output.media_type
+        return Response(body, media_type=media_type, headers=headers)
     except ApiError as error:
         metrics.rejections.labels(error.reason).inc()
         if inferring and isinstance(error, UNBILLED_WORK):
@@ -137,12 +144,57 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
         raise
 
 
+def _check_parameters(operation: Operation, query: dict[str, Any], bounds: dict[str, float | None]) -> None:
+    """Upper bounds, text patterns and choices; ``one_of`` groups are checked with the upload (``_inspect``)."""
+    for name, bound in bounds.items():
+        if bound is not None and query[name] is not None and query[name] > bound:
+            raise BadRequest(f"{name} {query[name]} is over the limit of {bound:g}", code="invalid_parameter")
+    for p in operation.parameters:
+        if p.type is str and query[p.name] is not None and (problem := p.check_text(query[p.name])):
+            raise BadRequest(problem, code="invalid_parameter")
+
+
+def _check_one_of(operation: Operation, query: dict[str, Any], parts: dict[str, Upload]) -> None:
+    if not operation.one_of:
+        return
+    given = {name for name, value in query.items() if value is not None} | set(parts)
+    chosen = [group for group in operation.one_of if given & set(group)]
+    alternatives = " or ".join(" with ".join(group) for group in operation.one_of)
+    if len(chosen) != 1:
+        what = "none" if not chosen else " and ".join(" with ".join(group) for group in chosen)
+        raise BadRequest(f"{operation.name} needs exactly one of {alternatives}; got {what}",
+                         code="invalid_parameter")
+    missing = [name for name in chosen[0] if name not in given]
+    if missing:
+        raise BadRequest(f"{' and '.join(chosen[0])} go together; {', '.join(missing)} is missing",
+                         code="invalid_parameter")
+
+
+def _inspect(operation: Operation, upload: Upload, max_pixels: int, query: dict[str, Any]) -> ImageInfo:
+    """Header checks of the photo and of every further image part, which obey the same limits."""
+    info = inspect_image(upload.data, max_pixels, upload.declared_type)
+    for name, part in upload.parts.items():
+        try:
+            inspect_image(part.data, max_pixels, part.declared_type)
+        except ApiError as error:
+            raise type(error)(f"the {name!r} part: {error.message}", code=error.code) from None
+    _check_one_of(operation, query, upload.parts)
+    return info
+
+
+def _tensors(operation: Operation, query: dict[str, Any], upload: Upload) -> dict[str, Any]:
+    """The ensemble's inputs beside the photo: each parameter ("not given" as its ``unset``), each image part."""
+    inputs: dict[str, Any] = {p.tensor: p.unset if query[p.name] is None else p.type(query[p.name])
+                              for p in operation.parameters}
+    inputs.update({part.tensor: upload.parts[part.name].data if part.name in upload.parts else b""
+                   for part in operation.image_parts})
+    return inputs
+
+
 def _header_outputs(operation: Operation, outputs: dict) -> dict[str, str]:
     headers = {}
     for output in operation.header_outputs:
-        values = outputs[output.tensor].reshape(-1)
-        headers.update({name: output.format.format(float(value))
-                        for (name, _), value in zip(output.headers, values, strict=False)})
+        headers.update(output.render([float(v) for v in outputs[output.tensor].reshape(-1)]))
     return headers
 
 

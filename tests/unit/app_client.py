@@ -39,11 +39,13 @@ class FakeTriton:
         self.delay_s = 0.0
         self.timeouts: list[float] = []
         self.ensembles: list[str] = []
+        self.inputs: list[dict[str, object]] = []  # the parameter and image-part tensors of each call
 
-    async def infer(self, model: str, image: bytes, parameters: dict[str, int | float], outputs: list[str],
+    async def infer(self, model: str, image: bytes, parameters: dict[str, object], outputs: list[str],
                     timeout_s: float) -> dict[str, np.ndarray]:
         self.calls += 1
         self.ensembles.append(model)
+        self.inputs.append(dict(parameters))
         self.timeouts.append(timeout_s)
         await asyncio.sleep(self.delay_s)
         if self.fail:
@@ -55,6 +57,8 @@ class FakeTriton:
             result["DEPTH_RANGE"] = np.array([[0.5, 3.0]], dtype=np.float32)
         if "MATTE_REFINED" in outputs:
             result["MATTE_REFINED"] = np.array([[1.0]], dtype=np.float32)
+        if "CROP_BOX" in outputs:
+            result["CROP_BOX"] = np.array([[4.0, 0.0, 48.0, 60.0]], dtype=np.float32)
         return result
 
     async def model_readiness(self, models: list[str]) -> dict[str, bool]:

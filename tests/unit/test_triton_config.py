@@ -38,11 +38,21 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     configs = repository_configs(load_catalog(), "cpu")
     ensembles = [name for name, config in configs.items() if config.get("platform") == "ensemble"]
     variants = ["fast", "portrait", "object", "object-lite"]
-    assert ensembles == ["photo_depth", *(f"photo_{op}_{v}" for op in ("mask", "cutout") for v in variants)]
+    operations = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "layers"]
+    assert ensembles == [f"photo_{op}_{v}" for op in operations for v in variants]
     cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "postprocess"]
     assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels
-    assert [o["name"] for o in configs["photo_depth"]["output"]] == ["DEPTH_PNG", "DEPTH_RANGE"]
+    assert "MAX_SIDE" in cutout[0]["input_map"] and "FORMAT" in cutout[2]["input_map"]  # each parameter to its step
+    assert "FORMAT" not in cutout[0]["input_map"] and "MAX_SIDE" not in cutout[2]["input_map"]
+    assert [o["name"] for o in configs["photo_depth_portrait"]["output"]] == ["DEPTH_IMAGE", "DEPTH_RANGE"]
+    bokeh = configs["photo_bokeh_object"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in bokeh] == ["preprocess", "depth", "matte_object", "postprocess"]
+    background = configs["photo_background_portrait"]
+    assert "BACKGROUND_IMAGE" in {i["name"] for i in background["input"]}  # the uploaded background reaches it
+    assert background["ensemble_scheduling"]["step"][-1]["input_map"]["BACKGROUND_IMAGE"] == "BACKGROUND_IMAGE"
+    crop = configs["photo_crop_portrait"]
+    assert {o["name"]: o["dims"] for o in crop["output"]} == {"CROP_IMAGE": [1], "CROP_BOX": [4]}
 
 
 def test_a_declared_variant_is_all_it_takes_for_an_ensemble() -> None:
@@ -84,10 +94,25 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:
     warmup = repository_configs(load_catalog(), "cpu")["postprocess"]["model_warmup"][0]["inputs"]
-    assert set(warmup) == {"OUTPUT_SIZE", "DEPTH", "ALPHA", "RGB"}
+    parameters = {p.tensor for p in PRODUCT.compose_parameters()}
+    assert set(warmup) == {"OUTPUT_SIZE", "PHOTO_SIZE", "DEPTH", "ALPHA", "RGB", *parameters}
     write_configs(tmp_path, load_catalog(), "cpu")
-    height, width = struct.unpack("<2i", (tmp_path / "postprocess" / "warmup" / "output_size").read_bytes())
+    folder = tmp_path / "postprocess" / "warmup"
+    height, width = struct.unpack("<2i", (folder / "output_size").read_bytes())
     assert warmup["RGB"]["dims"] == [height, width, 3]  # the cutout needs RGB at the output size
+    # The first alternative of each one_of is given, so the background and crop edits run in the warm-up too.
+    assert (folder / "parameter_color").read_bytes() == struct.pack("<I", 6) + b"1e90ff"
+    assert (folder / "parameter_aspect").read_bytes() == struct.pack("<I", 3) + b"4:5"
+    assert struct.unpack("<i", (folder / "parameter_focus_x").read_bytes()) == (-1,)  # optional: "not given"
+    assert struct.unpack("<f", (folder / "parameter_aperture").read_bytes()) == (4.0,)
+
+
+def test_stale_ensembles_are_removed_when_the_declaration_drops_them(tmp_path: Path) -> None:
+    (tmp_path / "photo_depth" / "1").mkdir(parents=True)  # the old name of /v1/depth's ensemble
+    (tmp_path / "depth" / "1").mkdir(parents=True)  # a catalog model: kept
+    write_configs(tmp_path, load_catalog(), "cpu")
+    assert not (tmp_path / "photo_depth").exists()
+    assert (tmp_path / "depth" / "config.pbtxt").exists() and (tmp_path / "photo_depth_portrait").exists()
 
 
 def test_gpu_target_uses_onnxruntime_with_tensorrt_fp16() -> None:

@@ -1,0 +1,257 @@
+"""The compose step's work, without Triton: model outputs, the photo and parameters -> the requested results.
+
+``postprocess`` reads the tensors into a ``Scene`` and a ``Values``, calls ``compose`` and writes the results
+back. Everything here is plain numpy over ``imaging``, so the unit tests run it without a Triton server.
+
+Each result is computed from the same matte (refined once, ``imaging.matte.layers``) and the same depth
+(upsampled against the photo and fused with that matte once, ``imaging.depth.follow_photo``), whichever and
+however many outputs a request asks for; ``/v1/layers`` is therefore equal to the separate calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import cv2
+import numpy as np
+
+from contract import product as P
+from contract.schema import Parameter
+from imaging import adjust as tone
+from imaging import background as backdrop
+from imaging import depth as depth_map
+from imaging.bokeh import bokeh
+from imaging.crop import crop_box
+from imaging.decode import Photo
+from imaging.encode import encode
+from imaging.errors import ImageError, ParameterError
+from imaging.matte import Layers, layers
+from imaging.outputs import UINT16_MAX, cutout_rgba, matte_to_uint8
+
+SUBJECT = 0.5  # matte value above which a pixel is the subject
+MIN_SUBJECT_FRACTION = 0.005  # a matte covering less of the photo is "no subject"
+FOCUS_WINDOW = 7  # side of the window whose median nearness is the focal plane at a focus point
+# Results that show the subject over something else: they need its estimated edge colours.
+SHOWS_SUBJECT = {P.CUTOUT_IMAGE.tensor, P.BACKGROUND_IMAGE.tensor, P.LAYERS_JSON.tensor}
+
+
+@dataclass
+class Scene:
+    """One request's inputs at the output size: everything computed from them is computed once."""
+
+    size: tuple[int, int]  # (width, height) of the outputs
+    photo_size: tuple[int, int]  # (width, height) of the upright photo
+    rgb: np.ndarray | None  # uint8 (H, W, 3)
+    model_alpha: np.ndarray | None  # the matte model's output (h, w)
+    model_depth: np.ndarray | None  # the depth model's output (h, w), larger = farther
+    colours: bool = True  # estimate the subject's edge colours (only results that show the subject need them)
+    warn: list[str] = field(default_factory=list)  # why a refinement fell back, for the step's log
+
+    def _layers(self, colours: bool) -> Layers:
+        if self.model_alpha is None:
+            raise ImageError("this result needs a matte, and the ensemble sent none")
+        result = layers(self.model_alpha, self.size, self.rgb, colours=colours)
+        if result.failed:
+            self.warn.append(f"plain matte for a {self.size[0]}x{self.size[1]} output: {result.fallback}")
+        return result
+
+    @cached_property
+    def matte(self) -> Layers:
+        """The refined matte with the subject's estimated edge colours (when the photo was sent)."""
+        return self._layers(colours=self.colours and self.rgb is not None)
+
+    @property
+    def photo(self) -> np.ndarray:
+        if self.rgb is None:
+            raise ImageError("this result needs the photo, and the ensemble sent none")
+        return self.rgb
+
+    @cached_property
+    def depth(self) -> depth_map.DepthResult:
+        if self.model_depth is None:
+            raise ImageError("this result needs depth, and the ensemble sent none")
+        matte = self.matte.alpha if self.model_alpha is not None else None
+        return depth_map.follow_photo(self.model_depth, self.size, self.rgb, matte)
+
+    @cached_property
+    def nearness(self) -> np.ndarray:
+        """float32 (H, W) in [0, 1], 1 = nearest: the depth PNG's scale."""
+        return depth_map.nearness(self.depth.depth, self.depth.near, self.depth.far)
+
+    @property
+    def subject(self) -> np.ndarray | None:
+        """The subject's pixels (matte above ``SUBJECT``), None when the matte holds almost nothing."""
+        inside = self.matte.alpha > SUBJECT
+        return inside if inside.mean() >= MIN_SUBJECT_FRACTION else None
+
+
+class Values:
+    """The request's parameters by declaration: ``get`` gives None for an optional one left out."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw  # tensor name -> the scalar it carried
+
+    def get(self, parameter: Parameter) -> Any:
+        value = self._raw.get(parameter.tensor)
+        if value is None:
+            return parameter.default
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        value = parameter.type(value)
+        return None if parameter.default is None and value == parameter.unset else value
+
+    def output_format(self) -> str:
+        chosen = self.get(P.FORMAT)
+        return "png" if chosen == "auto" else chosen
+
+
+def _encode(pixels: np.ndarray, values: Values, compress_level: int) -> bytes:
+    return encode(pixels, values.output_format(), values.get(P.QUALITY), compress_level)
+
+
+def _depth_pixels(scene: Scene) -> np.ndarray:
+    return np.rint(scene.nearness * UINT16_MAX).astype(np.uint16)
+
+
+def _png(pixels: np.ndarray, compress_level: int) -> bytes:
+    return encode(pixels, "png", P.QUALITY.default, compress_level)
+
+
+def _cutout(scene: Scene) -> np.ndarray:
+    matte = scene.matte
+    return cutout_rgba(matte.colour if matte.colour is not None else scene.photo, matte_to_uint8(matte.alpha))
+
+
+def _background_layer(scene: Scene) -> np.ndarray:
+    """The photo with the subject made transparent: alpha = 1 - matte, colour zeroed where alpha is 0."""
+    return cutout_rgba(scene.photo, 255 - matte_to_uint8(scene.matte.alpha))
+
+
+def _colour(text: str) -> tuple[int, int, int, int]:
+    digits = text.lstrip("#")
+    rgba = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
+    return (*rgba, 255)[:4] if len(rgba) == 3 else tuple(rgba)  # type: ignore[return-value]
+
+
+def _new_background(scene: Scene, values: Values, part: bytes, max_pixels: int) -> np.ndarray:
+    colour, alpha = scene.matte.colour if scene.matte.colour is not None else scene.photo, scene.matte.alpha
+    if part:
+        image = np.asarray(Photo(part, max_pixels).decode(min_size=scene.size), dtype=np.uint8)
+        return backdrop.over_image(colour, alpha, backdrop.fit(image, scene.size, values.get(P.FIT)))
+    if (radius := values.get(P.BLUR)) is not None:
+        return backdrop.over_image(colour, alpha, backdrop.blurred_background(scene.photo, alpha, radius))
+    if (text := values.get(P.COLOR)) is not None:
+        rgba = _colour(text)
+        if rgba[3] < 255 and values.output_format() == "jpeg":
+            raise ParameterError(f"color {text} has alpha {rgba[3]:02x}, which JPEG cannot carry; use format=png "
+                                 "or format=webp, or an opaque colour (RRGGBB)")
+        return backdrop.over_colour(colour, alpha, rgba)
+    raise ParameterError("give exactly one of color, blur or a multipart part named background")
+
+
+def _focus(scene: Scene, values: Values) -> float:
+    """The focal plane's nearness: at the focus point, the focus depth, or the subject's median."""
+    x, y, depth = values.get(P.FOCUS_X), values.get(P.FOCUS_Y), values.get(P.FOCUS_DEPTH)
+    if (x is None) != (y is None):
+        raise ParameterError("give focus_x and focus_y together (a point of the upright photo), or neither")
+    if x is not None and depth is not None:
+        raise ParameterError("give a focus point (focus_x, focus_y) or focus_depth, not both")
+    if x is not None:
+        width, height = scene.photo_size
+        if x >= width or y >= height:
+            raise ParameterError(f"the focus point ({x}, {y}) is outside the upright photo of {width}x{height}; "
+                                 f"give 0 <= focus_x < {width} and 0 <= focus_y < {height}")
+        col = min(int(x * scene.size[0] / width), scene.size[0] - 1)
+        row = min(int(y * scene.size[1] / height), scene.size[1] - 1)
+        half = FOCUS_WINDOW // 2
+        window = scene.nearness[max(0, row - half):row + half + 1, max(0, col - half):col + half + 1]
+        return float(np.median(window))
+    if depth is not None:
+        return float(depth)
+    subject = scene.subject if scene.model_alpha is not None else None
+    if subject is None:  # no subject: the nearest tenth of the photo
+        return float(np.percentile(scene.nearness, 90))
+    return float(np.median(scene.nearness[subject]))
+
+
+def _adjusted(scene: Scene, values: Values) -> np.ndarray:
+    if values.get(P.BY) == "depth":
+        near, far = values.get(P.RAMP_NEAR), values.get(P.RAMP_FAR)
+        if near <= far:
+            raise ParameterError(f"ramp_near ({near:g}) must be above ramp_far ({far:g}): nearness runs from 0 "
+                                 "(far) to 1 (near)")
+        weight = tone.depth_ramp(scene.nearness, near, far)
+    else:
+        weight = scene.matte.alpha
+    fg, bg = (tone.Tone(*(values.get(p) for p in P.TONES[i:i + 3])) for i in (0, 3))
+    return tone.adjust(scene.photo, weight, fg, bg)
+
+
+def _crop(scene: Scene, values: Values) -> tuple[np.ndarray, list[float]]:
+    target = (values.get(P.CROP_WIDTH), values.get(P.CROP_HEIGHT))
+    if values.get(P.ASPECT) is not None:
+        aspect = tuple(int(v) for v in values.get(P.ASPECT).split(":"))
+    elif None not in target:
+        aspect = target
+    else:
+        raise ParameterError("give aspect=W:H, or width and height together")
+    x, y, w, h = crop_box(scene.matte.alpha, scene.nearness, aspect)  # type: ignore[arg-type]
+    pixels = np.ascontiguousarray(scene.photo[y:y + h, x:x + w])
+    if None not in target:
+        shrink = target[0] < w
+        pixels = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    sx, sy = scene.photo_size[0] / scene.size[0], scene.photo_size[1] / scene.size[1]
+    box = [round(x * sx), round(y * sy), round(w * sx), round(h * sy)]
+    return pixels, [float(v) for v in box]
+
+
+def _layers_json(scene: Scene, values: Values, compress_level: int) -> bytes:
+    makers = {
+        "depth": lambda: _png(_depth_pixels(scene), compress_level),
+        "matte": lambda: _png(matte_to_uint8(scene.matte.alpha), compress_level),
+        "foreground": lambda: _png(_cutout(scene), compress_level),
+        "background": lambda: _png(_background_layer(scene), compress_level),
+    }
+    include = list(dict.fromkeys(values.get(P.INCLUDE).split(",")))
+    body: dict[str, Any] = {"width": scene.size[0], "height": scene.size[1],
+                            "photo_width": scene.photo_size[0], "photo_height": scene.photo_size[1]}
+    if "depth" in include:
+        body.update(depth_near=scene.depth.near, depth_far=scene.depth.far)
+    body["layers"] = {name: base64.b64encode(makers[name]()).decode("ascii") for name in include}
+    return json.dumps(body).encode()
+
+
+def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, bytes], compress_level: int,
+            max_pixels: int) -> dict[str, bytes | list[float]]:
+    """Every output tensor in ``wanted`` -> its encoded bytes (results) or its values (header outputs)."""
+    out: dict[str, bytes | list[float]] = {}
+    scene.colours = bool(wanted & SHOWS_SUBJECT)
+    makers = {
+        P.DEPTH_IMAGE.tensor: lambda: _encode(_depth_pixels(scene), values, compress_level),
+        P.MASK_IMAGE.tensor: lambda: _encode(matte_to_uint8(scene.matte.alpha), values, compress_level),
+        P.CUTOUT_IMAGE.tensor: lambda: _encode(_cutout(scene), values, compress_level),
+        P.BACKGROUND_IMAGE.tensor: lambda: _encode(
+            _new_background(scene, values, parts.get(P.BACKGROUND_PART.tensor, b""), max_pixels), values,
+            compress_level),
+        P.BOKEH_IMAGE.tensor: lambda: _encode(
+            bokeh(scene.photo, scene.nearness, _focus(scene, values), values.get(P.APERTURE),
+                  scene.matte.alpha if scene.model_alpha is not None else None), values, compress_level),
+        P.ADJUST_IMAGE.tensor: lambda: _encode(_adjusted(scene, values), values, compress_level),
+        P.LAYERS_JSON.tensor: lambda: _layers_json(scene, values, compress_level),
+    }
+    for tensor, make in makers.items():
+        if tensor in wanted:
+            out[tensor] = make()
+    if P.CROP_IMAGE.tensor in wanted or P.CROP_BOX.tensor in wanted:
+        pixels, box = _crop(scene, values)
+        out[P.CROP_IMAGE.tensor] = _encode(pixels, values, compress_level)
+        out[P.CROP_BOX.tensor] = box
+    if P.DEPTH_RANGE.tensor in wanted:
+        out[P.DEPTH_RANGE.tensor] = [scene.depth.near, scene.depth.far]
+    if P.MATTE_REFINED.tensor in wanted:
+        out[P.MATTE_REFINED.tensor] = [float(scene.matte.refined)]
+    return out
