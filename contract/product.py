@@ -64,7 +64,7 @@ FIT = Parameter(
     "(scaled to fit inside, the rest filled with its own blurred edges)",
     tensor="FIT", choices=("cover", "contain"), example="cover",
 )
-BACKGROUND_PART = ImagePart("background", "BACKGROUND_IMAGE", "The new background photo (JPEG, PNG or WebP)")
+BACKGROUND_PART = ImagePart("background", "NEW_BACKGROUND", "The new background photo (JPEG, PNG or WebP)")
 
 FOCUS_X = Parameter(
     "focus_x", int, None, "Focus point, x in pixels of the upright photo (with focus_y); default: the subject",

@@ -261,6 +261,10 @@ class Product:
             if len(set(names)) != len(names):
                 raise ContractError(f"operation {op.name!r} declares a parameter twice: {names}")
             self._check_one_of(op)
+            tensors = [self.tensors.image, *op.input_tensors, *op.triton_outputs]
+            if len(set(tensors)) != len(tensors):
+                raise ContractError(f"operation {op.name!r}: its ensemble's inputs and outputs {tensors} must have "
+                                    "distinct tensor names")
         object.__setattr__(self, "_by_name", by_name)
 
     @staticmethod

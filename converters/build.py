@@ -19,8 +19,10 @@ from converters.triton_config import (
     WARMUP_PHOTO_FILE,
     python_model_file,
     repository_configs,
+    served_sources,
     to_pbtxt,
     warmup_file,
+    warmup_model_outputs,
     warmup_parameters,
 )
 
@@ -103,6 +105,8 @@ def write_configs(repository: Path, sources: dict[str, ModelSource], target: str
             atomic_write(directory / "warmup" / WARMUP_OUTPUT_SIZE_FILE, struct.pack("<2i", *WARMUP_OUTPUT_SIZE))
             for tensor, value in warmup_parameters().items():
                 atomic_write(directory / "warmup" / warmup_file(tensor), _raw_value(value))
+            for tensor, plane in warmup_model_outputs(served_sources(sources)).items():
+                atomic_write(directory / "warmup" / warmup_file(tensor), plane.tobytes())
 
 
 def build_repository(repository: Path, target: str, with_weights: bool = True) -> list[str]:

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
@@ -121,7 +122,26 @@ def warmup_parameters(product: Product = PRODUCT) -> dict[str, Any]:
 
 
 def warmup_file(tensor: str) -> str:
-    return f"parameter_{tensor.lower()}"
+    return f"input_{tensor.lower()}"
+
+
+def warmup_model_outputs(sources: dict[str, ModelSource], product: Product = PRODUCT) -> dict[str, Any]:
+    """Compose-step model-output tensor -> a plausible map at the model's size for the warm-up (random bytes as
+    floats would be NaN or 1e38, which no model makes): depth rising from 1 to 5 top to bottom, and a soft
+    disc of alpha in the middle."""
+    maps = {}
+    for kind, tensor in product.tensors.model_outputs.items():
+        found = [src for src in sources.values() if src.output == kind]
+        if not found:
+            continue
+        height, width = found[0].input_size
+        rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+        if kind == "depth":
+            maps[tensor] = 1 + 4 * rows / max(1, height - 1)
+        else:
+            radius = np.hypot((rows - height / 2) / height, (cols - width / 2) / width)
+            maps[tensor] = np.clip((0.3 - radius) * 20, 0, 1)
+    return {tensor: plane.astype("<f4") for tensor, plane in maps.items()}
 
 
 def _parameter_tensor(parameter: Any) -> dict[str, Any]:
@@ -145,7 +165,7 @@ def preprocess_config(sources: dict[str, ModelSource], target: str, product: Pro
         "name": product.decode_step,
         "backend": "python",
         "max_batch_size": 1,
-        "input": [_tensor(t.image, "TYPE_STRING", [1]), _tensor(t.max_side, "TYPE_INT32", [1])],
+        "input": [_tensor(t.image, "TYPE_STRING", [1]), _tensor(t.max_side, "TYPE_INT32", [1], optional=True)],
         "output": [
             _tensor(t.output_size, "TYPE_INT32", [2]),
             _tensor(t.photo_size, "TYPE_INT32", [2]),
@@ -182,7 +202,8 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
     for kind, tensor in t.model_outputs.items():
         found = [src for src in sources.values() if src.output == kind]
         if found:
-            warmup_inputs[tensor] = {"data_type": "TYPE_FP32", "dims": [1, *found[0].input_size], "random_data": True}
+            warmup_inputs[tensor] = {"data_type": "TYPE_FP32", "dims": [1, *found[0].input_size],
+                                     "input_data_file": warmup_file(tensor)}
     return {
         "name": product.compose_step,
         "backend": "python",
@@ -271,10 +292,11 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
         "name": ensemble.name,
         "platform": "ensemble",
         "max_batch_size": 1,
+        # Only the photo is required: a direct gRPC caller may leave any parameter out (its default applies).
         "input": [
             _tensor(t.image, "TYPE_STRING", [1]),
-            *(_parameter_tensor(p) for p in operation.parameters),
-            *(_tensor(part.tensor, "TYPE_STRING", [1]) for part in operation.image_parts),
+            *({**_parameter_tensor(p), "optional": True} for p in operation.parameters),
+            *(_tensor(part.tensor, "TYPE_STRING", [1], optional=True) for part in operation.image_parts),
         ],
         "output": outputs,
         "ensemble_scheduling": {"step": [

@@ -1,8 +1,9 @@
 """The naive baseline: one FastAPI process doing everything inline, no Triton (``d.`` of the bench).
 
 ``uvicorn load_tests.naive_app:create_app --factory`` serves every declared operation at the gateway's paths
-with the same outputs, decode, ONNX Runtime (default sessions: all cores), matte refinement and PNG inline in
-FastAPI's thread pool, with the same model files, ``imaging`` code and PNG level as the Triton steps. What it
+(``max_side`` and ``model`` only; every other parameter at its default) with the same outputs, decode, ONNX
+Runtime (default sessions: all cores) and compose code (``triton_models.compose``) inline in FastAPI's thread
+pool, with the same model files and PNG level as the Triton steps. What it
 lacks is what the benchmark measures (batching across requests, bounded model executions, separate processes
 for the steps) and API keys and credits, which favours it.
 """
@@ -19,16 +20,15 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from contract.product import CUTOUT_PNG, DEPTH_PNG, LIMITS, PRODUCT
+from contract.product import LIMITS, PRODUCT
 from contract.schema import Operation
 from converters.catalog import ModelSource, load_catalog
 from converters.triton_config import TUNING
 from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
-from imaging.matte import layers
-from imaging.outputs import cutout_rgba, depth_to_uint16, encode_png, matte_to_uint8
 from imaging.tensors import model_input
+from triton_models.compose import Scene, Values, compose
 
 MODEL_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
 PNG_COMPRESS_LEVEL = TUNING["cpu"].png_compress_level
@@ -55,29 +55,30 @@ class InlineModel:
         return self.session.run(None, {self.session.get_inputs()[0].name: tensor})[0][0, 0]
 
 
-def output_pixels(model: InlineModel, data: bytes, max_side: int, operation: Operation) -> tuple[np.ndarray, list]:
-    """Decode, infer and compose one photo as the steps do: the output's pixels and its header outputs' values."""
+def inline_scene(models: dict[str, InlineModel], data: bytes, max_side: int, operation: Operation,
+                 variant: str) -> Scene:
+    """Decode once and run each model of the ensemble, as the decode step and the models do."""
     photo = Photo(data, LIMITS.max_pixels)
     size = output_size(photo.full_size, max_side)
-    height, width = model.source.input_size
-    rgb = photo.decode(min_size=(max(width, size[0]), max(height, size[1])) if operation.uses_pixels else
-                       (width, height))
-    result = model.run(rgb)
-    if operation.output == DEPTH_PNG:
-        pixels, near, far = depth_to_uint16(result, size)
-        return pixels, [near, far]
-    colour = np.asarray(rgb if rgb.size == size else rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
-    matte = layers(result, size, colour, colours=operation.output == CUTOUT_PNG)
-    alpha = matte_to_uint8(matte.alpha)
-    return cutout_rgba(matte.colour, alpha) if operation.output == CUTOUT_PNG else alpha, [float(matte.refined)]
+    used = [models[name] for name in operation.models_of(variant)]
+    needs = [(m.source.input_size[1], m.source.input_size[0]) for m in used] + ([size] if operation.uses_pixels else [])
+    rgb = photo.decode(min_size=(max(w for w, _ in needs), max(h for _, h in needs)))
+    maps = {m.source.output: m.run(rgb) for m in used}
+    pixels = None
+    if operation.uses_pixels:
+        pixels = np.asarray(rgb if rgb.size == size else rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+    return Scene(size, photo.full_size, pixels, maps.get("alpha"), maps.get("depth"))
 
 
-def serve_inline(model: InlineModel, data: bytes, max_side: int, operation: Operation) -> tuple[bytes, dict]:
-    """One photo as ``operation`` answers it: the PNG and its headers."""
-    pixels, values = output_pixels(model, data, max_side, operation)
-    names = [(name, output.format) for output in operation.header_outputs for name, _ in output.headers]
-    return encode_png(Image.fromarray(pixels), PNG_COMPRESS_LEVEL), {
-        name: form.format(value) for (name, form), value in zip(names, values, strict=True)}
+def serve_inline(models: dict[str, InlineModel], data: bytes, max_side: int, operation: Operation,
+                 variant: str) -> tuple[bytes, dict]:
+    """One photo as the ensemble answers it (every other parameter at its default): the result and its headers."""
+    scene = inline_scene(models, data, max_side, operation, variant)
+    results = compose(set(operation.triton_outputs), scene, Values({}), {}, PNG_COMPRESS_LEVEL, LIMITS.max_pixels)
+    headers = {}
+    for output in operation.header_outputs:
+        headers.update(output.render(results[output.tensor]))
+    return results[operation.output.tensor], headers
 
 
 def create_app(repository: Path = MODEL_REPOSITORY) -> FastAPI:
@@ -91,13 +92,12 @@ def create_app(repository: Path = MODEL_REPOSITORY) -> FastAPI:
             max_side = query.get("max_side", "0")
             if variant not in (operation.variant_names or ("",)) or not max_side.isdigit():
                 return JSONResponse({"error": {"code": "bad_parameter", "message": str(query)}}, status_code=400)
-            model = models[operation.models_of(variant)[-1]]
             try:
-                png, headers = await run_in_threadpool(serve_inline, model, await request.body(), int(max_side),
-                                                       operation)
+                body, headers = await run_in_threadpool(serve_inline, models, await request.body(), int(max_side),
+                                                        operation, variant)
             except ImageError as exc:
                 return JSONResponse({"error": {"code": "bad_image", "message": str(exc)}}, status_code=422)
-            return Response(png, media_type="image/png", headers=headers)
+            return Response(body, media_type=operation.output.media_type, headers=headers)
         return respond
 
     app.add_api_route("/healthz", lambda: {"status": "ok"}, methods=["GET"])

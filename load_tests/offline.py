@@ -34,7 +34,8 @@ from gateway.db import OpenReservation, Tenant, UsageRecord, make_engine, sessio
 from gateway.migrate import upgrade
 from imaging.decode import Photo
 from imaging.tensors import model_input
-from load_tests.naive_app import InlineModel, output_pixels
+from load_tests.naive_app import InlineModel, serve_inline
+from load_tests.operations import LOAD_OPERATIONS
 from load_tests.png_check import PngKind
 from load_tests.report import section
 from load_tests.traffic_mix import photo_jpeg
@@ -178,10 +179,10 @@ def hot_path_section(measured: dict, repeats: int, ledger_rows: list[dict], png_
 
 def _png_rows(repeats: int) -> list[dict]:
     """Default strategy against Z_RLE on each operation's real output (default variant) for the 1 MP photo."""
-    catalog, rows = load_catalog(), []
-    for operation in PRODUCT.operations:
-        model = InlineModel.load(catalog[operation.models_of(operation.default_variant)[-1]])
-        pixels = output_pixels(model, photo_jpeg("1MP"), 0, operation)[0]
+    models, rows = {name: InlineModel.load(source) for name, source in load_catalog().items()}, []
+    for operation in (PRODUCT.operation(name) for name in LOAD_OPERATIONS):
+        body, _ = serve_inline(models, photo_jpeg("1MP"), 0, operation, operation.default_variant)
+        pixels = np.asarray(Image.open(io.BytesIO(body)))
         image, row = Image.fromarray(pixels), {"output": f"{operation.name} ({PngKind.of(operation.output).name})"}
         for name, strategy in (("default", zlib.Z_DEFAULT_STRATEGY), ("rle", zlib.Z_RLE)):
             def encode(strategy: int = strategy, image: Image.Image = image) -> io.BytesIO:

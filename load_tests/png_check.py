@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from contract.schema import PNG_RGBA, ImageOutput
+from contract.schema import PNG_RGB, PNG_RGBA, ImageOutput
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -26,7 +26,7 @@ class PngKind:
 
     @classmethod
     def of(cls, output: ImageOutput) -> PngKind:
-        colour = "RGBA" if output.png_colour_type == PNG_RGBA else "greyscale"
+        colour = {PNG_RGBA: "RGBA", PNG_RGB: "RGB"}.get(output.png_colour_type, "greyscale")
         return cls(f"{output.png_bit_depth}-bit {colour}", output.png_bit_depth, output.png_colour_type)
 
 

@@ -17,7 +17,7 @@ import skimage.data
 from PIL import Image
 
 from contract.product import PRODUCT
-from load_tests.operations import Operation
+from load_tests.operations import OPERATIONS, Operation
 from load_tests.png_check import BadResponse, check_png
 
 K = TypeVar("K")
@@ -26,7 +26,7 @@ SIZES = {"0.3MP": (640, 480), "1MP": (1152, 864), "3MP": (2048, 1536), "12MP": (
 # Sensor-like grain (standard deviation in 8-bit levels). An upscaled 512-px portrait is unnaturally smooth:
 # without grain its 12 MP JPEG is ~1 MB and decodes faster than a camera's (3-5 MB); with it, ~1.6 MB.
 GRAIN_SIGMA = 3.0
-ENSEMBLES = {ensemble.label: ensemble for ensemble in PRODUCT.ensembles()}
+ENSEMBLES = {ensemble.label: ensemble for ensemble in PRODUCT.ensembles() if ensemble.label in OPERATIONS}
 # Share of traffic per operation at its default variant, every other variant 1: masks and depth dominate,
 # cutouts cost more.
 DEFAULT_VARIANT_WEIGHTS = {"depth": 3, "mask": 4, "cutout": 2}

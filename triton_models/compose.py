@@ -54,7 +54,7 @@ class Scene:
     def _layers(self, colours: bool) -> Layers:
         if self.model_alpha is None:
             raise ImageError("this result needs a matte, and the ensemble sent none")
-        result = layers(self.model_alpha, self.size, self.rgb, colours=colours)
+        result = layers(np.clip(_finite(self.model_alpha), 0, 1), self.size, self.rgb, colours=colours)
         if result.failed:
             self.warn.append(f"plain matte for a {self.size[0]}x{self.size[1]} output: {result.fallback}")
         return result
@@ -75,7 +75,7 @@ class Scene:
         if self.model_depth is None:
             raise ImageError("this result needs depth, and the ensemble sent none")
         matte = self.matte.alpha if self.model_alpha is not None else None
-        return depth_map.follow_photo(self.model_depth, self.size, self.rgb, matte)
+        return depth_map.follow_photo(_finite(self.model_depth), self.size, self.rgb, matte)
 
     @cached_property
     def nearness(self) -> np.ndarray:
@@ -87,6 +87,15 @@ class Scene:
         """The subject's pixels (matte above ``SUBJECT``), None when the matte holds almost nothing."""
         inside = self.matte.alpha > SUBJECT
         return inside if inside.mean() >= MIN_SUBJECT_FRACTION else None
+
+
+def _finite(plane: np.ndarray) -> np.ndarray:
+    """The model's map with any NaN or infinity (a broken model, or a warm-up's random bytes) made the median
+    of the finite values, so one bad value cannot turn the whole scale (near, far) into NaN."""
+    ok = np.isfinite(plane)
+    if ok.all():
+        return plane
+    return np.where(ok, plane, np.float32(np.median(plane[ok])) if ok.any() else np.float32(0)).astype(np.float32)
 
 
 class Values:

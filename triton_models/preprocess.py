@@ -38,7 +38,8 @@ class TritonPythonModel:
 
     def _handle(self, request: pb_utils.InferenceRequest) -> list:
         data = pb_utils.get_input_tensor_by_name(request, TENSORS.image).as_numpy().reshape(-1)
-        max_side = int(pb_utils.get_input_tensor_by_name(request, TENSORS.max_side).as_numpy().reshape(-1)[0])
+        side = pb_utils.get_input_tensor_by_name(request, TENSORS.max_side)  # optional: absent keeps the size
+        max_side = 0 if side is None else int(side.as_numpy().reshape(-1)[0])
         if data.size != 1:
             raise ImageError("send exactly one image per request")
         if max_side < 0:

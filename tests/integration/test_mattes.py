@@ -52,8 +52,8 @@ def served_matte(client: grpcclient.InferenceServerClient, variant: str, photo: 
     side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
     side.set_data_from_numpy(np.array([[0]], dtype=np.int32))
     ensemble = PRODUCT.ensemble_name(PRODUCT.operation("mask"), variant)
-    result = client.infer(ensemble, [image, side], outputs=[grpcclient.InferRequestedOutput("MASK_PNG")])
-    matte = np.asarray(Image.open(io.BytesIO(bytes(result.as_numpy("MASK_PNG").reshape(-1)[0]))))
+    result = client.infer(ensemble, [image, side], outputs=[grpcclient.InferRequestedOutput("MASK_IMAGE")])
+    matte = np.asarray(Image.open(io.BytesIO(bytes(result.as_numpy("MASK_IMAGE").reshape(-1)[0]))))
     assert matte.shape == photo.shape[:2]
     return matte.astype(np.float32) / 255
 

@@ -39,7 +39,7 @@ def test_the_servers_regions_are_private_to_its_user(triton: TritonServer, astro
     photo.set_data_from_numpy(np.array([[jpeg_bytes(astronaut)]], dtype=np.object_))
     side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
     side.set_data_from_numpy(np.zeros((1, 1), dtype=np.int32))
-    client.infer("photo_depth", [photo, side])
+    client.infer("photo_depth_portrait", [photo, side])
     regions = _mapped_by(triton.process.pid)
     assert regions, "the python-backend steps map no shared memory: the check would see nothing"
     for path in regions:

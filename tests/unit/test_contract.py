@@ -3,6 +3,7 @@ ready-checked with no other edit, and the README, settings and Triton errors fol
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,11 @@ def test_triton_failures_are_classified_by_status_and_only_marked_text_is_echoed
         assert message not in error.message and "secret" not in error.message
     else:
         assert error.message == echoed
+
+
+def test_an_ensemble_input_named_like_an_output_is_refused() -> None:
+    background = PRODUCT.operation("background")
+    clash = dataclasses.replace(background, image_parts=(dataclasses.replace(background.image_parts[0],
+                                                                             tensor=background.output.tensor),))
+    with pytest.raises(ContractError, match="distinct tensor names"):
+        type(PRODUCT)(**{**_fields(PRODUCT), "operations": (clash,)})

@@ -96,7 +96,7 @@ def test_edits_reach_the_ensemble_as_the_declared_tensors(client: TestClient, ke
     assert ok.headers["content-type"] == "image/webp"
     assert triton.ensembles[-1] == "photo_background_object"
     sent = triton.inputs[-1]
-    assert sent["BACKGROUND_IMAGE"] == BACKGROUND and sent["FIT"] == "contain"
+    assert sent["NEW_BACKGROUND"] == BACKGROUND and sent["FIT"] == "contain"
     assert sent["FORMAT"] == "webp" and sent["QUALITY"] == 70
     assert sent["COLOR"] == "" and sent["BLUR"] == -1.0  # optional parameters left out: "not given"
     bokeh = post(client, api_key, "/v1/bokeh?focus_x=10&focus_y=20")

@@ -49,8 +49,8 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     bokeh = configs["photo_bokeh_object"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in bokeh] == ["preprocess", "depth", "matte_object", "postprocess"]
     background = configs["photo_background_portrait"]
-    assert "BACKGROUND_IMAGE" in {i["name"] for i in background["input"]}  # the uploaded background reaches it
-    assert background["ensemble_scheduling"]["step"][-1]["input_map"]["BACKGROUND_IMAGE"] == "BACKGROUND_IMAGE"
+    assert "NEW_BACKGROUND" in {i["name"] for i in background["input"]}  # the uploaded background reaches it
+    assert background["ensemble_scheduling"]["step"][-1]["input_map"]["NEW_BACKGROUND"] == "NEW_BACKGROUND"
     crop = configs["photo_crop_portrait"]
     assert {o["name"]: o["dims"] for o in crop["output"]} == {"CROP_IMAGE": [1], "CROP_BOX": [4]}
 
@@ -101,10 +101,10 @@ def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path)
     height, width = struct.unpack("<2i", (folder / "output_size").read_bytes())
     assert warmup["RGB"]["dims"] == [height, width, 3]  # the cutout needs RGB at the output size
     # The first alternative of each one_of is given, so the background and crop edits run in the warm-up too.
-    assert (folder / "parameter_color").read_bytes() == struct.pack("<I", 6) + b"1e90ff"
-    assert (folder / "parameter_aspect").read_bytes() == struct.pack("<I", 3) + b"4:5"
-    assert struct.unpack("<i", (folder / "parameter_focus_x").read_bytes()) == (-1,)  # optional: "not given"
-    assert struct.unpack("<f", (folder / "parameter_aperture").read_bytes()) == (4.0,)
+    assert (folder / "input_color").read_bytes() == struct.pack("<I", 6) + b"1e90ff"
+    assert (folder / "input_aspect").read_bytes() == struct.pack("<I", 3) + b"4:5"
+    assert struct.unpack("<i", (folder / "input_focus_x").read_bytes()) == (-1,)  # optional: "not given"
+    assert struct.unpack("<f", (folder / "input_aperture").read_bytes()) == (4.0,)
 
 
 def test_stale_ensembles_are_removed_when_the_declaration_drops_them(tmp_path: Path) -> None:

@@ -1,0 +1,139 @@
+"""The compose step without Triton (``triton_models.compose``): each result from one scene, as the ensembles
+ask for it. The Triton integration and end-to-end tests run the same code on real models and photos."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from contract import product as P
+from imaging.errors import ParameterError
+from tests.conftest import jpeg_bytes
+from triton_models.compose import Scene, Values, compose
+
+WIDTH, HEIGHT = 160, 120
+SUBJECT = (slice(30, 120), slice(50, 110))  # rows, columns of the subject in the output
+
+
+def scene(size: tuple[int, int] = (WIDTH, HEIGHT), photo_size: tuple[int, int] | None = None) -> Scene:
+    """A green subject rectangle over a textured red-blue backdrop; the models say where it is and that it is
+    near (depth 1 inside, 4 outside), at their own low resolution."""
+    width, height = size
+    rng = np.random.default_rng(3)
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[..., 0] = 180 + rng.integers(0, 40, (height, width))
+    rgb[..., 2] = 60 + rng.integers(0, 40, (height, width))
+    inside = np.zeros((height, width), bool)
+    rows, cols = (slice(round(s.start * n / full), round(s.stop * n / full))
+                  for s, n, full in zip(SUBJECT, (height, width), (HEIGHT, WIDTH), strict=True))
+    inside[rows, cols] = True
+    rgb[inside] = (40, 200, 60)
+    small = np.asarray(Image.fromarray(inside.astype(np.uint8) * 255).resize((64, 48), Image.Resampling.BOX)) / 255
+    alpha = (small > 0.5).astype(np.float32)
+    depth = np.where(alpha > 0.5, 1.0, 4.0).astype(np.float32)
+    return Scene(size, photo_size or size, rgb, alpha, depth)
+
+
+def run(tensor: str, values: dict | None = None, parts: dict | None = None, at: Scene | None = None) -> object:
+    return compose({tensor}, at or scene(), Values(values or {}), parts or {}, 1, 40_000_000)[tensor]
+
+
+def decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_layers_equal_the_separate_results() -> None:
+    body = json.loads(run(P.LAYERS_JSON.tensor))
+    layers = {name: base64.b64decode(data) for name, data in body["layers"].items()}
+    assert set(layers) == set(P.LAYER_NAMES)
+    assert layers["depth"] == run(P.DEPTH_IMAGE.tensor)
+    assert layers["matte"] == run(P.MASK_IMAGE.tensor)
+    assert layers["foreground"] == run(P.CUTOUT_IMAGE.tensor)
+    near, far = run(P.DEPTH_RANGE.tensor)
+    assert (body["depth_near"], body["depth_far"]) == (near, far)
+    matte, background = decoded(layers["matte"]), decoded(layers["background"])
+    assert np.array_equal(background[..., 3], 255 - matte)  # the background layer is the rest of the photo
+    only = json.loads(run(P.LAYERS_JSON.tensor, {"INCLUDE": b"matte"}))
+    assert list(only["layers"]) == ["matte"] and "depth_near" not in only
+
+
+def test_a_colour_background_shows_where_the_subject_is_not() -> None:
+    out = decoded(run(P.BACKGROUND_IMAGE.tensor, {"COLOR": b"1e90ff"}))
+    photo = scene().rgb
+    assert out.shape == (HEIGHT, WIDTH, 3)
+    assert (out[:10, :20] == (0x1E, 0x90, 0xFF)).all()  # far from the subject: the new colour exactly
+    rows, cols = SUBJECT
+    core = (slice(rows.start + 8, rows.stop - 8), slice(cols.start + 8, cols.stop - 8))
+    assert np.array_equal(out[core], photo[core])  # inside the subject: the photo exactly
+
+
+def test_a_transparent_colour_keeps_alpha_and_jpeg_is_refused_for_it() -> None:
+    out = decoded(run(P.BACKGROUND_IMAGE.tensor, {"COLOR": b"00000080"}))
+    assert out.shape == (HEIGHT, WIDTH, 4) and out[0, 0, 3] == 0x80
+    with pytest.raises(ParameterError, match="format=png"):
+        run(P.BACKGROUND_IMAGE.tensor, {"COLOR": b"00000080", "FORMAT": b"jpeg"})
+
+
+def test_an_uploaded_background_replaces_the_backdrop() -> None:
+    new = np.full((60, 80, 3), (250, 250, 10), np.uint8)
+    out = decoded(run(P.BACKGROUND_IMAGE.tensor, parts={P.BACKGROUND_PART.tensor: jpeg_bytes(new, quality=95)}))
+    assert np.abs(out[:10, :20].astype(int) - (250, 250, 10)).max() <= 6  # JPEG of a flat colour
+    assert np.array_equal(out[60, 80], scene().rgb[60, 80])
+
+
+def test_focus_parameters_are_checked_against_the_photo() -> None:
+    with pytest.raises(ParameterError, match=r"outside the upright photo of 160x120"):
+        run(P.BOKEH_IMAGE.tensor, {"FOCUS_X": 160, "FOCUS_Y": 5})
+    with pytest.raises(ParameterError, match="together"):
+        run(P.BOKEH_IMAGE.tensor, {"FOCUS_X": 10})
+    with pytest.raises(ParameterError, match="not both"):
+        run(P.BOKEH_IMAGE.tensor, {"FOCUS_X": 10, "FOCUS_Y": 10, "FOCUS_DEPTH": 0.5})
+
+
+def _sharpness(image: np.ndarray, region: tuple[slice, slice]) -> float:
+    grey = image[region].astype(np.float32).mean(axis=2)
+    return float(np.var(np.diff(grey, axis=1)))
+
+
+def test_bokeh_keeps_the_focused_plane_sharp() -> None:
+    photo = scene().rgb
+    backdrop = (slice(0, 25), slice(0, 45))
+    default = decoded(run(P.BOKEH_IMAGE.tensor, {"APERTURE": 10.0}))  # focus on the subject
+    assert _sharpness(default, backdrop) < 0.5 * _sharpness(photo, backdrop)
+    on_backdrop = decoded(run(P.BOKEH_IMAGE.tensor, {"APERTURE": 10.0, "FOCUS_X": 5, "FOCUS_Y": 5}))
+    assert _sharpness(on_backdrop, backdrop) > 0.9 * _sharpness(photo, backdrop)
+
+
+def test_adjust_by_matte_tones_only_the_chosen_side() -> None:
+    out = decoded(run(P.ADJUST_IMAGE.tensor, {"BG_SATURATION": -1.0}))
+    photo = scene().rgb
+    corner = out[:10, :20].astype(int)
+    assert (corner.max(axis=2) - corner.min(axis=2)).max() <= 2  # the backdrop is grey
+    assert np.abs(out[60, 80].astype(int) - photo[60, 80]).max() <= 2  # the subject is not
+    with pytest.raises(ParameterError, match="ramp_near"):
+        run(P.ADJUST_IMAGE.tensor, {"ADJUST_BY": b"depth", "RAMP_NEAR": 0.2, "RAMP_FAR": 0.6})
+
+
+def test_crop_box_is_in_pixels_of_the_upright_photo() -> None:
+    shrunk = scene(photo_size=(WIDTH * 4, HEIGHT * 4))  # the output is a quarter of the photo (max_side)
+    results = compose({P.CROP_IMAGE.tensor, P.CROP_BOX.tensor}, shrunk, Values({"ASPECT": b"1:1"}), {}, 1, 10**8)
+    x, y, w, h = results[P.CROP_BOX.tensor]
+    image = decoded(results[P.CROP_IMAGE.tensor])
+    assert image.shape[0] == image.shape[1] and w == h == image.shape[0] * 4
+    assert x <= 50 * 4 and x + w >= 110 * 4  # the subject's columns are inside
+    sized = compose({P.CROP_IMAGE.tensor}, scene(), Values({"CROP_WIDTH": 40, "CROP_HEIGHT": 50}), {}, 1, 10**8)
+    assert decoded(sized[P.CROP_IMAGE.tensor]).shape == (50, 40, 3)
+
+
+def test_formats_follow_the_parameter() -> None:
+    webp = run(P.MASK_IMAGE.tensor, {"FORMAT": b"webp", "QUALITY": 100})
+    assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
+    grey = np.asarray(Image.open(io.BytesIO(webp)).convert("L"))  # WebP has no grey mode: decoded as RGB
+    assert np.array_equal(grey, decoded(run(P.MASK_IMAGE.tensor)))  # WebP 100 is lossless
+    jpeg = run(P.BOKEH_IMAGE.tensor, {"FORMAT": b"jpeg", "QUALITY": 80})
+    assert jpeg[:2] == b"\xff\xd8"
