@@ -56,7 +56,8 @@ COLOR = Parameter(
     example="1e90ff",
 )
 BLUR = Parameter(
-    "blur", float, None, "Blur the photo's own background with a disc of this radius, in pixels of the output",
+    "blur", float, None, "Blur the photo's own background: the blur's radius (a Gaussian's standard deviation) in "
+    "pixels of the output",
     tensor="BLUR", ge=0.5, le=250, example=24,
 )
 FIT = Parameter(

@@ -5,6 +5,7 @@ Sections (``--sections``; the default is every one but tuning):
                b. Triton direct over gRPC, c. the gateway over HTTP, d. a naive one-process FastAPI baseline;
                with CPU and peak memory per process, and plots
   latency      every operation, one request at a time through the gateway, 1 MP and 12 MP
+  edits        each edit at 1 MP and 12 MP beside the plain cutout, and the result's bytes per output format
   decoding     e. preprocessing alone: JPEG to model input, with and without reduced-size decoding
   start        ``make run`` to ready with everything built, and each operation's first request after ready
   first_start  ``make run`` to ready with an empty download cache and no converted models (needs the network)
@@ -33,7 +34,7 @@ from statistics import median
 from converters.catalog import load_catalog
 from converters.triton_config import TUNING
 from imaging.geometry import output_size
-from load_tests import offline, report, services, tuning
+from load_tests import edits, offline, report, services, tuning
 from load_tests.closed_loop import HttpTarget, RunResult, TritonGrpcTarget, percentiles_ms, run_closed_loop
 from load_tests.operations import OPERATIONS, Operation, check_operations
 from load_tests.services import MODEL_REPOSITORY, REPO, ProcessMonitor, start_command, started_stack
@@ -388,7 +389,8 @@ def _shown(command: list[str]) -> str:
 
 
 def measure_served(args: argparse.Namespace, measured: dict) -> tuple[list[dict], int]:
-    """Sections throughput (the models alone first, each in a fresh process) and latency, and the failed requests."""
+    """Sections throughput (the models alone first, each in a fresh process), latency and edits, and the failed
+    requests."""
     limit_rows, catalog, sections = [], load_catalog(), []
     if "throughput" in args.sections:
         _log("a. models' own limit (ONNX Runtime)")
@@ -408,6 +410,9 @@ def measure_served(args: argparse.Namespace, measured: dict) -> tuple[list[dict]
             _log("latency per operation")
             photos = [args.photo] if args.quick or args.photo == "12MP" else [args.photo, "12MP"]
             sections.append(served.latency(measured, photos))
+        if "edits" in args.sections:
+            _log("edits beside the cutout, and output formats")
+            sections.append(edits.measure(measured, gateway.port, gateway.api_key, 3 if args.quick else 7))
     return sections, served.errors
 
 
@@ -433,7 +438,7 @@ def measure(args: argparse.Namespace, measured: dict, earlier: list[dict]) -> tu
     if "hot_path" in wanted:
         _log("hot path: ledger and PNG encode beside their baselines")
         sections.append(in_fresh_process(offline.hot_path, measured, 30 if args.quick else 300))
-    if wanted & {"throughput", "latency"}:
+    if wanted & {"throughput", "latency", "edits"}:
         served, errors = measure_served(args, measured)
         sections += served
     if "start" in wanted:

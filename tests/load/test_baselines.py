@@ -35,8 +35,8 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
 def test_naive_app_serves_every_operation_as_checked_and_sustains_load() -> None:
     photo, size = photo_jpeg("0.3MP"), output_size(SIZES["0.3MP"], 0)
     cutout = [op for op in OPERATIONS.values() if op.http_path.startswith(PRODUCT.path(PRODUCT.operation("cutout")))]
-    expected, _ = serve_inline(InlineModel.load(load_catalog()[cutout[-1].model]), photo, 0,
-                               PRODUCT.operation("cutout"))
+    models = {name: InlineModel.load(source) for name, source in load_catalog().items()}
+    expected, _ = serve_inline(models, photo, 0, PRODUCT.operation("cutout"), cutout[-1].name.split("_", 1)[1])
     with running_naive_app() as naive:
         for operation in OPERATIONS.values():  # each answer checked: status, PNG kind and size, header outputs
             run = asyncio.run(run_closed_loop(HttpTarget(naive.port, operation, photo, size), 1, 0.01, 0.0, 0))

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from contract import product as P
+from imaging import encode as encoder
 from imaging.errors import ParameterError
 from tests.conftest import jpeg_bytes
 from triton_models.compose import Scene, Values, compose
@@ -137,3 +138,7 @@ def test_formats_follow_the_parameter() -> None:
     assert np.array_equal(grey, decoded(run(P.MASK_IMAGE.tensor)))  # WebP 100 is lossless
     jpeg = run(P.BOKEH_IMAGE.tensor, {"FORMAT": b"jpeg", "QUALITY": 80})
     assert jpeg[:2] == b"\xff\xd8"
+
+
+def test_the_encoder_knows_the_declared_formats() -> None:
+    assert encoder.MEDIA_TYPES == P.FORMATS
