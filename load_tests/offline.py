@@ -4,7 +4,8 @@ a. The models' own limit: ONNX Runtime on preprocessed tensors, per batch size, 
    per core or a single-threaded session per core side by side. e. Preprocessing: JPEG to model input, full
    decode or libjpeg's DCT scaling (Pillow's draft mode, as the preprocess step does). Hot path: the ledger's
    reserve + commit against the same transactions written the ORM way (statements built per call), on a fresh
-   SQLite file; each operation's 1 MP PNG with zlib's default strategy against run-length (``encode_png``'s).
+   SQLite file; each operation's 1 MP PNG with zlib's default strategy against run-length (the PNGs served
+   before ``imaging.encode``).
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ def hot_path_section(measured: dict, repeats: int, ledger_rows: list[dict], png_
                      ["statements built once (ms)", "{prebuilt_ms:.3f}"], ["ratio", "{ratio:.2f}"]],
          "rows": ledger_rows},
         {"text": ["PNG encode of real 1 MP outputs (level 1), zlib's default strategy against run-length (what "
-                  "`imaging.outputs.encode_png` uses); the decoded pixels are identical."],
+                  "served PNGs used before `imaging.encode` chose fpng and OpenCV by measurement); the decoded "
+                  "pixels are identical."],
          "columns": [["output", "{output}"], ["default strategy ms", "{default_ms:.1f}"], ["KiB", "{default_kib:.0f}"],
                      ["run-length (Z_RLE) ms", "{rle_ms:.1f}"], ["KiB", "{rle_kib:.0f}"]],
          "rows": png_rows}], repeats=repeats)

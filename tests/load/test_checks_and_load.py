@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from contract.product import PRODUCT
+from imaging.encode import encode
 from imaging.matte import upsample
-from imaging.outputs import depth_png, matte_png, refined_cutout_png
+from imaging.outputs import cutout_rgba, matte_to_uint8
 from load_tests.closed_loop import run_closed_loop
 from load_tests.operations import OPERATIONS
 from load_tests.png_check import BadResponse, check_png
@@ -19,15 +20,17 @@ from load_tests.services import ProcessMonitor
 from load_tests.traffic_mix import OPERATION_WEIGHTS, check_answer, operation_deck, request_path
 
 ALPHA = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
-MASK_40x30 = matte_png(upsample(ALPHA, (40, 30)), 1)
+MASK_40x30 = encode(matte_to_uint8(upsample(ALPHA, (40, 30))), "png", 90, 1)
+DEPTH_40x30 = encode(np.rint(upsample(ALPHA, (40, 30)) * 65535).astype(np.uint16), "png", 90, 1)
 DEPTH, MASK, CUTOUT = (OPERATIONS[next(e.label for e in PRODUCT.ensembles() if e.operation.name == name)]
                        for name in ("depth", "mask", "cutout"))
 
 
 def test_real_outputs_pass_their_png_checks() -> None:
     check_png(MASK_40x30, (40, 30), MASK.png_kind)
-    check_png(depth_png(ALPHA, (40, 30), 1)[0], (40, 30), DEPTH.png_kind)
-    cutout = refined_cutout_png(np.zeros((30, 40, 3), np.uint8), upsample(ALPHA, (40, 30)), 1)
+    check_png(DEPTH_40x30, (40, 30), DEPTH.png_kind)
+    rgba = cutout_rgba(np.zeros((30, 40, 3), np.uint8), matte_to_uint8(upsample(ALPHA, (40, 30))))
+    cutout = encode(rgba, "png", 90, 1)
     check_png(cutout, (40, 30), CUTOUT.png_kind)
 
 
@@ -43,7 +46,7 @@ def test_wrong_pngs_are_refused(body: bytes, size, kind, message: str) -> None:
 
 
 def test_answers_need_their_credits_and_a_depth_range() -> None:
-    png = depth_png(ALPHA, (40, 30), 1)[0]
+    png = DEPTH_40x30
     headers = {"content-type": "image/png", "x-credits-charged": "2"}
     check_answer(DEPTH, 200, {**headers, "x-depth-near": "0.5", "x-depth-far": "3.0"}, png, (40, 30))
     refined = {name.lower(): "1" for output in PRODUCT.operation("mask").header_outputs for name, _ in output.headers}
@@ -65,7 +68,7 @@ def test_the_mix_covers_every_ensemble_in_every_window_of_the_deck() -> None:
         assert set((deck * 2)[start:start + len(deck)]) == set(OPERATION_WEIGHTS)
     assert sorted(deck) == sorted(name for name, w in OPERATION_WEIGHTS.items() for _ in range(w))
     assert request_path(MASK, 1024) == f"{MASK.http_path}&max_side=1024"
-    assert request_path(DEPTH, 1024) == "/v1/depth?max_side=1024" and request_path(DEPTH, 0) == "/v1/depth"
+    assert request_path(DEPTH, 1024) == f"{DEPTH.http_path}&max_side=1024" and request_path(DEPTH, 0) == DEPTH.http_path
 
 
 class FakeTarget:

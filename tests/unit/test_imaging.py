@@ -5,10 +5,12 @@ import pytest
 from PIL import Image
 
 from imaging.decode import Photo
+from imaging.depth import follow_photo, nearness
+from imaging.encode import encode
 from imaging.errors import ImageError
 from imaging.geometry import output_size
 from imaging.matte import upsample
-from imaging.outputs import depth_png, depth_to_uint16, matte_png, matte_to_uint8, refined_cutout_png
+from imaging.outputs import UINT16_MAX, cutout_rgba, matte_to_uint8
 from imaging.tensors import IMAGENET_MEAN, IMAGENET_STD, model_input
 from tests.conftest import jpeg_bytes
 
@@ -91,7 +93,9 @@ def test_model_input_normalisations(astronaut: np.ndarray) -> None:
 
 def test_depth_is_near_bright_and_documented_scale() -> None:
     depth = np.array([[1.0, 2.0], [3.0, 5.0]], dtype=np.float32)
-    plane, near, far = depth_to_uint16(depth, (2, 2))
+    result = follow_photo(depth, (2, 2), None, None)
+    near, far = result.near, result.far
+    plane = np.rint(nearness(result.depth, near, far) * UINT16_MAX).astype(np.uint16)
     assert (near, far) == (1.0, 5.0)
     assert plane[0, 0] == 65535 and plane[1, 1] == 0
     # The documented inverse: d = far - p / 65535 * (far - near)
@@ -101,13 +105,14 @@ def test_depth_is_near_bright_and_documented_scale() -> None:
 
 def test_png_outputs_have_the_requested_size_and_no_metadata() -> None:
     depth = np.linspace(1, 4, 224 * 224, dtype=np.float32).reshape(224, 224)
-    png, _, _ = depth_png(depth, (640, 480), compress_level=1)
-    image = Image.open(io.BytesIO(png))
+    result = follow_photo(depth, (640, 480), None, None)
+    plane = np.rint(nearness(result.depth, result.near, result.far) * UINT16_MAX).astype(np.uint16)
+    image = Image.open(io.BytesIO(encode(plane, "png", 90, 1)))
     assert image.size == (640, 480) and image.mode == "I;16"
     assert not image.getexif() and "xmp" not in image.info and "exif" not in image.info
     alpha = np.zeros((256, 256), np.float32)
     alpha[64:192, 64:192] = 1.0
-    matte = Image.open(io.BytesIO(matte_png(upsample(alpha, (512, 512)), compress_level=1)))
+    matte = Image.open(io.BytesIO(encode(matte_to_uint8(upsample(alpha, (512, 512))), "png", 90, 1)))
     assert matte.mode == "L" and matte.size == (512, 512)
     assert np.asarray(matte)[256, 256] == 255 and np.asarray(matte)[10, 10] == 0
 
@@ -116,7 +121,8 @@ def test_cutout_zeroes_colour_under_transparent_pixels() -> None:
     rgb = np.full((40, 60, 3), 200, np.uint8)
     alpha = np.zeros((8, 8), np.float32)
     alpha[:, 4:] = 1.0
-    cut = np.asarray(Image.open(io.BytesIO(refined_cutout_png(rgb, upsample(alpha, (60, 40)), compress_level=1))))
+    cutout = cutout_rgba(rgb, matte_to_uint8(upsample(alpha, (60, 40))))
+    cut = np.asarray(Image.open(io.BytesIO(encode(cutout, "png", 90, 1))))
     assert cut.shape == (40, 60, 4)
     assert (cut[:, 0, :] == 0).all()
     assert (cut[:, -1, 3] == 255).all() and (cut[:, -1, :3] == 200).all()

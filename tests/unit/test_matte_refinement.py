@@ -11,8 +11,9 @@ from contract.product import MATTE_REFINED, PRODUCT
 from evaluation.composites import composites
 from gateway.routes.images import _header_outputs
 from imaging import matte
+from imaging.encode import encode
 from imaging.matte import SERVED, Refinement, estimate_foreground, layers, upsample
-from imaging.outputs import matte_png, refined_cutout_png
+from imaging.outputs import cutout_rgba, matte_to_uint8
 
 TWELVE_MP_SIDE = 4000
 
@@ -74,7 +75,8 @@ def test_the_served_cutout_has_no_fringe() -> None:
     coarse = cv2.resize(alpha, (24, 24), interpolation=cv2.INTER_AREA)  # a 10x coarser model matte
     served = layers(coarse, (240, 240), photo, colours=True)
     assert served.refined
-    cutout = np.asarray(Image.open(io.BytesIO(refined_cutout_png(served.colour, served.alpha, compress_level=1))))
+    cutout = np.asarray(Image.open(io.BytesIO(encode(cutout_rgba(served.colour, matte_to_uint8(served.alpha)), "png",
+                                                     90, 1))))
     shown = cutout[..., 3] > 12
     edge = shown & (cutout[..., 3] < 243)
     assert edge.sum() > 500
@@ -135,6 +137,6 @@ def test_the_flag_is_a_header_of_mask_and_cutout() -> None:
 def test_tiny_outputs_make_a_mask_and_a_cutout(size: tuple[int, int]) -> None:
     rgb = np.full((size[1], size[0], 3), 100, np.uint8)
     result = layers(np.random.default_rng(0).random((512, 512), dtype=np.float32), size, rgb, colours=True)
-    cutout = Image.open(io.BytesIO(refined_cutout_png(result.colour, result.alpha, 1)))
-    mask = Image.open(io.BytesIO(matte_png(result.alpha, 1)))
+    cutout = Image.open(io.BytesIO(encode(cutout_rgba(result.colour, matte_to_uint8(result.alpha)), "png", 90, 1)))
+    mask = Image.open(io.BytesIO(encode(matte_to_uint8(result.alpha), "png", 90, 1)))
     assert cutout.size == mask.size == size and cutout.mode == "RGBA"
