@@ -8,6 +8,7 @@ public port (and any Ingress in front of it) never exposes it.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import uvicorn
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.http_protocol import BoundedHttpToolsProtocol
+from gateway.request_log import ACCESS_LOGGER
 from gateway.settings import GatewaySettings
 
 
@@ -25,6 +27,13 @@ def main() -> int:
     except ValidationError as exc:
         print(f"invalid gateway settings (GATEWAY_* environment variables):\n{exc}", file=sys.stderr)
         return 2
+    if settings.access_log:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))  # each line is already JSON
+        access = logging.getLogger(ACCESS_LOGGER)
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     app = create_app(settings)
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, settings.host, registry=app.state.metrics.registry)

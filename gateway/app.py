@@ -30,6 +30,7 @@ from gateway.middleware import ImageRouteGuard, ResponseHeaders
 from gateway.migrate import upgrade
 from gateway.openapi import BILLING_HEADERS, RATE_HEADERS
 from gateway.principal_cache import PrincipalCache
+from gateway.request_log import RequestLog
 from gateway.routes import health, usage
 from gateway.routes.images import image_router
 from gateway.settings import GatewaySettings, get_settings
@@ -98,16 +99,17 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
     document_errors(app)
-    # Outermost last: response headers on everything (security, and closing connections whose body was not
-    # read), then CORS (only if configured), then the image guard.
+    # Outermost last: the request id and access log, response headers on everything (security, and closing
+    # connections whose body was not read), then CORS (only if configured), then the image guard.
     app.add_middleware(ImageRouteGuard, metrics=metrics, limit=ProcessInFlightLimit(settings.max_in_flight),
                        routes=product.routes())
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
-                           expose_headers=[*BILLING_HEADERS, *RATE_HEADERS, "Retry-After",
+                           expose_headers=[*BILLING_HEADERS, *RATE_HEADERS, "Retry-After", "Content-Type",
                                            *(name for out in product.header_outputs() for name, _ in out.headers)])
     app.add_middleware(ResponseHeaders)
+    app.add_middleware(RequestLog)  # outermost: every answer gets its id, every request its log line
     return app
 
 

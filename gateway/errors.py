@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    request_id: str | None = None  # quote it to support: the access log and a billed request's ledger row have it
 
 
 class ErrorBody(BaseModel):
@@ -169,15 +170,18 @@ def error_classes() -> list[type[ApiError]]:
 REJECTION_REASONS = tuple(dict.fromkeys(cls.reason for cls in error_classes()))
 
 
-def error_response(status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message))
-    return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
+def error_response(status_code: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   request: Request | None = None) -> JSONResponse:
+    """The JSON error; with ``request``, it names the request's id (``gateway.request_log``)."""
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, request_id=request_id))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status_code, headers=headers)
 
 
-async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"Retry-After": "1"} if exc.status_code == 503 else {}
-    return error_response(exc.status_code, exc.code, exc.message, {**headers, **exc.headers} or None)
+    return error_response(exc.status_code, exc.code, exc.message, {**headers, **exc.headers} or None, request)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -192,23 +196,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         code, message = "method_not_allowed", f"{request.method} is not allowed on {request.url.path}; use {allowed}"
     else:
         code, message = "http_error", str(exc.detail)
-    return error_response(exc.status_code, code, message, headers)
+    return error_response(exc.status_code, code, message, headers, request)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
     )
-    return error_response(400, "invalid_parameter", f"invalid request: {problems}")
+    return error_response(400, "invalid_parameter", f"invalid request: {problems}", request=request)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log only; the caller gets no internals.
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    # Starlette answers it from its outermost layer, past the security-headers middleware: add them here.
+    request_id = getattr(request.state, "request_id", "")
+    log.error("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc)
+    # Starlette answers it from its outermost layer, past the security-headers and request-id middleware: add
+    # their headers here.
     return error_response(500, "internal_error", "the gateway failed to handle this request; it has been logged, "
-                                                 "retry later", security_headers.as_dict())
+                                                 "retry later", {**security_headers.as_dict(),
+                                                                 "X-Request-Id": request_id}, request)
 
 
 def document_errors(app: FastAPI) -> None:

@@ -38,6 +38,9 @@ class GatewaySettings(BaseSettings):
     max_connections: int = Field(1024, ge=1, description="open connections and requests of this process, all "
                                                          "routes; uvicorn answers 503 beyond")
     max_in_flight_per_tenant: int = Field(16, ge=1, description="image requests of one tenant at once (429 beyond)")
+    access_log: bool = Field(True, description="one JSON line per request on stdout (gateway.request_log): id, "
+                                               "route, status, time, bytes, tenant, key id, credits; no photo, "
+                                               "query string, key or client address")
     max_unbilled_failures_per_minute: int = Field(
         30, ge=1, description="failed requests per tenant and minute that reached Triton and were not billed "
                               "(corrupt photo, over budget, client gone); 429 beyond")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -95,7 +94,9 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
     request, principal, settings, metrics = call.request, call.principal, call.settings, call.metrics
     started = time.perf_counter()
     deadline = started + settings.request_budget_s
-    request_id = uuid.uuid4().hex
+    request_id = request.state.request_id  # gateway.request_log: the same id in the log, the ledger and the answer
+    request.state.access = {"tenant": principal.tenant_id, "key": principal.key_id, "operation": operation.name,
+                            **({"variant": variant} if variant else {})}
     inferring = False
     try:
         if operation.name not in principal.operations:
@@ -134,6 +135,9 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
                 )
         headers = {"X-Request-Id": request_id, **decision.headers(), **_header_outputs(operation, outputs),
                    **bill.headers}
+        replayed = bill.headers.get("Idempotent-Replayed") == "true"
+        request.state.access.update(credits=0 if replayed else int(bill.headers.get("X-Credits-Charged", 0)),
+                                    **({"replay_of": bill.headers["X-Request-Id"]} if replayed else {}))
         metrics.response_bytes.labels(operation.name).inc(len(body))
         media_type = product.formats[fmt] if fmt else operation.output.media_type
         return Response(body, media_type=media_type, headers=headers)

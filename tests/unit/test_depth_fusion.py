@@ -9,7 +9,7 @@ import pytest
 from evaluation.composites import composites
 from evaluation.depth import composite_scores, edge_alignment
 from imaging.depth import SERVED, bilinear, follow_photo, nearness
-from imaging.outputs import UINT16_MAX, depth_to_uint16
+from imaging.outputs import UINT16_MAX
 
 HEIGHT, WIDTH = 240, 320
 FACTOR = 4  # output pixels per model pixel (768x576 from a 224 px model: 3.4)
@@ -128,7 +128,8 @@ def test_a_real_photo_composite_with_a_planted_backwards_depth() -> None:
 def test_nearness_is_the_depth_png_scale() -> None:
     rng = np.random.default_rng(3)
     depth = rng.uniform(0.7, 9.0, (60, 80)).astype(np.float32)
-    plane, near, far = depth_to_uint16(depth, (80, 60))
+    near, far = float(depth.min()), float(depth.max())
+    plane = np.rint((far - depth.astype(np.float64)) / (far - near) * UINT16_MAX)  # README: d = far - p/65535 ...
     unit = nearness(depth, near, far)
     assert unit.dtype == np.float32 and unit.shape == depth.shape
     assert np.abs(np.rint(unit * UINT16_MAX).astype(np.int64) - plane).max() <= 1
