@@ -59,7 +59,9 @@ def running_gateway(triton_grpc_port: int) -> Iterator[HttpService]:
     port, key = free_port(), secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="imageserve-bench-gateway-") as tmp:
         env = {"GATEWAY_DATABASE_URL": f"sqlite:///{Path(tmp) / 'gateway.db'}", "GATEWAY_BOOTSTRAP_API_KEY": key}
-        with _serving(start_gateway("127.0.0.1", port, triton_grpc_port, extra_env=env), port, "/readyz", key) as s:
+        # Its access log (a line per request) goes to a file, as a deployment's would, not to the bench's console.
+        process = start_gateway("127.0.0.1", port, triton_grpc_port, extra_env=env, log_path=Path(tmp) / "gateway.log")
+        with _serving(process, port, "/readyz", key) as s:
             yield s
 
 
