@@ -17,7 +17,7 @@ The protocol (``gateway.ledger`` holds the statements, this module the order):
    timeout, client gone): release, shielded from cancellation. Release is idempotent.
 
 ``bill.headers`` then holds ``X-Credits-Charged``, ``X-Credits-Remaining`` and, for a replay,
-``Idempotent-Replayed`` and the first ``X-Request-Id``. A gateway that dies between 2 and 4 leaves a
+``Idempotent-Replayed`` and the first request's ``X-Charge-Id``. A gateway that dies between 2 and 4 leaves a
 reservation row behind; ``ledger.sweep_expired`` returns it.
 """
 
@@ -155,7 +155,7 @@ class Billing:
                     log.exception("ledger write failed for request %s; its credits are released", charge.request_id)
             await self._release(reservation, charge.request_id)
         headers = {"X-Credits-Charged": "0"} if first is None else {  # a retry: the first charge, not billed again
-            "X-Request-Id": first.request_id, "X-Credits-Charged": str(first.credits), "Idempotent-Replayed": "true"}
+            "X-Charge-Id": first.request_id, "X-Credits-Charged": str(first.credits), "Idempotent-Replayed": "true"}
         headers["X-Credits-Remaining"] = str(await run_in_threadpool(ledger.balance, self.sessions,
                                                                      principal.tenant_id))
         return headers

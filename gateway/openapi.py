@@ -52,7 +52,10 @@ RATE_HEADERS = {name: _header(text, "integer") for name, text in {
     "RateLimit-Reset": "Seconds until the bucket is full again",
 }.items()}
 BILLING_HEADERS = {
-    "X-Request-Id": _header("Id of the billed request (the first one's for an idempotent replay)"),
+    "X-Request-Id": _header("Id of this request (the client's X-Request-Id when valid); in the access log and in "
+                            "error bodies"),
+    "X-Charge-Id": _header("Id of the ledger row that billed this answer (the first request's for an idempotent "
+                           "replay)"),
     "X-Credits-Charged": _header("Credits billed for this request", "integer"),
     "X-Credits-Remaining": _header("The tenant's balance after this request", "integer"),
     "Idempotent-Replayed": _header("'true' when this answers a retry that was not billed again"),

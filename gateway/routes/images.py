@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -94,7 +95,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
     request, principal, settings, metrics = call.request, call.principal, call.settings, call.metrics
     started = time.perf_counter()
     deadline = started + settings.request_budget_s
-    request_id = request.state.request_id  # gateway.request_log: the same id in the log, the ledger and the answer
+    charge_id = uuid.uuid4().hex  # the ledger row's id (X-Charge-Id); the request's own id is gateway.request_log's
     request.state.access = {"tenant": principal.tenant_id, "key": principal.key_id, "operation": operation.name,
                             **({"variant": variant} if variant else {})}
     inferring = False
@@ -121,7 +122,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
             metrics.input_megapixels.labels(operation.name).observe(info.megapixels)
             claim = None if claim_key is None else ledger.IdempotencyClaim(claim_key, billing.fingerprint(
                 operation.name, variant, list(query.values()), upload.data, *(u.data for u in upload.parts.values())))
-            async with call.billing.open(principal, operation.name, info.megapixels, request_id, claim) as bill:
+            async with call.billing.open(principal, operation.name, info.megapixels, charge_id, claim) as bill:
                 inputs = _tensors(operation, query, upload)
                 inferring = True
                 outputs, triton_s = await _infer(call, product.ensemble_name(operation, variant), upload.data,
@@ -131,13 +132,14 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
                     key_id=principal.key_id, operation=operation.name, model=variant or "default",
                     input_megapixels=info.megapixels, output_bytes=len(body),
                     gateway_latency_ms=(time.perf_counter() - started) * 1000, triton_latency_ms=triton_s * 1000,
-                    request_id=request_id,
+                    request_id=charge_id,
                 )
-        headers = {"X-Request-Id": request_id, **decision.headers(), **_header_outputs(operation, outputs),
+        headers = {"X-Charge-Id": charge_id, **decision.headers(), **_header_outputs(operation, outputs),
                    **bill.headers}
         replayed = bill.headers.get("Idempotent-Replayed") == "true"
         request.state.access.update(credits=0 if replayed else int(bill.headers.get("X-Credits-Charged", 0)),
-                                    **({"replay_of": bill.headers["X-Request-Id"]} if replayed else {}))
+                                    charge_id=headers["X-Charge-Id"], triton_ms=round(triton_s * 1000, 1),
+                                    **({"replayed": True} if replayed else {}))
         metrics.response_bytes.labels(operation.name).inc(len(body))
         media_type = product.formats[fmt] if fmt else operation.output.media_type
         return Response(body, media_type=media_type, headers=headers)

@@ -86,7 +86,7 @@ def test_success_is_charged_with_headers_ledger_and_metrics(client: TestClient) 
     assert response.status_code == 200
     assert response.headers["X-Credits-Charged"] == "3"  # cutout 2 + ceil(0.004 MP)
     assert response.headers["X-Credits-Remaining"] == "7"
-    assert len(response.headers["X-Request-Id"]) == 32
+    assert len(response.headers["X-Request-Id"]) == len(response.headers["X-Charge-Id"]) == 32
     assert response.headers["RateLimit-Limit"] == "10"
     assert ledger.audit(client.app.state.sessions, tenant_id).charged == 3
     assert metric(client, 'gateway_credits_charged_total{operation="cutout"}') == 3

@@ -34,7 +34,8 @@ def test_a_retry_with_the_same_idempotency_key_is_not_billed_again(client: TestC
     assert first.status_code == retry.status_code == 200
     assert retry.content == first.content
     assert retry.headers["Idempotent-Replayed"] == "true"
-    assert retry.headers["X-Request-Id"] == first.headers["X-Request-Id"]
+    assert retry.headers["X-Charge-Id"] == first.headers["X-Charge-Id"]  # the billed request's ledger row
+    assert retry.headers["X-Request-Id"] != first.headers["X-Request-Id"]  # but a request of its own
     assert retry.headers["X-Credits-Charged"] == first.headers["X-Credits-Charged"] == "2"
     assert retry.headers["X-Credits-Remaining"] == "8" and balance(client, tenant_id) == 8
     assert ledger.audit(client.app.state.sessions, tenant_id).charged == 2
@@ -59,7 +60,7 @@ def test_concurrent_duplicates_of_one_idempotency_key_are_billed_once(client: Te
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda _: post_mask(client, key, **{"Idempotency-Key": "same"}), range(8)))
     assert [r.status_code for r in responses] == [200] * 8
-    assert len({r.headers["X-Request-Id"] for r in responses}) == 1
+    assert len({r.headers["X-Charge-Id"] for r in responses}) == 1
     assert balance(client, tenant_id) == 98
     assert ledger.audit(client.app.state.sessions, tenant_id) == ledger.Books(98, granted=100, charged=2, reserved=0)
 

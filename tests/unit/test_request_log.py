@@ -43,7 +43,8 @@ def test_each_request_gets_its_own_id_and_one_log_line_without_secrets(client: T
     assert served["request_id"] == ok.headers["X-Request-Id"] and served["status"] == 200
     assert served["path"] == "/v1/mask" and served["operation"] == "mask" and served["variant"] == "fast"
     assert (served["tenant"], served["key"], served["credits"]) == (tenant_id, key_id, 2)
-    assert served["bytes_out"] == len(ok.content) and served["duration_ms"] > 0
+    assert served["bytes_out"] == len(ok.content) and served["bytes_in"] == len(PHOTO) and served["duration_ms"] > 0
+    assert served["charge_id"] == ok.headers["X-Charge-Id"] and served["triton_ms"] >= 0
     assert denied["request_id"] == refused.headers["X-Request-Id"] and denied["status"] == 401
     text = caplog.text
     assert key not in text and "not-a-key" not in text and "max_side" not in text  # no key, no query string
@@ -56,7 +57,19 @@ def test_a_replay_logs_no_credits_and_names_the_first_request(client: TestClient
     headers = {**JPEG, "X-API-Key": key, "Idempotency-Key": "order-1"}
     first = client.post("/v1/mask", content=PHOTO, headers=headers)
     retry = client.post("/v1/mask", content=PHOTO, headers=headers)
-    assert retry.headers["X-Request-Id"] == first.headers["X-Request-Id"]  # the billed request's id
-    logged = lines(caplog)[-1]
-    assert logged["credits"] == 0 and logged["replay_of"] == first.headers["X-Request-Id"]
-    assert logged["request_id"] != first.headers["X-Request-Id"]  # the retry is its own request in the log
+    assert retry.headers["X-Charge-Id"] == first.headers["X-Charge-Id"]  # the billed request's ledger row
+    billed, replayed = lines(caplog)[-2:]
+    assert billed["credits"] == 2 and billed["charge_id"] == first.headers["X-Charge-Id"]
+    assert replayed["credits"] == 0 and replayed["replayed"] and replayed["charge_id"] == billed["charge_id"]
+    assert replayed["request_id"] == retry.headers["X-Request-Id"] != billed["request_id"]
+
+
+def test_a_valid_incoming_request_id_is_echoed_and_an_invalid_one_replaced(client: TestClient,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    traced = client.get("/healthz", headers={"X-Request-Id": "trace-4bf92f3577b34da6"})
+    assert traced.headers["X-Request-Id"] == "trace-4bf92f3577b34da6"
+    assert lines(caplog)[-1]["request_id"] == "trace-4bf92f3577b34da6"
+    for bad in ("", "a" * 65, "has space", "<script>"):
+        answer = client.get("/healthz", headers={"X-Request-Id": bad})
+        assert len(answer.headers["X-Request-Id"]) == 32 and answer.headers["X-Request-Id"] != bad
