@@ -35,6 +35,7 @@ from imaging.outputs import UINT16_MAX, cutout_rgba, matte_to_uint8
 SUBJECT = 0.5  # matte value above which a pixel is the subject
 MIN_SUBJECT_FRACTION = 0.005  # a matte covering less of the photo is "no subject"
 FOCUS_WINDOW = 7  # side of the window whose median nearness is the focal plane at a focus point
+PORTRAIT_DEFOCUS = 0.4  # focused on the subject: the backdrop is at least this much farther (nearness units)
 # Results that show the subject over something else: they need its estimated edge colours.
 SHOWS_SUBJECT = {P.CUTOUT_IMAGE.tensor, P.BACKGROUND_IMAGE.tensor, P.LAYERS_JSON.tensor}
 
@@ -187,6 +188,20 @@ def _focus(scene: Scene, values: Values) -> float:
     return float(np.median(scene.nearness[subject]))
 
 
+def _bokeh(scene: Scene, values: Values) -> np.ndarray:
+    """Depth of field at the chosen focal plane. Focused on the subject (the default), the backdrop is put at
+    least ``PORTRAIT_DEFOCUS`` behind it, as a phone's portrait mode blurs the whole backdrop: a fused depth
+    map puts the backdrop just behind the subject where they meet, which alone would leave it nearly sharp
+    there. A focus point or depth uses the depth as it is."""
+    focus = _focus(scene, values)
+    matte = scene.matte.alpha if scene.model_alpha is not None else None
+    nearness = scene.nearness
+    if matte is not None and values.get(P.FOCUS_X) is None and values.get(P.FOCUS_DEPTH) is None:
+        pushed = np.minimum(nearness, np.float32(max(0.0, focus - PORTRAIT_DEFOCUS)))
+        nearness = matte * nearness + (1 - matte) * pushed
+    return bokeh(scene.photo, nearness, focus, values.get(P.APERTURE), matte)
+
+
 def _adjusted(scene: Scene, values: Values) -> np.ndarray:
     if values.get(P.BY) == "depth":
         near, far = values.get(P.RAMP_NEAR), values.get(P.RAMP_FAR)
@@ -246,9 +261,7 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
         P.BACKGROUND_IMAGE.tensor: lambda: _encode(
             _new_background(scene, values, parts.get(P.BACKGROUND_PART.tensor, b""), max_pixels), values,
             compress_level),
-        P.BOKEH_IMAGE.tensor: lambda: _encode(
-            bokeh(scene.photo, scene.nearness, _focus(scene, values), values.get(P.APERTURE),
-                  scene.matte.alpha if scene.model_alpha is not None else None), values, compress_level),
+        P.BOKEH_IMAGE.tensor: lambda: _encode(_bokeh(scene, values), values, compress_level),
         P.ADJUST_IMAGE.tensor: lambda: _encode(_adjusted(scene, values), values, compress_level),
         P.LAYERS_JSON.tensor: lambda: _layers_json(scene, values, compress_level),
     }

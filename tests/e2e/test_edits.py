@@ -101,8 +101,9 @@ def test_bokeh_keeps_the_subject_sharp_and_blurs_the_backdrop_and_the_focus_poin
     default = image(call(http, "/v1/bokeh", composite, aperture=8))
     assert sharpness(default, subject) > 0.85 * before[0]
     assert sharpness(default, backdrop) < 0.35 * before[1]
-    rows, cols = np.nonzero(backdrop)
-    far = image(call(http, "/v1/bokeh", composite, aperture=8, focus_x=int(cols[0]), focus_y=int(rows[0])))
+    depth = image(call(http, "/v1/depth", composite)).astype(np.float32)
+    farthest = np.unravel_index(np.argmin(np.where(backdrop, depth, np.inf)), depth.shape)  # of the backdrop
+    far = image(call(http, "/v1/bokeh", composite, aperture=8, focus_x=int(farthest[1]), focus_y=int(farthest[0])))
     assert sharpness(far, backdrop) > 2 * sharpness(default, backdrop)
     assert sharpness(far, subject) < 0.85 * before[0]
 
