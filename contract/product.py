@@ -140,6 +140,13 @@ MATTE_REFINED = HeaderOutput("MATTE_REFINED", (
                         "the refinement's pixel bound, or the refinement could not run)"),
 ), format="{:.0f}")
 
+FOREGROUND_BOX = HeaderOutput("FOREGROUND_BOX", (
+    ("X-Foreground-Left", "Bounding box of the subject (matte above 0) in pixels of the result: left"),
+    ("X-Foreground-Top", "... top"),
+    ("X-Foreground-Width", "... width (0 when the matte is empty)"),
+    ("X-Foreground-Height", "... height"),
+), format="{:.0f}")
+
 CROP_BOX = HeaderOutput("CROP_BOX", (
     ("X-Crop-Box", "The crop in pixels of the upright photo: x,y,width,height"),
 ), format="{:.0f}", size=4, join=",")
@@ -171,16 +178,16 @@ PRODUCT = Product(
             DEPTH_IMAGE, 1, models=("depth",), header_outputs=(DEPTH_RANGE,), uses_pixels=True,
         ),
         _image_operation("mask", "Subject alpha matte (8-bit)", "8-bit alpha matte at the output size.",
-                         MASK_IMAGE, 1, header_outputs=(MATTE_REFINED,), uses_pixels=True),
+                         MASK_IMAGE, 1, header_outputs=(MATTE_REFINED, FOREGROUND_BOX), uses_pixels=True),
         _image_operation("cutout", "The subject cut out (RGBA)",
                          "RGBA: the subject's estimated colour with the matte as alpha; colour under alpha 0 is "
                          "zeroed. PNG or WebP (JPEG cannot carry the alpha).",
-                         CUTOUT_IMAGE, 2, header_outputs=(MATTE_REFINED,), uses_pixels=True),
+                         CUTOUT_IMAGE, 2, header_outputs=(MATTE_REFINED, FOREGROUND_BOX), uses_pixels=True),
         _image_operation(
             "background", "Replace the background: a colour, an uploaded image, or a blur of the photo's own",
             "Exactly one of ``color``, ``blur`` or the multipart part ``background``. The subject keeps its "
             "estimated edge colours, so no fringe of the old background shows.",
-            BACKGROUND_IMAGE, 3, (COLOR, BLUR, FIT), header_outputs=(MATTE_REFINED,), uses_pixels=True,
+            BACKGROUND_IMAGE, 3, (COLOR, BLUR, FIT), header_outputs=(MATTE_REFINED, FOREGROUND_BOX), uses_pixels=True,
             image_parts=(BACKGROUND_PART,), one_of=(("color",), ("blur",), ("background",)),
         ),
         _image_operation(

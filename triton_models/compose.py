@@ -276,4 +276,8 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
         out[P.DEPTH_RANGE.tensor] = [scene.depth.near, scene.depth.far]
     if P.MATTE_REFINED.tensor in wanted:
         out[P.MATTE_REFINED.tensor] = [float(scene.matte.refined)]
+    if P.FOREGROUND_BOX.tensor in wanted:
+        shown = matte_to_uint8(scene.matte.alpha)
+        out[P.FOREGROUND_BOX.tensor] = [float(v) for v in cv2.boundingRect(cv2.findNonZero(shown))] \
+            if shown.any() else [0.0] * 4
     return out

@@ -29,6 +29,10 @@ JPEG = {"Content-Type": "image/jpeg"}
 ADMIN_KEY = secrets.token_urlsafe(32)
 
 
+# What the scripted ensembles answer in their header outputs (every other one: zeros).
+HEADER_VALUES = {"DEPTH_RANGE": [0.5, 3.0], "MATTE_REFINED": [1.0], "CROP_BOX": [4.0, 0.0, 48.0, 60.0]}
+
+
 class FakeTriton:
     """Answers like the ensembles (or fails like an unreachable Triton)."""
 
@@ -53,12 +57,10 @@ class FakeTriton:
         if self.error is not None:
             raise self.error
         result = {name: np.array([[b"\x89PNG fake"]], dtype=np.object_) for name in outputs}
-        if "DEPTH_RANGE" in outputs:
-            result["DEPTH_RANGE"] = np.array([[0.5, 3.0]], dtype=np.float32)
-        if "MATTE_REFINED" in outputs:
-            result["MATTE_REFINED"] = np.array([[1.0]], dtype=np.float32)
-        if "CROP_BOX" in outputs:
-            result["CROP_BOX"] = np.array([[4.0, 0.0, 48.0, 60.0]], dtype=np.float32)
+        for output in PRODUCT.header_outputs():
+            if output.tensor in outputs:
+                values = HEADER_VALUES.get(output.tensor, [0.0] * output.values)
+                result[output.tensor] = np.array([values], dtype=np.float32)
         return result
 
     async def model_readiness(self, models: list[str]) -> dict[str, bool]:

@@ -142,3 +142,13 @@ def test_formats_follow_the_parameter() -> None:
 
 def test_the_encoder_knows_the_declared_formats() -> None:
     assert encoder.MEDIA_TYPES == P.FORMATS
+
+
+def test_the_foreground_box_bounds_the_matte() -> None:
+    x, y, w, h = run(P.FOREGROUND_BOX.tensor)
+    rows, cols = SUBJECT
+    assert abs(x - cols.start) <= 6 and abs(y - rows.start) <= 6  # the soft edge of a 2.5x upsampled matte
+    assert abs(x + w - cols.stop) <= 6 and abs(y + h - rows.stop) <= 6
+    empty = scene()
+    empty.model_alpha = np.zeros_like(empty.model_alpha)
+    assert run(P.FOREGROUND_BOX.tensor, at=empty) == [0.0, 0.0, 0.0, 0.0]
