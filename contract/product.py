@@ -141,7 +141,7 @@ MATTE_REFINED = HeaderOutput("MATTE_REFINED", (
 ), format="{:.0f}")
 
 FOREGROUND_BOX = HeaderOutput("FOREGROUND_BOX", (
-    ("X-Foreground-Left", "Bounding box of the subject (matte above 0) in pixels of the result: left"),
+    ("X-Foreground-Left", "Bounding box of the subject (matte at least 5 %) in pixels of the result: left"),
     ("X-Foreground-Top", "... top"),
     ("X-Foreground-Width", "... width (0 when the matte is empty)"),
     ("X-Foreground-Height", "... height"),

@@ -31,7 +31,7 @@ from gateway.migrate import upgrade
 from gateway.openapi import BILLING_HEADERS, RATE_HEADERS
 from gateway.principal_cache import PrincipalCache
 from gateway.request_log import RequestLog
-from gateway.routes import health, usage
+from gateway.routes import health, removebg, usage
 from gateway.routes.images import image_router
 from gateway.settings import GatewaySettings, get_settings
 from gateway.triton_client import TritonClient
@@ -46,7 +46,8 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, settings.database_schema)
     sessions = session_factory(engine)
-    metrics = GatewayMetrics(registry or CollectorRegistry(), product.operation_names, REJECTION_REASONS)
+    metrics = GatewayMetrics(registry or CollectorRegistry(), (*product.operation_names, removebg.ROUTE),
+                             REJECTION_REASONS)
     prices = PriceTable({**{op.name: op.base_credits for op in product.operations}, **settings.price_base_credits},
                         settings.price_per_megapixel_credits)
 
@@ -94,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.state.key_lookups = InProcessRateLimiter()  # bounds database reads for keys not in the cache
     register_error_handlers(app)
     app.include_router(image_router(product, settings.max_output_side))
+    app.include_router(removebg.router)
     app.include_router(usage.router)
     app.include_router(health.router)
     if settings.metrics_port is None:
@@ -102,7 +104,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     # Outermost last: the request id and access log, response headers on everything (security, and closing
     # connections whose body was not read), then CORS (only if configured), then the image guard.
     app.add_middleware(ImageRouteGuard, metrics=metrics, limit=ProcessInFlightLimit(settings.max_in_flight),
-                       routes=product.routes())
+                       routes={**product.routes(), removebg.PATH: removebg.ROUTE})
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],

@@ -7,6 +7,7 @@ says what was wrong and what to do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -170,9 +171,18 @@ def error_classes() -> list[type[ApiError]]:
 REJECTION_REASONS = tuple(dict.fromkeys(cls.reason for cls in error_classes()))
 
 
+# Path -> (status, code, message) -> (status, body): the error shape of a route compatible with another API
+# (gateway.routes.removebg registers remove.bg's).
+COMPATIBLE_ERRORS: dict[str, Callable[[int, str, str], tuple[int, dict]]] = {}
+
+
 def error_response(status_code: int, code: str, message: str, headers: dict[str, str] | None = None,
                    request: Request | None = None) -> JSONResponse:
     """The JSON error; with ``request``, it names the request's id (``gateway.request_log``)."""
+    compatible = COMPATIBLE_ERRORS.get(request.url.path) if request is not None else None
+    if compatible is not None:
+        status, body = compatible(status_code, code, message)
+        return JSONResponse(body, status_code=status, headers=headers)
     request_id = getattr(request.state, "request_id", None) if request is not None else None
     body = ErrorBody(error=ErrorDetail(code=code, message=message, request_id=request_id))
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status_code, headers=headers)

@@ -102,9 +102,10 @@ def _malformed(problem: str) -> BadRequest:
 
 class _Form:
     """A multipart form parsed chunk by chunk as it arrives: the work per chunk is bounded by the
-    chunk's size, at most ``MAX_PARTS`` parts are accepted, and only image fields' data is kept."""
+    chunk's size, at most ``MAX_PARTS`` parts are accepted, and only the data of ``fields`` is kept, each
+    within its byte limit (``limits``; default: the whole body's)."""
 
-    def __init__(self, content_type: str, fields: tuple[bytes, ...]) -> None:
+    def __init__(self, content_type: str, fields: tuple[bytes, ...], limits: dict[bytes, int] | None = None) -> None:
         _, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if not boundary:
@@ -112,7 +113,10 @@ class _Form:
                              code="malformed_multipart")
         self.parts = 0
         self.fields = fields  # the fields whose data is kept
+        self.limits = limits or {}
+        self.names: list[bytes] = []  # every part's field name, in order (at most MAX_PARTS)
         self.images: list[tuple[bytes, bytes, bytearray]] = []  # (field, declared content type, data)
+        self._limit = 0
         self._headers: dict[bytes, bytes] = {}
         self._header_bytes = 0
         self._field = bytearray()
@@ -168,16 +172,21 @@ class _Form:
 
     def _headers_finished(self) -> None:
         name = _field_name(self._headers)
+        self.names.append(name or b"")
         if name in self.fields:
             self._data = bytearray()
+            self._limit = self.limits.get(name, 0)
             self.images.append((name, self._headers.get(b"content-type", b""), self._data))
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._data is not None:  # other fields are parsed and dropped, never buffered
             self._data.extend(data[start:end])
+            if self._limit and len(self._data) > self._limit:
+                name = self.images[-1][0].decode("latin-1")
+                raise PayloadTooLarge(f"the field {name!r} is over its limit of {self._limit} bytes")
 
 
-def _one_field(form: _Form, name: bytes, max_bytes: int) -> Upload | None:
+def _one_field(form: _Form, name: bytes, max_bytes: int, image: bool = True) -> Upload | None:
     found = [(declared, data) for field_name, declared, data in form.images if field_name == name]
     if not found:
         return None
@@ -187,7 +196,7 @@ def _one_field(form: _Form, name: bytes, max_bytes: int) -> Upload | None:
     declared_type, data = found[0]
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the {name.decode()!r} image is over the limit of {max_bytes} bytes; send a smaller one")
-    return Upload(bytes(data), _declared(_media_type(declared_type.decode("latin-1"))))
+    return Upload(bytes(data), _declared(_media_type(declared_type.decode("latin-1"))) if image else None)
 
 
 async def _multipart_image(request: Request, content_type: str, max_bytes: int, timeout_s: float | None,
@@ -201,6 +210,36 @@ async def _multipart_image(request: Request, content_type: str, max_bytes: int, 
                          code="missing_image_field")
     found = {name: upload for name in parts if (upload := _one_field(form, name.encode(), max_bytes)) is not None}
     return Upload(photo.data, photo.declared_type, found)
+
+
+@dataclass(frozen=True)
+class Form:
+    """The fields of a multipart form that a route asked for, and the names of all its fields."""
+
+    fields: dict[str, Upload]
+    names: tuple[str, ...]
+
+
+async def read_form(request: Request, max_bytes: int, timeout_s: float | None, limits: dict[str, int],
+                    images: tuple[str, ...]) -> Form:
+    """A multipart form's fields named in ``limits`` (name -> most bytes it may hold), each at most once; the
+    whole form within ``max_bytes`` plus a little overhead, parsed as it arrives (like ``read_upload``).
+    The fields in ``images`` must declare an image media type or none; the others are text."""
+    content_type = request.headers.get("content-type", "")
+    form = _Form(content_type, tuple(name.encode() for name in limits),
+                 {name.encode(): limit for name, limit in limits.items()})
+    await _receive(request, max_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s, form.write)
+    form.finish()
+    found = {name: upload for name, limit in limits.items()
+             if (upload := _one_field(form, name.encode(), limit, name in images)) is not None}
+    return Form(found, tuple(name.decode("latin-1") for name in form.names))
+
+
+async def read_body(request: Request, max_bytes: int, timeout_s: float | None) -> bytes:
+    """The raw body, within ``max_bytes`` and ``timeout_s`` (a JSON or form-encoded request)."""
+    body = bytearray()
+    await _receive(request, max_bytes, timeout_s, body.extend)
+    return bytes(body)
 
 
 def _field_name(headers: dict[bytes, bytes]) -> bytes | None:

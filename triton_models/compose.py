@@ -35,6 +35,7 @@ from imaging.outputs import UINT16_MAX, cutout_rgba, matte_to_uint8
 SUBJECT = 0.5  # matte value above which a pixel is the subject
 MIN_SUBJECT_FRACTION = 0.005  # a matte covering less of the photo is "no subject"
 FOCUS_WINDOW = 7  # side of the window whose median nearness is the focal plane at a focus point
+FOREGROUND_ALPHA = 13  # of 255: the foreground box bounds the matte from 5 % (a matte's faint haze is not in it)
 PORTRAIT_DEFOCUS = 0.4  # focused on the subject: the backdrop is at least this much farther (nearness units)
 # Results that show the subject over something else: they need its estimated edge colours.
 SHOWS_SUBJECT = {P.CUTOUT_IMAGE.tensor, P.BACKGROUND_IMAGE.tensor, P.LAYERS_JSON.tensor}
@@ -277,7 +278,7 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
     if P.MATTE_REFINED.tensor in wanted:
         out[P.MATTE_REFINED.tensor] = [float(scene.matte.refined)]
     if P.FOREGROUND_BOX.tensor in wanted:
-        shown = matte_to_uint8(scene.matte.alpha)
+        shown = (matte_to_uint8(scene.matte.alpha) >= FOREGROUND_ALPHA).astype(np.uint8)
         out[P.FOREGROUND_BOX.tensor] = [float(v) for v in cv2.boundingRect(cv2.findNonZero(shown))] \
             if shown.any() else [0.0] * 4
     return out

@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -57,10 +58,14 @@ def _upper_bound(product: Product, parameter: Parameter, max_output_side: int) -
     return parameter.le
 
 
+def _bounds(product: Product, operation: Operation, max_output_side: int) -> dict[str, float | None]:
+    return {p.name: _upper_bound(product, p, max_output_side) for p in operation.parameters}
+
+
 def _endpoint(product: Product, operation: Operation, max_output_side: int):  # noqa: ANN202
     """An endpoint whose signature declares the operation's query parameters, so FastAPI parses,
     validates and documents them. Upper bounds are checked here, with a message that names them."""
-    bounds = {p.name: _upper_bound(product, p, max_output_side) for p in operation.parameters}
+    bounds = _bounds(product, operation, max_output_side)
     signature = [inspect.Parameter("call", inspect.Parameter.KEYWORD_ONLY, annotation=ImageCallDep)]
     if operation.variants:
         choices = "; ".join(f"{v.name}: {v.description}" for v in operation.variants)
@@ -86,37 +91,47 @@ def _endpoint(product: Product, operation: Operation, max_output_side: int):  # 
     return endpoint
 
 
-async def serve(call: ImageCall, product: Product, operation: Operation, variant: str, query: dict[str, Any],
-                bounds: dict[str, float | None]) -> Response:
+# A route whose body decides the operation (``gateway.routes.removebg``): it reads the body itself, within the
+# request's limits, and says what to serve.
+Reader = Callable[[], Awaitable[tuple[Operation, str, dict[str, Any], Upload]]]
+
+
+async def serve(call: ImageCall, product: Product, operation: Operation | None, variant: str, query: dict[str, Any],
+                bounds: dict[str, float | None], read: Reader | None = None) -> Response:
     """Limits, header checks, then the Triton call inside the request's bill.
 
-    Counting, timing and the process-wide in-flight limit are done by ``middleware.ImageRouteGuard``.
+    With ``read``, the operation, variant and query come from the body, so permission and parameters are
+    checked once it is read (``operation`` is None then). Counting, timing and the process-wide in-flight
+    limit are done by ``middleware.ImageRouteGuard``.
     """
     request, principal, settings, metrics = call.request, call.principal, call.settings, call.metrics
     started = time.perf_counter()
     deadline = started + settings.request_budget_s
     charge_id = uuid.uuid4().hex  # the ledger row's id (X-Charge-Id); the request's own id is gateway.request_log's
-    request.state.access = {"tenant": principal.tenant_id, "key": principal.key_id, "operation": operation.name,
-                            **({"variant": variant} if variant else {})}
+    request.state.access = {"tenant": principal.tenant_id, "key": principal.key_id}
     inferring = False
     try:
-        if operation.name not in principal.operations:
-            raise Forbidden(f"this API key may not use {product.path(operation)}; it may use "
-                            f"{', '.join(sorted(principal.operations)) or 'no image operation'}",
-                            code="operation_not_allowed")
+        if operation is not None:
+            _permit(product, operation, principal.operations)
         decision = await take_token(call.rate_limit, principal.key_id, principal.rate_per_s, principal.burst)
         if not decision.allowed:
             raise TooManyRequests(f"over the rate limit of {principal.rate_per_s:g} requests/s "
                                   f"(burst {principal.burst}) for this key; retry after {decision.retry_after_s} s",
                                   headers=decision.headers())
-        _check_parameters(operation, query, bounds)
-        fmt = output_format(operation, query, request.headers.get("accept", ""))  # sets query["format"]
+        if operation is not None:
+            fmt = _admit(operation, query, bounds, request)
         claim_key = _idempotency_key(request)
         call.unbilled_limit.check(principal.tenant_id)
         upload_size = declared_size(request.headers.get("content-length"), settings.max_body_bytes)
         with call.tenant_limit.hold(principal.tenant_id), call.upload_budget.hold(upload_size):
-            upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s,
-                                       tuple(part.name for part in operation.image_parts))
+            if read is None:
+                upload = await read_upload(request, settings.max_body_bytes, settings.upload_timeout_s,
+                                           tuple(part.name for part in operation.image_parts))
+            else:
+                operation, variant, query, upload = await read()
+                _permit(product, operation, principal.operations)
+                fmt = _admit(operation, query, _bounds(product, operation, settings.max_output_side), request)
+            request.state.access.update(operation=operation.name, **({"variant": variant} if variant else {}))
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
             info = _inspect(operation, upload, settings.max_pixels, query)
             metrics.input_megapixels.labels(operation.name).observe(info.megapixels)
@@ -148,6 +163,18 @@ async def serve(call: ImageCall, product: Product, operation: Operation, variant
         if inferring and isinstance(error, UNBILLED_WORK):
             call.unbilled_limit.record(principal.tenant_id)
         raise
+
+
+def _permit(product: Product, operation: Operation, allowed: Iterable[str]) -> None:
+    if operation.name not in allowed:
+        raise Forbidden(f"this API key may not use {product.path(operation)}; it may use "
+                        f"{', '.join(sorted(allowed)) or 'no image operation'}", code="operation_not_allowed")
+
+
+def _admit(operation: Operation, query: dict[str, Any], bounds: dict[str, float | None], request: Request) -> str:
+    """The parameters checked, and the output format (``query["format"]`` is set to it)."""
+    _check_parameters(operation, query, bounds)
+    return output_format(operation, query, request.headers.get("accept", ""))
 
 
 def _check_parameters(operation: Operation, query: dict[str, Any], bounds: dict[str, float | None]) -> None:
