@@ -34,6 +34,7 @@ TENSORS = Tensors(
 
 LIMITS = Limits(max_pixels=40_000_000, max_output_side=8192, max_body_bytes=30 * 1024 * 1024)
 FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+MAX_PHOTO_SIDE = LIMITS.max_pixels  # a photo one pixel tall; fits an INT32 tensor
 
 MAX_SIDE = Parameter(
     "max_side", int, 0, "Longest side of the output in pixels; 0 keeps the photo's size",
@@ -69,11 +70,11 @@ BACKGROUND_PART = ImagePart("background", "NEW_BACKGROUND", "The new background 
 
 FOCUS_X = Parameter(
     "focus_x", int, None, "Focus point, x in pixels of the upright photo (with focus_y); default: the subject",
-    tensor="FOCUS_X", ge=0, example=256,
+    tensor="FOCUS_X", ge=0, le=MAX_PHOTO_SIDE, example=256,
 )
 FOCUS_Y = Parameter(
     "focus_y", int, None, "Focus point, y in pixels of the upright photo (with focus_x)",
-    tensor="FOCUS_Y", ge=0, example=180,
+    tensor="FOCUS_Y", ge=0, le=MAX_PHOTO_SIDE, example=180,
 )
 FOCUS_DEPTH = Parameter(
     "focus_depth", float, None, "Focal plane on the 0-1 scale of the depth PNG (1 = nearest); instead of a point",

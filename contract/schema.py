@@ -60,6 +60,9 @@ class Parameter:
             re.compile(self.pattern)
         if (self.choices or self.pattern) and self.type is not str:
             raise ContractError(f"parameter {self.name!r}: choices and pattern are for text parameters")
+        if self.type is not str and (self.ge is None or self.le is None):
+            raise ContractError(f"parameter {self.name!r}: a number needs both bounds (ge, le), so that every value "
+                                "the gateway accepts fits its tensor")
 
     @property
     def unset(self) -> Any:

@@ -79,7 +79,8 @@ def responses(operation: Operation) -> dict[int | str, dict[str, Any]]:
     """The 200 answer of ``operation`` (media type, headers) and every documented error."""
     headers = {**BILLING_HEADERS, **RATE_HEADERS}
     for output in operation.header_outputs:
-        headers.update({name: _header(text, "number") for name, text in output.headers})
+        kind = "string" if output.join else "number"  # a joined header holds several numbers: "x,y,w,h"
+        headers.update({name: _header(text, kind) for name, text in output.headers})
     if operation.parameter(FORMAT.name) is None:
         media_types = [operation.output.media_type]
     else:

@@ -25,7 +25,7 @@ from imaging import adjust as tone
 from imaging import background as backdrop
 from imaging import depth as depth_map
 from imaging.bokeh import bokeh
-from imaging.crop import crop_box
+from imaging.crop import crop_box, largest_box
 from imaging.decode import Photo
 from imaging.encode import encode
 from imaging.errors import ImageError, ParameterError
@@ -224,6 +224,10 @@ def _crop(scene: Scene, values: Values) -> tuple[np.ndarray, list[float]]:
         aspect = target
     else:
         raise ParameterError("give aspect=W:H, or width and height together")
+    try:
+        largest_box(scene.size, aspect)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ParameterError(f"{exc}: ask for an aspect nearer the photo's {scene.size[0]}:{scene.size[1]}") from None
     x, y, w, h = crop_box(scene.matte.alpha, scene.nearness, aspect)  # type: ignore[arg-type]
     pixels = np.ascontiguousarray(scene.photo[y:y + h, x:x + w])
     if None not in target:

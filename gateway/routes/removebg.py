@@ -235,9 +235,33 @@ def _answer(served: Response, request: Request, foreground_type: str) -> Respons
     return Response(body, media_type=served.media_type, headers=headers)
 
 
+def _openapi() -> tuple[dict, dict]:
+    """The request body and the answers, as remove.bg documents them (errors in its shape)."""
+    binary = {"type": "string", "format": "binary"}
+    text = {name: {"type": "string"} for name in sorted(ACCEPTED - set(IMAGE_FIELDS))}
+    fields = {"type": "object", "properties": text}
+    body = {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {**fields, "properties": {**text, **dict.fromkeys(IMAGE_FIELDS, binary)}}},
+        "application/json": {"schema": fields},
+        "application/x-www-form-urlencoded": {"schema": fields},
+    }}}
+    error = {"content": {"application/json": {"schema": {"type": "object", "properties": {"errors": {
+        "type": "array", "items": {"type": "object", "properties": {"title": {"type": "string"},
+                                                                     "code": {"type": "string"}}}}}}}}}
+    answers = {200: {"description": "The result: PNG or JPEG, or JSON with Accept: application/json",
+                     "content": {"image/png": {"schema": binary}, "image/jpeg": {"schema": binary},
+                                 "application/json": {"schema": {"type": "object"}}}},
+               **{status: {"description": text, **error} for status, text in (
+                   (400, "Bad input: a parameter, an unsupported field or value, or the image"),
+                   (402, "Not enough credits"), (403, "Missing or unknown API key, or the operation is not allowed"),
+                   (429, "Rate limited"), (503, "Inference unavailable"), (504, "Inference timed out"))}}
+    return body, answers
+
+
 @router.post(PATH, summary="remove.bg API v1.0 compatible background removal", response_class=Response,
              description="remove.bg's request and answer, on our models and billing: docs/removebg.md maps "
-                         "every field. Authentication with the X-Api-Key header, as remove.bg's.")
+                         "every field. Authentication with the X-Api-Key header, as remove.bg's.",
+             openapi_extra=_openapi()[0], responses=_openapi()[1])
 async def removebg(call: ImageCallDep) -> Response:
     settings = call.settings
     asked: list[Asked] = []

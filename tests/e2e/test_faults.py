@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contract.product import PRODUCT
 from gateway import ledger
 from gateway.db import make_engine, session_factory
 from gateway.keys import create_key
@@ -140,7 +141,7 @@ def test_a_model_that_fails_to_load_leaves_the_others_serving(tmp_path: Path, as
         _, key = stack.tenant("partial", credits=1000)
         ready = httpx.get(f"{stack.url}/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
-        assert ready.json()["missing"] == ["photo_cutout_object", "photo_mask_object"]
+        assert ready.json()["missing"] == sorted(e.name for e in PRODUCT.ensembles() if "matte_object" in e.models)
         photo = jpeg_bytes(astronaut)
         assert post(stack, key, photo, "/v1/mask?model=fast").status_code == 200
         assert post(stack, key, photo, "/v1/mask").status_code == 200  # the default, portrait

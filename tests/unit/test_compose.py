@@ -152,3 +152,8 @@ def test_the_foreground_box_bounds_the_matte() -> None:
     empty = scene()
     empty.model_alpha = np.zeros_like(empty.model_alpha)
     assert run(P.FOREGROUND_BOX.tensor, at=empty) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_an_aspect_the_photo_cannot_hold_is_a_parameter_error() -> None:
+    with pytest.raises(ParameterError, match="nearer the photo's 160:120"):
+        compose({P.CROP_IMAGE.tensor}, scene(), Values({"ASPECT": b"9999:1"}), {}, 1, 10**8)
