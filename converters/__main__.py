@@ -1,4 +1,9 @@
-"""Command line: ``python -m converters {build,configs,trtexec} ...``."""
+"""Command line: ``python -m converters {build,configs,trtexec} ...``.
+
+``--depth-model`` (default ``$IMAGESERVE_DEPTH_MODEL``, else fastdepth) chooses the depth model's source:
+``depth_anything`` exports Depth Anything V2 Small from the Hugging Face hub (network access and the hub
+extra, converters/requirements-hub.txt) as the ``depth`` model, with its own input size in the configs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import sys
 from pathlib import Path
 
 from converters.build import build_repository
-from converters.catalog import load_catalog
+from converters.catalog import DEPTH_MODEL_ENV, serving_catalog
 from converters.errors import ConverterError
 from converters.tensorrt import trtexec_commands
 from converters.triton_config import TARGETS
@@ -24,12 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     trt = commands.add_parser("trtexec", help="print the TensorRT engine build commands for a repository")
     trt.add_argument("--repository", type=Path, required=True)
     trt.add_argument("--cache", type=Path, required=True, help="engine cache dir for this GPU + TensorRT")
+    for sub in (build, configs, trt):
+        sub.add_argument("--depth-model", default=None,
+                         help=f"source of the depth model: fastdepth or depth_anything (default ${DEPTH_MODEL_ENV}, "
+                              "else fastdepth)")
     args = parser.parse_args(argv)
     try:
         if args.command == "trtexec":
-            print("\n".join(trtexec_commands(load_catalog(), args.repository, args.cache)))
+            print("\n".join(trtexec_commands(serving_catalog(args.depth_model), args.repository, args.cache)))
             return 0
-        rebuilt = build_repository(args.out, args.target, with_weights=args.command == "build")
+        rebuilt = build_repository(args.out, args.target, with_weights=args.command == "build",
+                                   depth_model=args.depth_model)
     except ConverterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

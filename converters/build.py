@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 
 from contract.product import PRODUCT
-from converters.catalog import ModelSource, load_catalog
+from converters.catalog import HUB_REGISTRY, ModelSource, serving_catalog
 from converters.errors import ConversionError
 from converters.fetch import atomic_write, fetch_source
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
@@ -45,7 +45,28 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
     raise ConversionError(f"model {source.name!r}: unknown conversion {source.conversion!r}")
 
 
+def convert_hub(source: ModelSource) -> onnx.ModelProto:
+    """A hub source (catalog [hub.*]): downloaded at its pinned commit and exported by its exporter."""
+    if source.conversion == "hub_depth_anything":
+        from converters import hub_depth_anything
+
+        return hub_depth_anything.export_served(source.input_height, source.input_width, source.package,
+                                                source.version)
+    raise ConversionError(f"model {source.name!r}: unknown hub exporter {source.conversion!r}")
+
+
+def require_exporters(sources: dict[str, ModelSource]) -> None:
+    """Refuse before anything is written when a hub source's exporter cannot run here (no hub packages)."""
+    if any(source.conversion == "hub_depth_anything" for source in sources.values()):
+        from converters import hub_depth_anything
+
+        hub_depth_anything.require_hub_packages()
+
+
 def _stamp(source: ModelSource) -> str:
+    if source.registry == HUB_REGISTRY:
+        origin = f"{source.registry}:{source.package}@{source.version} {source.input_height}x{source.input_width}"
+        return f"{origin} revision {CONVERTER_REVISION}\n"
     return f"{source.file_sha256} revision {CONVERTER_REVISION}\n"
 
 
@@ -57,7 +78,7 @@ def build_weights(repository: Path, sources: dict[str, ModelSource]) -> list[str
         stamp = target.with_suffix(".onnx.source")
         if target.exists() and stamp.exists() and stamp.read_text() == _stamp(source):
             continue
-        model = convert(source, fetch_source(source))
+        model = convert_hub(source) if source.registry == HUB_REGISTRY else convert(source, fetch_source(source))
         model.producer_name = "imageserve.converters"
         atomic_write(target, model.SerializeToString())
         atomic_write(stamp, _stamp(source).encode())
@@ -109,8 +130,13 @@ def write_configs(repository: Path, sources: dict[str, ModelSource], target: str
                 atomic_write(directory / "warmup" / warmup_file(tensor), plane.tobytes())
 
 
-def build_repository(repository: Path, target: str, with_weights: bool = True) -> list[str]:
-    sources = load_catalog()
+def build_repository(repository: Path, target: str, with_weights: bool = True,
+                     depth_model: str | None = None) -> list[str]:
+    """Configs and (``with_weights``) converted models; ``depth_model`` is the depth model's source
+    (converters/catalog.py; None: ``$IMAGESERVE_DEPTH_MODEL``, by default FastDepth)."""
+    sources = serving_catalog(depth_model)
+    if with_weights:
+        require_exporters(sources)
     write_configs(repository, sources, target)
     return build_weights(repository, sources) if with_weights else []
 

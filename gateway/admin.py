@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+from contract.product import PRODUCT
 from gateway import keys, ledger, tenants
 from gateway.db import make_engine, session_factory, utcnow
 from gateway.migrate import upgrade
@@ -38,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create-tenant", help="create a tenant")
     create.add_argument("name")
     create.add_argument("--credits", type=int, default=0)
-    create.add_argument("--operations", default="depth,mask,cutout", help="comma-separated: depth,mask,cutout")
+    every = ",".join(PRODUCT.operation_names)
+    create.add_argument("--operations", default=every, help=f"comma-separated subset of {every} (default: all)")
     create.add_argument("--rate", type=finite, default=5.0, help="requests per second per key")
     create.add_argument("--burst", type=int, default=10, help="token bucket size per key")
     create.add_argument("--monthly-quota", type=int, default=None, help="credits per calendar month (UTC)")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +32,7 @@ from gateway.migrate import upgrade
 from gateway.openapi import BILLING_HEADERS, RATE_HEADERS
 from gateway.principal_cache import PrincipalCache
 from gateway.request_log import RequestLog
-from gateway.routes import health, removebg, usage
+from gateway.routes import demo, health, removebg, usage
 from gateway.routes.images import image_router
 from gateway.settings import GatewaySettings, get_settings
 from gateway.triton_client import TritonClient
@@ -75,7 +76,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
                 close()
             engine.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts served from the package, no CDN
         title="imageserve",
         version="0.1.0",
         summary="Image inference for photo apps: send a photo, get depth, mattes and cutouts back.",
@@ -98,6 +99,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     app.include_router(removebg.router)
     app.include_router(usage.router)
     app.include_router(health.router)
+    app.include_router(demo.router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
     document_errors(app)

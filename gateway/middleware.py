@@ -12,9 +12,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.limits.process_in_flight import ProcessInFlightLimit
 from gateway.metrics import GatewayMetrics
-from gateway.security_headers import API_CSP, NO_STORE, SECURITY_HEADERS
+from gateway.security_headers import API_CSP, DEMO_CSP, NO_STORE, SECURITY_HEADERS
 
 DOC_PATHS = ("/docs", "/redoc")  # the interactive docs load their own scripts
+DEMO_PATH = "/demo"  # gateway/routes/demo.py: the page and its files, with their own CSP
 
 
 class ImageRouteGuard:
@@ -60,6 +61,13 @@ class ImageRouteGuard:
             self.metrics.request_duration.labels(route).observe(time.perf_counter() - started)
 
 
+def _csp(path: str) -> list[tuple[bytes, bytes]]:
+    """The Content-Security-Policy of an answer: the demo page's own, none for the docs, the API's for the rest."""
+    if path == DEMO_PATH or path.startswith(f"{DEMO_PATH}/"):
+        return [DEMO_CSP]
+    return [] if path.startswith(DOC_PATHS) else [API_CSP]
+
+
 def _declares_no_body(scope: Scope) -> bool:
     headers = dict(scope.get("headers", []))
     return b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") == b"0"
@@ -82,9 +90,7 @@ class ResponseHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [*SECURITY_HEADERS, NO_STORE]
-        if not scope.get("path", "").startswith(DOC_PATHS):
-            extra.append(API_CSP)
+        extra = [*SECURITY_HEADERS, NO_STORE, *_csp(scope.get("path", ""))]
         body_received = _declares_no_body(scope)
 
         async def track_body() -> Message:

@@ -11,6 +11,11 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The demo page (gateway/routes/demo.py): its own scripts and styles only, results shown from blob: URLs, calls to
+# this origin only; nothing inline, nothing from elsewhere, no forms, no framing.
+DEMO_CSP = (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
+            b"img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+            b"frame-ancestors 'none'")
 NO_STORE = (b"cache-control", b"no-store")
 
 

@@ -2,6 +2,11 @@
 
 Runs in the foreground; Ctrl-C (or SIGTERM) stops the gateway, then Triton.
 A Triton that dies is restarted.
+
+``$IMAGESERVE_DEPTH_MODEL=depth_anything`` (converters/catalog.py) serves Depth Anything V2 Small as the
+``depth`` model, from a repository of its own, ``build/model_repository-depth_anything``: model_repository,
+whose configs are committed, stays FastDepth's. It needs the hub venv (``IMAGESERVE_DEPTH_MODEL=depth_anything
+make run`` uses .venv-hub) and, the first time, network access to the Hugging Face hub.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import time
 from pathlib import Path
 
 from converters.build import build_repository
+from converters.catalog import DEFAULT_DEPTH_MODEL, selected_depth_model
+from converters.errors import ConverterError
 from stack.gateway import start_gateway
 from stack.processes import stop_process
 from stack.triton import TritonPorts, TritonServer, TritonStartError
 
-REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY = ROOT / "model_repository"
 DEV_KEY_FILE = Path("build") / "dev-api-key"
 log = logging.getLogger("stack")
 
@@ -38,6 +46,11 @@ def local_api_key() -> str:
     return DEV_KEY_FILE.read_text().strip()
 
 
+def repository_for(depth_model: str) -> Path:
+    """model_repository for the default depth model, a repository under build/ for an opt-in one."""
+    return REPOSITORY if depth_model == DEFAULT_DEPTH_MODEL else ROOT / "build" / f"model_repository-{depth_model}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
@@ -50,10 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack %(message)s")
 
     started = time.monotonic()
-    converted = build_repository(REPOSITORY, "cpu")
+    try:
+        depth_model = selected_depth_model()
+        repository = repository_for(depth_model)
+        converted = build_repository(repository, "cpu", depth_model=depth_model)
+    except ConverterError as exc:
+        log.error("%s", exc)
+        return 1
     if converted:
         log.info("converted models: %s", ", ".join(converted))
-    triton = TritonServer(REPOSITORY, TritonPorts(args.http_port, args.grpc_port, args.metrics_port), args.log)
+    if depth_model != DEFAULT_DEPTH_MODEL:
+        log.info("depth model: %s (repository %s)", depth_model, repository)
+    triton = TritonServer(repository, TritonPorts(args.http_port, args.grpc_port, args.metrics_port), args.log)
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -70,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                  args.grpc_port, time.monotonic() - started, args.log)
         gateway = start_gateway(args.gateway_host, args.gateway_port, args.grpc_port,
                                 {"GATEWAY_BOOTSTRAP_API_KEY": local_api_key()})
-        log.info("gateway on http://%s:%d (Ctrl-C stops both); admin API key: %s",
-                 args.gateway_host, args.gateway_port,
+        log.info("gateway on http://%s:%d (Ctrl-C stops both); demo page http://%s:%d/demo, API docs /docs; "
+                 "admin API key: %s", args.gateway_host, args.gateway_port, args.gateway_host, args.gateway_port,
                  "$GATEWAY_BOOTSTRAP_API_KEY" if os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") else DEV_KEY_FILE)
         while not stopping:
             time.sleep(0.2)

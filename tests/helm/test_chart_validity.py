@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from converters.catalog import depth_model_choices
+
 from .chart import CHART_DIR, CI_VALUES, SCENARIOS, render, require_module, run_helm, template_args, tool
 
 # Oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and a recent one.
@@ -81,12 +83,18 @@ def test_values_schema_is_a_valid_schema_and_accepts_every_values_file() -> None
         ("gateway.limits.uploadTimeoutSeconds=0", "uploadTimeoutSeconds"),
         ("gateway.limits.maxInFlght=10", "maxInFlght"),
         ("gateway.corsOrigins[0]=example.com", "corsOrigins"),
+        ("modelBuild.depthModel=depth_anything_large", "depthModel"),
     ],
 )
 def test_schema_rejects_bad_values(override: str, message: str) -> None:
     result = run_helm(*template_args((), "--set", override), check=False)
     assert result.returncode != 0, f"{override} was accepted"
     assert message in result.stderr, result.stderr
+
+
+def test_schema_allows_exactly_the_depth_models_the_converters_know() -> None:
+    allowed = _schema()["properties"]["modelBuild"]["properties"]["depthModel"]["enum"]
+    assert allowed == list(depth_model_choices())
 
 
 def test_template_fails_on_inconsistent_values() -> None:

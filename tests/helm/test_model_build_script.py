@@ -15,10 +15,11 @@ from .chart import CHART_DIR, HELM_DIR, tool
 SCRIPT = CHART_DIR / "files" / "build-model-repository.sh"
 
 # Stand-in for `python -m converters ...`: writes a two-model repository, or prints the
-# trtexec commands; logs every call; fails when CONVERTERS_FAIL is set.
+# trtexec commands; logs every call (and its depth model and HF_HOME); fails when CONVERTERS_FAIL is set.
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 set -euo pipefail
 echo "$*" >>"$CALL_LOG"
+echo "${IMAGESERVE_DEPTH_MODEL-unset} ${HF_HOME-unset}" >>"$CALL_LOG.env"
 [[ "$1 $2" == "-m converters" ]] || { echo "unexpected: $*" >&2; exit 2; }
 [[ -z "${CONVERTERS_FAIL:-}" ]] || { echo "conversion failed" >&2; exit 3; }
 case "$3" in
@@ -147,6 +148,35 @@ def test_gpu_build_is_cached_per_architecture_and_tensorrt_version(sandbox: dict
     assert not leftovers
 
 
+def _depth_models(sandbox: dict) -> list[str]:
+    """IMAGESERVE_DEPTH_MODEL and HF_HOME as each converters call saw them."""
+    log = Path(sandbox["env"]["CALL_LOG"] + ".env")
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("target, key", [("cpu", "cpu"), ("gpu", "sm89-trt10.5.0")])
+def test_depth_model_reaches_the_converters_and_has_a_cache_entry_of_its_own(sandbox: dict, target: str,
+                                                                            key: str) -> None:
+    hf_home = str(sandbox["root"] / "cache" / "huggingface")
+    default = _run(sandbox, target, "pod-a")
+    assert default.returncode == 0, default.stderr
+    before = _depth_models(sandbox)
+    assert before and set(before) == {f"fastdepth {hf_home}"}  # unset means the default, said explicitly
+    opted_in = _run(sandbox, target, "pod-b", IMAGESERVE_DEPTH_MODEL="depth_anything")
+    assert opted_in.returncode == 0, opted_in.stderr
+    assert "cache hit" not in opted_in.stderr, "a FastDepth build must not be served for depth_anything"
+    final = sandbox["root"] / "cache" / f"{key}-depth_anything" / "0.1.0"
+    assert (final / ".complete").exists()
+    assert "depth_model=depth_anything" in (final / "BUILD_INFO").read_text()
+    assert "depth_model=fastdepth" in (sandbox["root"] / "cache" / key / "0.1.0" / "BUILD_INFO").read_text()
+    # Every converters call of the opted-in build (build, and trtexec on GPU) got the choice.
+    calls = _depth_models(sandbox)[len(before):]
+    assert len(calls) == len(before) and set(calls) == {f"depth_anything {hf_home}"}
+    assert (sandbox["root"] / "pod-b" / "depth" / "1" / "model.onnx").exists()
+    again = _run(sandbox, target, "pod-c", IMAGESERVE_DEPTH_MODEL="depth_anything")
+    assert "cache hit" in again.stderr and str(final) in again.stderr
+
+
 def test_gpu_build_without_trtexec_engines(sandbox: dict) -> None:
     result = _run(sandbox, "gpu", "pod-a", BUILD_TRT_ENGINES="false")
     assert result.returncode == 0, result.stderr
@@ -242,6 +272,7 @@ def test_stale_files_in_the_model_repository_are_replaced(sandbox: dict) -> None
         ({"TRT_LIB_DIRS": "/nonexistent"}, "TensorRT version unknown"),
         ({"PATH": "/usr/bin:/bin"}, "nvidia-smi not found"),
         ({"BUILD_TRT_ENGINES": "yes"}, "BUILD_TRT_ENGINES must be true or false"),
+        ({"IMAGESERVE_DEPTH_MODEL": "../x"}, "not usable in a cache path"),
     ],
 )
 def test_bad_environment_fails_with_a_clear_message(sandbox: dict, env: dict, message: str) -> None:

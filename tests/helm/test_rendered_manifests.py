@@ -19,6 +19,8 @@ from .chart import (
     fullname,
     load_values,
     pod_specs,
+    render,
+    render_with,
     require_module,
 )
 
@@ -271,6 +273,7 @@ def test_model_build_step_feeds_the_model_repository(rendered: Rendered) -> None
         link_dir = str(Path(cache_link).parent)
         assert mounts[link_dir] == triton_mounts[link_dir] == "ort-tensorrt-cache"
         assert env["ORT_TRT_CACHE_LINK"] == cache_link
+    assert env["IMAGESERVE_DEPTH_MODEL"] == _values(rendered)["modelBuild"]["depthModel"]
     script_volume = next(v for v in spec["volumes"] if v["name"] == "model-build-script")
     configmap = rendered.named("ConfigMap", script_volume["configMap"]["name"])
     script = (CHART_DIR / "files" / "build-model-repository.sh").read_text()
@@ -282,6 +285,19 @@ def test_model_build_step_feeds_the_model_repository(rendered: Rendered) -> None
         assert cache_values["existingClaim"] == claim or rendered.has("PersistentVolumeClaim", claim)
     else:
         assert "emptyDir" in cache
+
+
+def test_depth_model_value_reaches_the_model_build_step() -> None:
+    """modelBuild.depthModel is the build's IMAGESERVE_DEPTH_MODEL; the serving container does not need it."""
+    default = render("default")
+    assert load_values()["modelBuild"]["depthModel"] == "fastdepth"
+    opted_in = render_with("--set", "modelBuild.depthModel=depth_anything")
+    for rendered, expected in ((default, "fastdepth"), (opted_in, "depth_anything")):
+        spec = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]
+        (build,) = spec["initContainers"]
+        (triton,) = spec["containers"]
+        assert {item["name"]: item.get("value") for item in build["env"]}["IMAGESERVE_DEPTH_MODEL"] == expected
+        assert "IMAGESERVE_DEPTH_MODEL" not in {item["name"] for item in triton.get("env", [])}
 
 
 def test_referenced_configmaps_secrets_and_accounts_exist(rendered: Rendered) -> None:

@@ -73,6 +73,12 @@ def exported(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return hub.export_onnx(tiny_model, path, HEIGHT, WIDTH, extra_metadata={"source": "test:random-init"})
 
 
+@pytest.fixture(scope="module")
+def exported_17(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("depth_anything_17") / "model.onnx"
+    return hub.export_onnx(tiny_model, path, HEIGHT, WIDTH, opset=17)
+
+
 def _reference(torch: ModuleType, model: Any, image: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(pixel_values=torch.from_numpy(image)).predicted_depth.unsqueeze(1).numpy()
@@ -120,14 +126,44 @@ def test_metadata_says_inverse_relative_depth(exported: Path) -> None:
     assert props["source"] == "test:random-init"
 
 
-def test_opset_17_is_honoured(torch: ModuleType, tiny_model: Any, tmp_path: Path) -> None:
-    path = hub.export_onnx(tiny_model, tmp_path / "opset17.onnx", HEIGHT, WIDTH, opset=17)
+def test_opset_17_is_honoured(torch: ModuleType, tiny_model: Any, exported_17: Path) -> None:
+    path = exported_17
     model = onnx.load(str(path))
     assert {o.domain or "ai.onnx": o.version for o in model.opset_import}["ai.onnx"] == 17
     image = np.random.default_rng(7).standard_normal((2, 3, HEIGHT, WIDTH), dtype=np.float32)
     (actual,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": image})
     expected = _reference(torch, tiny_model, image)
     assert float(np.abs(actual - expected).max()) <= TOLERANCE * float(np.abs(expected).max())
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_served_graph_is_farther_is_larger_for_each_image(torch: ModuleType, tiny_model: Any, exported: Path,
+                                                          exported_17: Path, opset: int) -> None:
+    """What the `depth` model serves: max(disparity) - disparity, per image (a batch must not mix them)."""
+    raw = onnx.load(str(exported_17 if opset == 17 else exported))
+    served = hub.to_served_depth(raw, HEIGHT, WIDTH)
+    image = np.random.default_rng(11).standard_normal((3, 3, HEIGHT, WIDTH), dtype=np.float32)
+    image[2] *= 2  # another image, another disparity maximum
+    disparity = _reference(torch, tiny_model, image)
+    expected = disparity.max(axis=(1, 2, 3), keepdims=True) - disparity
+    session = ort.InferenceSession(served.SerializeToString(), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {"image": image})
+
+    assert {o.domain or "ai.onnx": o.version for o in served.opset_import}["ai.onnx"] == opset
+    assert actual.shape == (3, 1, HEIGHT, WIDTH)
+    scale = float(np.abs(disparity).max())
+    assert float(np.abs(actual - expected).max()) <= TOLERANCE * scale
+    assert np.array_equal(actual.reshape(3, -1).argmin(axis=1), disparity.reshape(3, -1).argmax(axis=1))
+    assert _dims(served.graph.output[0]) == ["batch", 1, HEIGHT, WIDTH]
+    props = {p.key: p.value for p in served.metadata_props}
+    assert props["depth_kind"] == "relative" and "not metres" in props["depth_meaning"]
+    assert props["license"] == "Apache-2.0" and props["input_size"] == f"{HEIGHT}x{WIDTH}"
+
+
+def test_served_graph_needs_an_inverse_depth_export(exported: Path) -> None:
+    served = hub.to_served_depth(onnx.load(str(exported)), HEIGHT, WIDTH)
+    with pytest.raises(ConversionError, match="inverse_relative"):
+        hub.to_served_depth(served, HEIGHT, WIDTH)  # flipping twice would undo it
 
 
 @pytest.mark.parametrize(

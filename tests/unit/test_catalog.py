@@ -1,8 +1,27 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from converters import catalog as catalog_module
-from converters.catalog import CATALOG_PATH, get_source, load_catalog, parse_catalog
-from converters.errors import CatalogError
+from converters import hub_depth_anything as hub
+from converters.build import build_repository
+from converters.catalog import (
+    CATALOG_PATH,
+    DEPTH_MODEL_ENV,
+    HUB_REGISTRY,
+    depth_model_choices,
+    get_source,
+    load_catalog,
+    load_hub_sources,
+    parse_catalog,
+    parse_hub_sources,
+    selected_depth_model,
+    serving_catalog,
+)
+from converters.errors import CatalogError, ConversionError
+from converters.tensorrt import trtexec_commands
+from converters.triton_config import repository_configs
 from imaging import tensors
 
 
@@ -42,3 +61,99 @@ def test_bad_entries_say_what_to_fix() -> None:
     text = CATALOG_PATH.read_text().replace('output = "depth"', 'output = "depth"\nignore_requires_python = true', 1)
     with pytest.raises(CatalogError, match=r"\[models.depth\]: ignore_requires_python applies to registry"):
         parse_catalog(text)
+
+
+DEPTH_ANYTHING_ENTRY = '[hub.depth_anything]\nreplaces = "depth"'
+
+
+def test_depth_anything_is_an_opt_in_hub_source_with_its_licence_and_provenance() -> None:
+    source = load_hub_sources()["depth_anything"]
+    assert source.name == "depth"  # replaces the source of the served `depth` model, which keeps its name
+    assert source.registry == HUB_REGISTRY and source.conversion == "hub_depth_anything"
+    # pinned to the repository and commit the exporter's licence check allows
+    assert (source.package, source.version) == (hub.SMALL_REPO_ID, hub.SMALL_REVISION)
+    hub.check_checkpoint_allowed(source.package)
+    assert source.license.startswith("Apache-2.0") and "CC-BY-NC-4.0" in source.license
+    assert source.input_size == (518, 518) and all(v % hub.PATCH_SIZE == 0 for v in source.input_size)
+    assert source.normalization == "imagenet" and source.output == get_source("depth").output == "depth"
+    assert "larger = farther" in source.output_meaning and "not metres" in source.output_meaning
+    assert "depth_anything" not in load_catalog()  # not a Triton model of its own
+
+
+def test_fastdepth_stays_the_default_depth_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEPTH_MODEL_ENV, raising=False)
+    assert depth_model_choices() == ("fastdepth", "depth_anything")
+    assert selected_depth_model() == "fastdepth"
+    assert selected_depth_model({DEPTH_MODEL_ENV: "  "}) == "fastdepth"
+    assert serving_catalog() == load_catalog()
+    assert serving_catalog()["depth"].registry == "npm"
+
+
+def test_the_switch_replaces_only_the_depth_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DEPTH_MODEL_ENV, "depth_anything")
+    assert selected_depth_model() == "depth_anything"
+    served = serving_catalog()
+    assert list(served) == list(load_catalog())  # same served models, in the same order
+    assert served["depth"] is load_hub_sources()["depth_anything"]
+    others = {name: source for name, source in load_catalog().items() if name != "depth"}
+    assert {name: source for name, source in served.items() if name != "depth"} == others
+    assert serving_catalog("fastdepth") == load_catalog()  # an explicit choice wins over the environment
+    assert load_catalog()["depth"].registry == "npm"  # the default catalog is untouched
+
+
+def test_an_unknown_depth_model_names_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DEPTH_MODEL_ENV, "depth-anything-large")
+    with pytest.raises(CatalogError, match=r"IMAGESERVE_DEPTH_MODEL='depth-anything-large'.*'fastdepth', "
+                                           r"'depth_anything'"):
+        serving_catalog()
+    with pytest.raises(CatalogError, match="not a depth model"):
+        serving_catalog("midas")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('replaces = "depth"', 'replaces = "depth_v2"', "replaces = 'depth_v2', expected one of"),
+        ('output = "depth"\noutput_meaning = "relative', 'output = "alpha"\noutput_meaning = "relative',
+         "output = 'alpha', but \\[models.depth\\] .* makes 'depth'"),
+        ('revision = "5426e4f0f36572d16453bbda7a8389317b1bef99"', 'revision = "main"', "revision must be a commit"),
+        ('exporter = "hub_depth_anything"', 'exporter = "hub_midas"', "exporter = 'hub_midas'"),
+        ('exporter = "hub_depth_anything"\n', "", r"missing keys \['exporter'\]"),
+        ('input_size = [518, 518]\nnormalization = "imagenet"', 'input_size = [518]\nnormalization = "imagenet"',
+         "input_size"),
+    ],
+)
+def test_bad_hub_entries_say_what_to_fix(old: str, new: str, message: str) -> None:
+    text = CATALOG_PATH.read_text()
+    start = text.index(DEPTH_ANYTHING_ENTRY)
+    assert old in text[start:], old
+    edited = text[:start] + text[start:].replace(old, new, 1)
+    with pytest.raises(CatalogError, match=r"\[hub.depth_anything\]: " + message):
+        parse_hub_sources(edited)
+
+
+def test_the_depth_anything_configs_use_its_size_and_normalisation() -> None:
+    """The configs are generated from the selected source: its input size and normalisation everywhere."""
+    configs = repository_configs(serving_catalog("depth_anything"), "cpu")
+    depth = configs["depth"]
+    assert depth["input"][0]["dims"] == [3, 518, 518] and depth["output"][0]["dims"] == [1, 518, 518]
+    inputs = json.loads(configs["preprocess"]["parameters"]["model_inputs"]["string_value"])
+    assert inputs["DEPTH_INPUT"] == {"size": [518, 518], "normalization": "imagenet"}
+    assert configs["postprocess"]["model_warmup"][0]["inputs"]["DEPTH"]["dims"] == [1, 518, 518]
+    assert configs["photo_depth_portrait"] == repository_configs(load_catalog(), "cpu")["photo_depth_portrait"]
+    (command,) = [c for c in trtexec_commands(serving_catalog("depth_anything"), Path("/m"), Path("/c"))
+                  if "/m/depth/" in c]
+    assert "--optShapes=image:4x3x518x518" in command
+
+
+def test_without_the_hub_packages_the_build_refuses_before_writing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub, "HUB_PACKAGES", ("json", "imageserve_no_such_package"))
+    with pytest.raises(ConversionError, match=r"missing here .*: imageserve_no_such_package; install the hub "
+                                              r"extra: pip install -r converters/requirements-hub.txt"):
+        build_repository(tmp_path / "repository", "cpu", depth_model="depth_anything")
+    assert not (tmp_path / "repository").exists()
+    # configs alone need no hub packages
+    build_repository(tmp_path / "configs", "cpu", with_weights=False, depth_model="depth_anything")
+    assert "dims: 518" in (tmp_path / "configs" / "depth" / "config.pbtxt").read_text()

@@ -9,7 +9,8 @@
 #   $CACHE_ROOT/<key>/<revision>/tensorrt           GPU: onnxruntime's TensorRT engine cache,
 #                                                    filled by Triton at first load, linked at
 #                                                    $ORT_TRT_CACHE_LINK (the configs' path)
-# where <key> is "<sm>-trt<TensorRT version>" on GPU (e.g. sm89-trt10.5.0.18) and "cpu" on CPU.
+# where <key> is "<sm>-trt<TensorRT version>" on GPU (e.g. sm89-trt10.5.0.18) and "cpu" on CPU,
+# followed by "-<depth model>" when the depth model is not the default (e.g. cpu-depth_anything).
 # A build is staged in a temporary directory and renamed into place, so pods building at the
 # same time on a shared volume never see a half-written repository; the first to finish wins.
 #
@@ -26,6 +27,10 @@
 #   SOURCE_DIR         directory the converters run from (default /opt/imageserve)
 #   PYTHON             interpreter with the converters package (default python)
 #   IMAGESERVE_CACHE   the converters' download cache (default $CACHE_ROOT/downloads)
+#   IMAGESERVE_DEPTH_MODEL  source of the depth model: fastdepth (default) or depth_anything (Depth
+#                      Anything V2 Small from the Hugging Face hub: needs huggingface.co and the hub
+#                      packages, which the converters check before building); the converters validate it
+#   HF_HOME            the Hugging Face hub cache (default $CACHE_ROOT/huggingface)
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -39,6 +44,7 @@ destination="${MODEL_REPOSITORY:-}"
 source_dir="${SOURCE_DIR:-/opt/imageserve}"
 python="${PYTHON:-python}"
 build_engines="${BUILD_TRT_ENGINES:-true}"
+depth_model="${IMAGESERVE_DEPTH_MODEL:-fastdepth}"
 ort_cache_link="${ORT_TRT_CACHE_LINK:-}"
 trt_lib_dirs="${TRT_LIB_DIRS:-/usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/local/tensorrt/lib}"
 
@@ -49,6 +55,8 @@ trt_lib_dirs="${TRT_LIB_DIRS:-/usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-g
 [[ "$build_engines" == "true" || "$build_engines" == "false" ]] \
   || die "BUILD_TRT_ENGINES must be true or false, got '$build_engines'"
 export IMAGESERVE_CACHE="${IMAGESERVE_CACHE:-$cache_root/downloads}"
+export HF_HOME="${HF_HOME:-$cache_root/huggingface}"
+export IMAGESERVE_DEPTH_MODEL="$depth_model"
 
 # Only characters that are safe in one path component. (A check, not a filter: `die` in a
 # command substitution would only leave the subshell.)
@@ -96,13 +104,17 @@ if [[ "$target" == "gpu" ]]; then
 else
   key="cpu"
 fi
+require_safe_component "$depth_model"
+if [[ "$depth_model" != "fastdepth" ]]; then
+  key="$key-$depth_model"
+fi
 require_safe_component "$revision"
 final="$cache_root/$key/$revision"
 
 build() {
   local stage="$1"
   local repository="$stage/model_repository"
-  log "building the $target model repository into $final"
+  log "building the $target model repository (depth model $depth_model) into $final"
   (cd "$source_dir" && "$python" -m converters build --target "$target" --out "$repository")
   if [[ "$target" == "gpu" && "$build_engines" == "true" ]]; then
     local model
@@ -116,7 +128,7 @@ build() {
   fi
   mkdir -p "$stage/tensorrt"
   {
-    printf 'key=%s\nrevision=%s\ntarget=%s\n' "$key" "$revision" "$target"
+    printf 'key=%s\nrevision=%s\ntarget=%s\ndepth_model=%s\n' "$key" "$revision" "$target" "$depth_model"
     printf 'built_at=%s\nbuilt_by=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${HOSTNAME:-unknown}"
   } >"$stage/BUILD_INFO"
   # Every file of the repository and its sha256: a cache hit is used only if they all still match.
