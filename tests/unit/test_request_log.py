@@ -46,8 +46,12 @@ def test_each_request_gets_its_own_id_and_one_log_line_without_secrets(client: T
     assert served["bytes_out"] == len(ok.content) and served["bytes_in"] == len(PHOTO) and served["duration_ms"] > 0
     assert served["charge_id"] == ok.headers["X-Charge-Id"] and served["triton_ms"] >= 0
     assert denied["request_id"] == refused.headers["X-Request-Id"] and denied["status"] == 401
+    named = client.post("/v1/mask", files={"image": ("holiday-in-paris.jpg", PHOTO, "image/jpeg")},
+                        headers={"X-API-Key": key})
+    assert named.status_code == 200
     text = caplog.text
     assert key not in text and "not-a-key" not in text and "max_side" not in text  # no key, no query string
+    assert "holiday-in-paris" not in text and PHOTO[:64].hex() not in text and "\\xff\\xd8" not in text
 
 
 def test_a_replay_logs_no_credits_and_names_the_first_request(client: TestClient,
