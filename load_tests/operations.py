@@ -32,7 +32,8 @@ def _operation(ensemble: Ensemble) -> Operation:
     return Operation(
         name=ensemble.label, http_path=PRODUCT.path(op) + query, ensemble=ensemble.name,
         png_output=op.output.tensor, png_kind=PngKind.of(op.output),
-        model=ensemble.models[-1], triton_outputs=op.triton_outputs,
+        # The operation's own model (depth's, beside the matte it is fused with), else the variant's matte.
+        model=ensemble.models[0], triton_outputs=op.triton_outputs,
     )
 
 
