@@ -48,7 +48,8 @@ def assert_answer(case: Case, response: httpx.Response, reference: Reference) ->
         return
     assert response.headers["content-type"].startswith("application/json"), response.headers["content-type"]
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}, body
+    assert body["error"]["request_id"] == response.headers["X-Request-Id"], body
     assert body["error"]["code"] == case.code, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"].strip(), body
 

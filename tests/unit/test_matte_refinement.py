@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.product import MATTE_REFINED, PRODUCT
+from contract.product import FOREGROUND_BOX, MATTE_REFINED, PRODUCT
 from evaluation.composites import composites
 from gateway.routes.images import _header_outputs
 from imaging import matte
@@ -128,9 +128,12 @@ def test_the_flag_is_a_header_of_mask_and_cutout() -> None:
     for name in ("mask", "cutout"):
         operation = PRODUCT.operation(name)
         assert MATTE_REFINED in operation.header_outputs and operation.uses_pixels
+        box = {FOREGROUND_BOX.tensor: np.array([[3, 4, 50, 60]], np.float32)}
         for value, text in ((1.0, "1"), (0.0, "0")):
-            headers = _header_outputs(operation, {MATTE_REFINED.tensor: np.array([[value]], np.float32)})
-            assert headers == {"X-Matte-Refined": text}
+            headers = _header_outputs(operation, {MATTE_REFINED.tensor: np.array([[value]], np.float32), **box})
+            assert headers["X-Matte-Refined"] == text
+            assert [headers[f"X-Foreground-{side}"] for side in ("Left", "Top", "Width", "Height")] == [
+                "3", "4", "50", "60"]
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 5), (5, 1), (2, 2)])
