@@ -53,14 +53,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
-from converters.catalog import ModelSource, load_catalog
+from converters.catalog import load_catalog
 from evaluation import composites as comp
-from evaluation.refinement import tuning_set
+from evaluation.refinement import Model, tuning_set
 from imaging.depth import SERVED, DepthResult, DepthSettings, follow_photo, nearness
 from imaging.matte import layers
-from imaging.tensors import model_input
 
 REPO = Path(__file__).resolve().parent.parent
 RING_PX = (8, 40)  # the backdrop ring: outside the true subject, this far from it
@@ -74,18 +72,6 @@ GUIDED_OPTIONS: dict[str, DepthSettings] = {  # the few fixed settings chosen be
     "x1, r4, eps 1e-3, luma": replace(SERVED, work_scale=1.0, radius=4, eps=1e-3, colour=False),
     "x2, r8, eps 1e-3, RGB": replace(SERVED, work_scale=2.0, radius=8, eps=1e-3),
 }
-
-
-@dataclass(frozen=True)
-class Model:
-    source: ModelSource
-    session: ort.InferenceSession
-
-    def run(self, image: np.ndarray) -> np.ndarray:
-        """The model's (h, w) output for the uint8 photo ``image``, preprocessed as the service does."""
-        height, width = self.source.input_size
-        tensor = model_input(Image.fromarray(image), height, width, self.source.normalization)[np.newaxis]
-        return self.session.run(None, {self.session.get_inputs()[0].name: tensor})[0][0, 0]
 
 
 def load_models(repository: Path) -> tuple[Model, Model]:

@@ -76,7 +76,8 @@ class Model:
     source: ModelSource
     session: ort.InferenceSession
 
-    def matte(self, image: np.ndarray) -> np.ndarray:
+    def run(self, image: np.ndarray) -> np.ndarray:
+        """The model's (h, w) output for the uint8 photo ``image``, preprocessed as the service does."""
         height, width = self.source.input_size
         tensor = model_input(Image.fromarray(image), height, width, self.source.normalization)[np.newaxis]
         return self.session.run(None, {self.session.get_inputs()[0].name: tensor})[0][0, 0]
@@ -257,7 +258,7 @@ def planted_fringe() -> dict[str, float]:
 def sweep(items: list[comp.Composite], found: list[Model]) -> None:
     """The tuning sweep of the fast guided filter's parameters (on the tuning set)."""
     print("| matte | work scale | radius | eps | alpha error | edge error | IoU |\n|---|---|---|---|---|---|---|")
-    sets = {m.source.name: [m.matte(c.image) for c in items] for m in found}
+    sets = {m.source.name: [m.run(c.image) for c in items] for m in found}
     sets.update({f"true alpha at 12 MP / {side}": oracle_mattes(items, side) for side in (256, 512)})
     for name, mattes in sets.items():
         base = quality(items, mattes, Refinement(method="bilinear"))
@@ -284,7 +285,7 @@ def quality_table(items: list[comp.Composite], sets: dict[str, list[np.ndarray]]
 def report(items: list[comp.Composite], found: list[Model], repeats: int, with_cf: bool) -> None:
     print(f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, OpenCV {cv2.__version__}; {len(items)} composites.\n")
-    mattes = {m.source.name: [m.matte(c.image) for c in items] for m in found}
+    mattes = {m.source.name: [m.run(c.image) for c in items] for m in found}
     print("Model mattes on the composites (0.44 MP outputs):\n")
     quality_table(items, mattes, with_cf=False)
     print("\nTrue alpha reduced to a model matte's resolution relative to a 12 MP output:\n")
