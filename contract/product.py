@@ -197,7 +197,8 @@ PRODUCT = Product(
             "stays sharp with no halo and highlights become discs. Focus on a point (``focus_x``, ``focus_y``), "
             "a depth (``focus_depth``), or by default the subject.",
             BOKEH_IMAGE, 3, (FOCUS_X, FOCUS_Y, FOCUS_DEPTH, APERTURE), models=("depth",),
-            header_outputs=(DEPTH_RANGE,), uses_pixels=True,
+            header_outputs=(DEPTH_RANGE,), uses_pixels=True, one_of=(("focus_x", "focus_y"), ("focus_depth",)),
+            one_of_required=False,
         ),
         _image_operation(
             "adjust", "Brightness, contrast and saturation for foreground and background separately",

@@ -148,7 +148,8 @@ class Operation:
     The ensemble graph is always: decode step -> every model of the operation (and of the chosen
     variant) -> compose step, which makes the outputs; ``uses_pixels`` also hands the decoded photo
     at the output size to the compose step. ``one_of`` lists alternatives of which the caller gives
-    exactly one (each a group of parameter or image-part names given together, e.g. ``("width", "height")``).
+    exactly one (each a group of parameter or image-part names given together, e.g. ``("width", "height")``);
+    with ``one_of_required`` False, at most one (none leaves the step its default).
     """
 
     name: str
@@ -165,6 +166,7 @@ class Operation:
     uses_pixels: bool = False
     image_parts: tuple[ImagePart, ...] = ()
     one_of: tuple[tuple[str, ...], ...] = ()
+    one_of_required: bool = True
 
     @property
     def variant_names(self) -> tuple[str, ...]:

@@ -112,10 +112,10 @@ def _params(**values: Any) -> dict[str, Any]:
 
 def warmup_parameters(product: Product = PRODUCT) -> dict[str, Any]:
     """Compose-step parameter tensor -> the value its warm-up sends: the default, "not given" for an optional
-    parameter, and the example for the first alternative of each ``one_of`` (so every edit runs once)."""
+    parameter, and the example for the first alternative of each required ``one_of`` (so every edit runs once)."""
     values = {p.tensor: p.default if p.default is not None else p.unset for p in product.compose_parameters()}
     for op in product.operations:
-        for group in op.one_of[:1]:
+        for group in op.one_of[:1] if op.one_of_required else ():
             values.update({p.tensor: p.example for name in group if (p := op.parameter(name)) is not None})
     types = {p.tensor: p.type for p in product.compose_parameters()}
     return {tensor: types[tensor](value) for tensor, value in values.items()}

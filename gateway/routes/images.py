@@ -193,6 +193,11 @@ def _check_one_of(operation: Operation, query: dict[str, Any], parts: dict[str, 
     given = {name for name, value in query.items() if value is not None} | set(parts)
     chosen = [group for group in operation.one_of if given & set(group)]
     alternatives = " or ".join(" with ".join(group) for group in operation.one_of)
+    if not chosen and not operation.one_of_required:
+        return
+    if len(chosen) > 1 and not operation.one_of_required:
+        raise BadRequest(f"{operation.name} takes at most one of {alternatives}; got "
+                         f"{' and '.join(' with '.join(group) for group in chosen)}", code="invalid_parameter")
     if len(chosen) != 1:
         what = "none" if not chosen else " and ".join(" with ".join(group) for group in chosen)
         raise BadRequest(f"{operation.name} needs exactly one of {alternatives}; got {what}",

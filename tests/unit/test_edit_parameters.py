@@ -67,6 +67,9 @@ def test_a_bad_parameter_is_a_400_naming_it_with_no_triton_call_and_no_charge(
     ("/v1/background?color=ffffff", {"background": ("b.jpg", BACKGROUND, "image/jpeg")}, "color and background"),
     ("/v1/crop", None, "exactly one of aspect or width with height"),
     ("/v1/crop?width=100", None, "width and height go together; height is missing"),
+    ("/v1/bokeh?focus_x=10", None, "focus_x and focus_y go together; focus_y is missing"),
+    ("/v1/bokeh?focus_x=10&focus_y=5&focus_depth=0.5", None,
+     "at most one of focus_x with focus_y or focus_depth; got focus_x with focus_y and focus_depth"),
 ])
 def test_alternatives_need_exactly_one(client: TestClient, key: tuple[int, str], path: str, files: dict | None,
                                        named: str) -> None:
