@@ -258,10 +258,13 @@ def _openapi() -> tuple[dict, dict]:
     return body, answers
 
 
+REQUEST_BODY, ANSWERS = _openapi()
+
+
 @router.post(PATH, summary="remove.bg API v1.0 compatible background removal", response_class=Response,
              description="remove.bg's request and answer, on our models and billing: docs/removebg.md maps "
                          "every field. Authentication with the X-Api-Key header, as remove.bg's.",
-             openapi_extra=_openapi()[0], responses=_openapi()[1])
+             openapi_extra=REQUEST_BODY, responses=ANSWERS)
 async def removebg(call: ImageCallDep) -> Response:
     settings = call.settings
     asked: list[Asked] = []

@@ -29,6 +29,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from contract.product import PRODUCT
+from contract.schema import Ensemble
 from stack.triton import TritonServer
 from tests.conftest import REPO
 from tests.hostile import images as img
@@ -40,12 +41,16 @@ pytestmark = pytest.mark.e2e
 # Installed toolchains under $HOME: large, and nothing in the stack writes there.
 SKIPPED_DIRS = {".git", ".pyenv", ".rustup", ".cargo", ".m2", "proc", "sys"}
 # Every operation with every one of its variants (models).
-# Every ensemble, with the first alternative of its operation's one_of given (background needs a colour,
-# crop an aspect).
-ENDPOINTS = [(PRODUCT.path(e.operation), {**({e.operation.variant_parameter: e.variant} if e.variant else {}),
-                                          **{name: e.operation.parameter(name).example
-                                             for name in (e.operation.one_of or ((),))[0]}})
-             for e in PRODUCT.ensembles()]
+def _query(ensemble: Ensemble) -> dict[str, object]:
+    """The variant, and the first alternative of a required one_of (background needs a colour, crop an aspect)."""
+    op = ensemble.operation
+    query: dict[str, object] = {op.variant_parameter: ensemble.variant} if ensemble.variant else {}
+    if op.one_of and op.one_of_required:
+        query.update({name: op.parameter(name).example for name in op.one_of[0]})
+    return query
+
+
+ENDPOINTS = [(PRODUCT.path(e.operation), _query(e)) for e in PRODUCT.ensembles()]
 
 
 def marked_photos(marker: bytes, pixels: np.ndarray) -> dict[str, tuple[bytes, str]]:
