@@ -154,7 +154,7 @@ def _new_background(scene: Scene, values: Values, part: bytes, max_pixels: int) 
         image = np.asarray(Photo(part, max_pixels).decode(min_size=scene.size), dtype=np.uint8)
         return backdrop.over_image(colour, alpha, backdrop.fit(image, scene.size, values.get(P.FIT)))
     if (radius := values.get(P.BLUR)) is not None:
-        return backdrop.over_image(colour, alpha, backdrop.blurred_background(scene.photo, alpha, radius))
+        return backdrop.blur_behind(scene.photo, colour, alpha, radius)
     if (text := values.get(P.COLOR)) is not None:
         rgba = _colour(text)
         if rgba[3] < 255 and values.output_format() == "jpeg":
