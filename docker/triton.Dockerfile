@@ -5,7 +5,7 @@
 #   - Python 3.11 in /opt/imageserve/venv: the project requires 3.11 and pillow/onnxruntime
 #     publish no wheels for the image's own Python 3.10;
 #   - this repository's packages with the `serving` extra (python-backend models: numpy, pillow,
-#     onnxruntime) and the `build` extra (converters: onnx, tflite, the model-config schema);
+#     onnxruntime, openvino) and the `build` extra (converters: onnx, tflite, the model-config schema);
 #   - the Python 3.11 python-backend stub of Triton 2.51, from the nvidia-pytriton wheel at the
 #     version pyproject.toml pins (docker/pinned.py reads it), without its dependencies.
 # No version is written here a second time.
