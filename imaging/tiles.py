@@ -1,18 +1,20 @@
 """Super-resolution over overlapping tiles, so memory stays bounded for any photo size.
 
-The network sees tiles of exactly ``tile`` x ``tile`` pixels (its fixed input size). The photo is covered by
-tiles placed ``tile - overlap`` apart; outside the photo (a margin of ``overlap // 2`` on every side, and
-whatever a photo smaller than a tile lacks) the tiles read the photo reflected at its border (reflect-101, as
-``np.pad(mode="reflect")``), never zeros. Seams are cropped, not blended: each output pixel comes from the one
-tile whose centre region holds it, cut at the middle of each overlap, so every kept pixel had at least
-``overlap // 2`` input pixels of real context on each side. For a network whose receptive field reaches less
-than that, the tiled result equals the whole-image result (up to rounding). Memory: ``batch`` tiles in and out
-at a time, plus the output.
+The network sees tiles of exactly ``tile`` x ``tile`` pixels (its fixed input size), placed ``tile - overlap``
+apart (the last one flush with the photo's edge). Outside the photo (a margin of ``overlap // 2`` on every side,
+and whatever a photo smaller than a tile lacks) tiles read the photo reflected at its border (reflect-101, as
+``np.pad(mode="reflect")``), never zeros. Neighbouring tiles are blended with a linear ramp ``overlap // 2``
+input pixels wide in the middle of their overlap, so every pixel used had at least ``overlap // 4`` pixels of
+real context on each side. A network whose receptive field reaches less than that gives the whole-image result
+(within one 8-bit level); Real-ESRGAN x4plus reaches much farther (a changed pixel still moves the output by a
+few levels 47 pixels away), and there the ramp spreads the small tile-to-tile differences so that no seam shows
+(evaluation/upscale_results.md measures both). Memory: ``batch`` tiles in and out at a time, one row of tiles
+of output (8-bit) and the output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -20,6 +22,7 @@ import numpy as np
 from imaging.errors import ParameterError
 
 TileRunner = Callable[[np.ndarray], np.ndarray]  # float32 [n, 3, t, t] in [0, 1] -> [n, 3, t*s, t*s]
+Span = tuple[int, int, int, int]  # start (first pixel read), used from, used to, ramp (pixels shared with the previous)
 
 
 def _reflect(coords: np.ndarray, length: int) -> np.ndarray:
@@ -31,17 +34,18 @@ def _reflect(coords: np.ndarray, length: int) -> np.ndarray:
     return np.where(folded < length, folded, period - folded)
 
 
-def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
-    """Along one axis of ``length`` pixels: for each tile, (start, keep_from, keep_to) in photo coordinates.
-    The tile reads [start, start + tile); its output is kept for [keep_from, keep_to); the kept spans cover
-    [0, length) exactly once, in order."""
-    margin = overlap // 2
+def tile_spans(length: int, tile: int, overlap: int) -> list[Span]:
+    """Along one axis of ``length`` pixels, in photo coordinates, for each tile: (start, used_from, used_to, ramp).
+    The tile reads [start, start + tile) and its output is used for [used_from, used_to), blended with the
+    previous tile's over the first ``ramp`` pixels; every pixel of [0, length) is used once outside the ramps."""
+    margin, half_ramp = overlap // 2, overlap // 4
     padded = max(length + 2 * margin, tile)
-    stride = tile - overlap
-    starts = list(range(0, padded - tile, stride)) + [padded - tile]
-    # a boundary between neighbours sits at the middle of their overlap, in padded coordinates
-    cuts = [margin] + [(starts[k + 1] + starts[k] + tile) // 2 for k in range(len(starts) - 1)] + [margin + length]
-    return [(start - margin, cuts[k] - margin, cuts[k + 1] - margin) for k, start in enumerate(starts)]
+    starts = list(range(0, padded - tile, tile - overlap)) + [padded - tile]
+    mids = [(starts[k + 1] + starts[k] + tile) // 2 for k in range(len(starts) - 1)]  # middle of each overlap
+    used_from = [margin] + [mid - half_ramp for mid in mids]
+    used_to = [mid + half_ramp for mid in mids] + [margin + length]
+    return [(start - margin, used_from[k] - margin, used_to[k] - margin, 2 * half_ramp if k else 0)
+            for k, start in enumerate(starts)]
 
 
 def _check(rgb: np.ndarray, scale: int, tile: int, overlap: int, batch: int) -> None:
@@ -49,18 +53,33 @@ def _check(rgb: np.ndarray, scale: int, tile: int, overlap: int, batch: int) -> 
         raise ParameterError(f"upscale needs an RGB photo as uint8 (height, width, 3), got {rgb.dtype} {rgb.shape}")
     if scale < 1 or tile < 1 or batch < 1:
         raise ParameterError(f"scale, tile and batch must be positive, got {scale}, {tile}, {batch}")
-    if not 0 <= overlap < tile:
-        raise ParameterError(f"tile overlap must be in [0, tile={tile}), got {overlap}")
+    if not 0 <= overlap <= tile // 2:
+        raise ParameterError(f"tile overlap must be in [0, tile // 2 = {tile // 2}], got {overlap}")
 
 
-def upscale_tiled(rgb: np.ndarray, run: TileRunner, scale: int, tile: int, overlap: int, batch: int) -> np.ndarray:
-    """``rgb`` (H, W, 3) uint8 upscaled by ``scale`` through ``run`` on tiles: (H*scale, W*scale, 3) uint8."""
-    _check(rgb, scale, tile, overlap, batch)
+def _blend_into(target: np.ndarray, part: np.ndarray, start: int, ramp: int, axis: int) -> None:
+    """Write ``part`` (0-255 floats) into ``target`` from ``start`` along ``axis``; over its first ``ramp``
+    entries it fades in linearly over what ``target`` holds there."""
+    index = [slice(None)] * 3
+    index[axis] = slice(start, start + part.shape[axis])
+    if ramp:
+        shape = [1, 1, 1]
+        shape[axis] = ramp
+        weight = ((np.arange(ramp) + 0.5) / ramp).reshape(shape)
+        head = [slice(None)] * 3
+        head[axis] = slice(0, ramp)
+        old_index = list(index)
+        old_index[axis] = slice(start, start + ramp)
+        part = part.copy()
+        part[tuple(head)] = target[tuple(old_index)] * (1.0 - weight) + part[tuple(head)] * weight
+    target[tuple(index)] = np.rint(np.clip(part, 0.0, 255.0))
+
+
+def _run_tiles(rgb: np.ndarray, run: TileRunner, scale: int, tile: int, places: list[tuple[Span, Span]],
+               batch: int) -> Iterator[np.ndarray]:
+    """Each place's network output, in order, running ``batch`` tiles at a time."""
     height, width = rgb.shape[:2]
-    rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
-    places = [(row, col) for row in rows for col in cols]
     offsets = np.arange(tile)
-    out = np.empty((height * scale, width * scale, 3), dtype=np.uint8)
     for first in range(0, len(places), batch):
         group = places[first:first + batch]
         tiles = np.stack([
@@ -70,17 +89,28 @@ def upscale_tiled(rgb: np.ndarray, run: TileRunner, scale: int, tile: int, overl
         expected = (len(group), 3, tile * scale, tile * scale)
         if upscaled.shape != expected:
             raise ValueError(f"the tile network returned {upscaled.shape}, expected {expected} (scale {scale})")
-        for (row, col), result in zip(group, upscaled, strict=True):
-            (start_y, top, bottom), (start_x, left, right) = row, col
-            part = result[:, (top - start_y) * scale:(bottom - start_y) * scale,
-                          (left - start_x) * scale:(right - start_x) * scale]
-            out[top * scale:bottom * scale, left * scale:right * scale] = to_uint8(part.transpose(1, 2, 0))
+        yield from upscaled
+
+
+def upscale_tiled(rgb: np.ndarray, run: TileRunner, scale: int, tile: int, overlap: int, batch: int) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 upscaled by ``scale`` through ``run`` on tiles: (H*scale, W*scale, 3) uint8."""
+    _check(rgb, scale, tile, overlap, batch)
+    height, width = rgb.shape[:2]
+    rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
+    places = [(row, col) for row in rows for col in cols]
+    out = np.empty((height * scale, width * scale, 3), dtype=np.uint8)
+    band = np.empty(0, dtype=np.uint8)  # one row of tiles, blended left to right, then into ``out`` top to bottom
+    results = _run_tiles(rgb, run, scale, tile, places, batch)
+    for index, ((row, col), result) in enumerate(zip(places, results, strict=True)):
+        (row_start, top, bottom, row_ramp), (col_start, left, right, col_ramp) = row, col
+        if index % len(cols) == 0:
+            band = np.empty(((bottom - top) * scale, width * scale, 3), dtype=np.uint8)
+        part = result[:, (top - row_start) * scale:(bottom - row_start) * scale,
+                      (left - col_start) * scale:(right - col_start) * scale].transpose(1, 2, 0) * 255.0
+        _blend_into(band, part, left * scale, col_ramp * scale, axis=1)
+        if index % len(cols) == len(cols) - 1:
+            _blend_into(out, band.astype(np.float32), top * scale, row_ramp * scale, axis=0)
     return out
-
-
-def to_uint8(unit: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (clipped) as 8-bit, rounded to nearest."""
-    return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def downscale(rgb: np.ndarray, factor: int) -> np.ndarray:

@@ -39,9 +39,9 @@ def whole_image(rgb: np.ndarray, scale: int, margin: int) -> np.ndarray:
 def test_tiled_equals_whole_image_for_any_size(height: int, width: int) -> None:
     rgb = np.ascontiguousarray(PHOTO[200:200 + height, 180:180 + width])
     network = CubicNetwork(scale=4)
-    out = upscale_tiled(rgb, network, scale=4, tile=16, overlap=6, batch=3)
+    out = upscale_tiled(rgb, network, scale=4, tile=16, overlap=8, batch=3)  # 2 pixels of context: cubic's reach
     assert out.shape == (height * 4, width * 4, 3) and out.dtype == np.uint8
-    difference = np.abs(out.astype(int) - whole_image(rgb, 4, margin=3))
+    difference = np.abs(out.astype(int) - whole_image(rgb, 4, margin=4))
     assert difference.max() <= 1, f"seams: {np.argwhere(difference > 1)[:5]}"
     assert max(network.calls) <= 3
 
@@ -53,6 +53,24 @@ def test_without_overlap_the_seams_show() -> None:
     assert np.abs(out.astype(int) - whole_image(rgb, 2, margin=0)).max() > 1  # beyond the tolerance above
 
 
+def brightness_by_tile(tiles: np.ndarray) -> np.ndarray:
+    """A network whose output depends on the whole tile (like a deep one's far reach): nearest x2, brightened by
+    the tile's mean, so neighbouring tiles disagree by a few levels."""
+    up = tiles.repeat(2, axis=2).repeat(2, axis=3)
+    return np.clip(up + 0.3 * (tiles.mean(axis=(1, 2, 3), keepdims=True) - 0.5), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("overlap, widest_step", [(16, 4), (2, None)])  # measured 3 and 25
+def test_the_ramp_hides_the_seam_where_tiles_disagree(overlap: int, widest_step: int | None) -> None:
+    ramp = np.tile(np.linspace(0, 255, 200).astype(np.uint8)[None, :, None], (8, 1, 3))  # a smooth gradient
+    row = upscale_tiled(ramp, brightness_by_tile, scale=2, tile=64, overlap=overlap, batch=4)[0, :, 0].astype(int)
+    steps = np.abs(np.diff(row))
+    if widest_step is None:  # no ramp (overlap // 4 == 0): the tiles' disagreement is a visible step
+        assert steps.max() >= 8
+    else:
+        assert steps.max() <= widest_step
+
+
 def test_batch_limit_and_tile_count() -> None:
     rgb = np.ascontiguousarray(PHOTO[:100, :70])
     network = CubicNetwork(scale=2)
@@ -62,20 +80,25 @@ def test_batch_limit_and_tile_count() -> None:
     assert len(rows) == 5 and len(cols) == 3  # ceil((100 + 8 - 32) / 24) + 1, ceil((70 + 8 - 32) / 24) + 1
 
 
-@pytest.mark.parametrize("length, tile, overlap", [(1, 8, 2), (7, 8, 2), (100, 32, 8), (97, 24, 23), (64, 16, 0)])
-def test_kept_spans_cover_the_axis_once_with_context(length: int, tile: int, overlap: int) -> None:
+@pytest.mark.parametrize("length, tile, overlap", [(1, 8, 2), (7, 8, 2), (100, 32, 8), (97, 24, 12), (64, 16, 0),
+                                                    (75, 32, 16), (41, 16, 8)])
+def test_spans_cover_the_axis_with_ramps_only_between_neighbours(length: int, tile: int, overlap: int) -> None:
     spans = tile_spans(length, tile, overlap)
-    assert spans[0][1] == 0 and spans[-1][2] == length
-    assert all(a[2] == b[1] for a, b in zip(spans, spans[1:], strict=False))  # contiguous, no gap or double
-    margin = overlap // 2
-    for start, keep_from, keep_to in spans:
-        assert start + margin <= keep_from <= keep_to <= start + tile - margin
+    assert spans[0][1] == 0 and spans[-1][2] == length and spans[0][3] == 0
+    for previous, span in zip(spans, spans[1:], strict=False):
+        assert span[1] + span[3] == previous[2]  # the ramp is exactly what the two share
+        assert span[3] == 2 * (overlap // 4)
+    for before, after in zip(spans, spans[2:], strict=False):
+        assert before[2] <= after[1]  # no pixel is blended from three tiles
+    context = overlap // 4
+    for start, used_from, used_to, _ in spans:
+        assert start + context <= used_from < used_to <= start + tile - context
 
 
 def test_bad_arguments_say_what_is_wrong() -> None:
     rgb = PHOTO[:20, :20]
-    with pytest.raises(ParameterError, match="overlap must be in"):
-        upscale_tiled(rgb, CubicNetwork(2), scale=2, tile=16, overlap=16, batch=1)
+    with pytest.raises(ParameterError, match=r"overlap must be in \[0, tile // 2 = 8\]"):
+        upscale_tiled(rgb, CubicNetwork(2), scale=2, tile=16, overlap=9, batch=1)
     with pytest.raises(ParameterError, match="uint8"):
         upscale_tiled(rgb.astype(np.float32), CubicNetwork(2), scale=2, tile=16, overlap=4, batch=1)
     with pytest.raises(ValueError, match=r"returned \(1, 3, 32, 32\), expected \(1, 3, 64, 64\)"):
