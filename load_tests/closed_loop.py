@@ -127,10 +127,14 @@ class HttpTarget:
 
     def __init__(self, port: int, operation: Operation, photo: bytes, size: tuple[int, int], api_key: str = "") -> None:
         self.port, self.operation, self.size, self.billed = port, operation, size, bool(api_key)
-        auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
-        self.request = (f"POST {operation.http_path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/jpeg"
-                        f"\r\n{auth}Content-Length: {len(photo)}\r\n\r\n").encode("latin-1") + photo
+        self.request = self.build_request(photo, api_key)
         self._connections: list = []
+
+    def build_request(self, photo: bytes, api_key: str) -> bytes:
+        """The bytes each worker sends: the gateway's raw-body POST (a subclass may post another server's way)."""
+        auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
+        return (f"POST {self.operation.http_path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: "
+                f"image/jpeg\r\n{auth}Content-Length: {len(photo)}\r\n\r\n").encode("latin-1") + photo
 
     async def open(self, workers: int) -> None:
         self._connections = [None] * workers
@@ -151,7 +155,11 @@ class HttpTarget:
         if headers.get("connection", "").lower() == "close":
             await self._close(worker)
         status = head[0][9:12]  # HTTP/1.1 200 OK
-        check_answer(self.operation, int(status) if status.isdigit() else 0, headers, body, self.size, self.billed)
+        self.check(int(status) if status.isdigit() else 0, headers, body)
+
+    def check(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """Raise unless the answer is the operation's (``check_answer``); a subclass may check another server's."""
+        check_answer(self.operation, status, headers, body, self.size, self.billed)
 
     async def _close(self, worker: int) -> None:
         connection, self._connections[worker] = self._connections[worker], None

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("throughput", "latency", "edits", "decoding", "start", "first_start", "hot_path", "tuning")
+SECTIONS = ("throughput", "latency", "edits", "peer", "decoding", "start", "first_start", "hot_path", "tuning")
 Section = dict[str, Any]
 PROVENANCE = [["section", "{title}"], ["measured", "{at}"], ["command", "`{command}`"]]
 

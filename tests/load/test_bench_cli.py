@@ -71,7 +71,7 @@ def test_bench_refuses_bad_arguments(argv: list[str], message: str, capsys) -> N
 def test_defaults_one_operation_per_model_and_quick_runs_write_outside_the_results() -> None:
     full = bench.parse_args([])
     assert [op.model for op in full.operations] == MODELS  # every model, by the first operation that uses it
-    assert full.sections == ["throughput", "latency", "edits", "decoding", "start", "first_start", "hot_path"]
+    assert full.sections == ["throughput", "latency", "edits", "peer", "decoding", "start", "first_start", "hot_path"]
     assert full.extra_photos == ["0.3MP", "3MP", "12MP"] and not full.operations_given
     quick = bench.parse_args(["--quick"])
     assert quick.out == bench.QUICK_RESULTS and "first_start" not in quick.sections  # a smoke run downloads nothing
