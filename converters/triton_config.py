@@ -247,7 +247,7 @@ def model_config(source: ModelSource, target: str) -> dict[str, Any]:
         config["backend"] = "python"
         config["instance_group"] = [{"count": layout.instances, "kind": "KIND_CPU"}]
         config["parameters"] = _params(intra_op_threads=layout.intra_op_threads,
-                                       intra_op_spinning=tuning.intra_op_spinning)
+                                       intra_op_spinning=tuning.intra_op_spinning, runtime=source.cpu_runtime)
     else:
         config["platform"] = "onnxruntime_onnx"
         config["default_model_filename"] = "model.onnx"

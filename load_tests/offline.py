@@ -24,7 +24,6 @@ from pathlib import Path
 from statistics import median
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 from sqlalchemy import case, delete, or_, update
 
@@ -40,6 +39,7 @@ from load_tests.operations import LOAD_OPERATIONS
 from load_tests.png_check import PngKind
 from load_tests.report import section
 from load_tests.traffic_mix import photo_jpeg
+from triton_models.runtime import Session, open_session
 
 BATCH_SIZES = (1, 2, 4, 8)
 INPUT_SIDES = (512, 320, 256)  # a large model input; what U2-Netp and MediaPipe's segmentation read
@@ -53,16 +53,16 @@ def _ms(function: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1e3
 
 
-def _images_per_s(sessions: list[ort.InferenceSession], tensor: np.ndarray, batch: int, duration_s: float) -> float:
-    """The sessions running batches side by side (ONNX Runtime releases the GIL) for about ``duration_s``."""
-    feed = {sessions[0].get_inputs()[0].name: np.repeat(tensor[np.newaxis], batch, axis=0)}
+def _images_per_s(sessions: list[Session], tensor: np.ndarray, batch: int, duration_s: float) -> float:
+    """The sessions running batches side by side (both runtimes release the GIL) for about ``duration_s``."""
+    feed = {sessions[0].input_names[0]: np.repeat(tensor[np.newaxis], batch, axis=0)}
     done, start_line = [0] * len(sessions), threading.Barrier(len(sessions) + 1)
 
     def work(index: int) -> None:
         start_line.wait()
         started = time.perf_counter()
         while not done[index] or time.perf_counter() - started < duration_s:
-            sessions[index].run(None, feed)
+            sessions[index].run(feed)
             done[index] += batch
 
     workers = [threading.Thread(target=work, args=(i,)) for i in range(len(sessions))]
@@ -77,19 +77,16 @@ def _images_per_s(sessions: list[ort.InferenceSession], tensor: np.ndarray, batc
 
 def model_limit(source: ModelSource, path: Path, photo: bytes, duration_s: float,
                 batch_sizes: tuple[int, ...] = BATCH_SIZES) -> list[dict]:
-    """A row per layout: images/s at each batch size (``b1``, ``b2``...)."""
+    """A row per layout: images/s at each batch size (``b1``, ``b2``...), in the model's declared cpu runtime."""
     height, width = source.input_size
     rgb = Photo(photo, MAX_PIXELS).decode(min_size=(width, height))
     tensor = model_input(rgb, height, width, source.normalization)
     cores, rows = os.cpu_count() or 1, []
     layouts = {f"1 session x {cores} threads": (1, cores), f"{cores} sessions x 1 thread": (cores, 1)}
     for layout, (count, threads) in list(layouts.items())[:2 if cores > 1 else 1]:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = threads, 1, 3
-        sessions = [ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                    for _ in range(count)]
+        sessions = [open_session(path, source.cpu_runtime, threads, spinning=False) for _ in range(count)]
         _images_per_s(sessions, tensor, 1, 0.0)  # first runs allocate: not measured
-        rows.append({"model": source.name, "layout": layout,
+        rows.append({"model": source.name, "layout": layout, "runtime": source.cpu_runtime,
                      **{f"b{b}": _images_per_s(sessions, tensor, b, duration_s) for b in batch_sizes}})
     return rows
 
