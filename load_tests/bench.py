@@ -323,7 +323,8 @@ class Served:
                 scenarios += [self.scenario(operation, photo, [c], repeats, targets) for c in concurrency]
         settings = {"photos": list(peer_section.PHOTOS), "concurrency": concurrency, "repeats": repeats,
                     "duration_s": self.duration, "warmup_s": args.warmup, "threads": peer.THREADS,
-                    "tuning": asdict(TUNING["cpu"]), "peer_versions": peer.versions(),
+                    "tuning": asdict(TUNING["cpu"]), "our_layout": asdict(TUNING["cpu"].layout(peer.MODEL)),
+                    "peer_versions": peer.versions(),
                     "cpu_flags": peer_section.cpu_flags()}
         return peer_section.section(measured, settings, scenarios)
 

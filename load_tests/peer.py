@@ -27,6 +27,7 @@ from pathlib import Path
 from converters.catalog import load_catalog
 from converters.fetch import fetch_source
 from load_tests.closed_loop import HttpTarget
+from load_tests.peer_section import MODEL
 from load_tests.png_check import BadResponse, check_png
 from load_tests.services import REPO
 from load_tests.traffic_mix import photo_jpeg
@@ -36,7 +37,6 @@ from stack.processes import stop_process
 
 PEER_VENV = REPO / ".venv-peer"
 INSTALL = "make .venv-peer/.installed"
-MODEL = "matte_object_lite"  # the catalog's U2-Netp: the same file rembg calls u2netp
 REMBG_MODEL = "u2netp"
 THREADS = 2
 READY_TIMEOUT_S = 120.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from load_tests import report
 
 OURS, PEER = "imageserve gateway", "rembg s"
+MODEL = "matte_object_lite"  # U2-Netp: our model of both operations, the file rembg serves
 SERVING = {OURS: ("triton", "gateway"), PEER: ("rembg",)}  # the processes whose CPU serves a target's requests
 PHOTOS = ("1MP", "12MP")
 OPERATIONS = ("mask_object-lite", "cutout_object-lite")
@@ -83,7 +84,7 @@ def target_rows(ratios: list[dict]) -> list[dict]:
 def section(measured: dict, settings: dict, scenarios: list[dict]) -> report.Section:
     points = point_rows(scenarios)
     ratios = ratio_rows(points)
-    flags, versions = settings["cpu_flags"], settings["peer_versions"]
+    flags, versions, layout = settings["cpu_flags"], settings["peer_versions"], settings["our_layout"]
     return report.section("peer", "The peer: rembg's own server", measured, [
         {"heading": "## The peer: the gateway beside rembg's own server, U2-Netp in both",
          "text": [f"`{OURS}`: `/v1/mask?model=object-lite` and `/v1/cutout?model=object-lite` (raw JPEG body), "
@@ -93,7 +94,9 @@ def section(measured: dict, settings: dict, scenarios: list[dict]) -> report.Sec
                   "`model=u2netp` and `om=true` for the mask (without it the cutout), on the same U2-Netp file "
                   f"(the catalog's `matte_object_lite`). Threads: rembg `OMP_NUM_THREADS={settings['threads']}` "
                   "(its ONNX Runtime intra- and inter-op threads; its own thread pool runs concurrent requests "
-                  f"side by side); ours: Triton CPU tuning `{settings['tuning']}`.",
+                  f"side by side); ours: `{MODEL}` {layout['instances']} Triton instance(s) x "
+                  f"{layout['intra_op_threads']} intra-op thread(s), spinning "
+                  f"{settings['tuning']['intra_op_spinning']} (the Triton CPU tuning of bench.json's settings).",
                   f"CPU flags: {', '.join(flags['present']) or 'none of the listed'}; absent: "
                   f"{', '.join(flags['absent']) or 'none'}.",
                   f"Photos {', '.join(settings['photos'])} JPEG (the bench's astronaut portrait with grain); "

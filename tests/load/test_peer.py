@@ -114,10 +114,11 @@ def test_the_section_renders_the_ratios_against_the_targets() -> None:
                  scenario("mask_object-lite", "1MP", 4, (9.0, 500.0, ours_cpu), (3.0, 400.0, theirs_cpu)),
                  scenario("cutout_object-lite", "12MP", 4, (2.0, 3000.0, ours_cpu), (0.4, 9000.0, theirs_cpu))]
     settings = {"photos": ["1MP", "12MP"], "concurrency": [1, 4], "repeats": 1, "duration_s": 1.5, "warmup_s": 0.5,
-                "threads": 2, "tuning": {"model_instances": 2},
+                "threads": 2, "tuning": {"intra_op_spinning": 0}, "our_layout": {"instances": 1, "intra_op_threads": 2},
                 "peer_versions": {"rembg": "2.0.86", "onnxruntime": "1.31.1", "numpy": "2.4.6", "pillow": "13.0.0"},
                 "cpu_flags": peer_section.cpu_flags("flags\t\t: fpu avx2 fma avx512f avx512_vnni\n")}
     text = report.markdown([peer_section.section(RUN, settings, scenarios)])
+    assert "ours: `matte_object_lite` 1 Triton instance(s) x 2 intra-op thread(s), spinning 0" in text
     assert "CPU flags: avx2, fma, avx512f, avx512_vnni; absent: avx_vnni, avx512_bf16, amx_tile, amx_bf16" in text
     assert "| mask_object-lite | 1MP | 4 | imageserve gateway | 9.00 | 250 | 500 | 350 | 20 | 0 | 0.10 |" in text
     assert "| mask_object-lite | 1MP | 4 | rembg s | 3.00 | 200 | 400 | 700 | 20 | 0 | 0.10 |" in text
