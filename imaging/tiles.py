@@ -63,21 +63,27 @@ def _check(rgb: np.ndarray, scale: int, tile: int, overlap: int, batch: int) -> 
 
 
 def _blend_into(target: np.ndarray, part: np.ndarray, start: int, ramp: int, axis: int) -> None:
-    """Write ``part`` (0-255 floats) into ``target`` from ``start`` along ``axis``; over its first ``ramp``
-    entries it fades in linearly over what ``target`` holds there."""
-    index = [slice(None)] * 3
-    index[axis] = slice(start, start + part.shape[axis])
+    """Write ``part`` (uint8, or 0-255 floats) into the uint8 ``target`` from ``start`` along ``axis``; over its
+    first ``ramp`` entries it fades in linearly over what ``target`` holds there. Only the ramp is computed in
+    floats, so a row of tiles is written into the output without a float copy of it."""
+    def along(begin: int, stop: int) -> tuple[slice, ...]:
+        index = [slice(None)] * 3
+        index[axis] = slice(begin, stop)
+        return tuple(index)
+
+    length = part.shape[axis]
     if ramp:
         shape = [1, 1, 1]
         shape[axis] = ramp
-        weight = ((np.arange(ramp) + 0.5) / ramp).reshape(shape)
-        head = [slice(None)] * 3
-        head[axis] = slice(0, ramp)
-        old_index = list(index)
-        old_index[axis] = slice(start, start + ramp)
-        part = part.copy()
-        part[tuple(head)] = target[tuple(old_index)] * (1.0 - weight) + part[tuple(head)] * weight
-    target[tuple(index)] = np.rint(np.clip(part, 0.0, 255.0))
+        weight = ((np.arange(ramp, dtype=np.float32) + 0.5) / ramp).reshape(shape)
+        old = target[along(start, start + ramp)]
+        target[along(start, start + ramp)] = _to_uint8(old * (1.0 - weight) + part[along(0, ramp)] * weight)
+    rest = part[along(ramp, length)]
+    target[along(start + ramp, start + length)] = rest if rest.dtype == np.uint8 else _to_uint8(rest)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(values, 0.0, 255.0)).astype(np.uint8)
 
 
 def _run_tiles(rgb: np.ndarray, run: TileRunner, scale: int, tile: int, places: list[tuple[Span, Span]],
@@ -114,7 +120,7 @@ def upscale_tiled(rgb: np.ndarray, run: TileRunner, scale: int, tile: int, overl
                       (left - col_start) * scale:(right - col_start) * scale].transpose(1, 2, 0) * 255.0
         _blend_into(band, part, left * scale, col_ramp * scale, axis=1)
         if index % len(cols) == len(cols) - 1:
-            _blend_into(out, band.astype(np.float32), top * scale, row_ramp * scale, axis=0)
+            _blend_into(out, band, top * scale, row_ramp * scale, axis=0)
     return out
 
 
