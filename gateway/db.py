@@ -54,7 +54,7 @@ class Tenant(Base):
     quota_used: Mapped[int] = mapped_column(BigInteger, default=0)
     rate_per_s: Mapped[float] = mapped_column(Float, default=5.0)  # token bucket refill rate per key
     burst: Mapped[int] = mapped_column(Integer, default=10)  # token bucket capacity per key
-    operations: Mapped[str] = mapped_column(String(64), default=",".join(OPERATION_NAMES))
+    operations: Mapped[str] = mapped_column(String(512), default=",".join(OPERATION_NAMES))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -39,14 +39,29 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID})
-        config = _config(connection)
-        tables = set(inspect(connection).get_table_names())
-        if "tenants" in tables and "alembic_version" not in tables:
-            command.stamp(config, FIRST_REVISION)  # made by create_all before migrations existed
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A migration that changes a column rebuilds the table on SQLite (batch mode), which its foreign keys
+            # would refuse; they are checked once the migrations are done. (The pragma has no effect inside a
+            # transaction, hence before it.)
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID})
+                config = _config(connection)
+                tables = set(inspect(connection).get_table_names())
+                if "tenants" in tables and "alembic_version" not in tables:
+                    command.stamp(config, FIRST_REVISION)  # made by create_all before migrations existed
+                command.upgrade(config, revision)
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+                    raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ def _operation(ensemble: Ensemble) -> Operation:
 
 
 LOAD_OPERATIONS = ("depth", "mask", "cutout")
-OPERATIONS = {op.name: op for op in map(_operation, PRODUCT.ensembles()) if op.name.split("_")[0] in LOAD_OPERATIONS}
+OPERATIONS = {e.label: _operation(e) for e in PRODUCT.ensembles() if e.operation.name in LOAD_OPERATIONS}
 
 
 def check_operations(names: list[str]) -> list[Operation]:

@@ -24,6 +24,8 @@ from contract.schema import Parameter
 from imaging import adjust as tone
 from imaging import background as backdrop
 from imaging import depth as depth_map
+from imaging import erase as eraser
+from imaging import style as styling
 from imaging.bokeh import bokeh
 from imaging.crop import crop_box, largest_box
 from imaging.decode import Photo
@@ -50,6 +52,7 @@ class Scene:
     rgb: np.ndarray | None  # uint8 (H, W, 3)
     model_alpha: np.ndarray | None  # the matte model's output (h, w)
     model_depth: np.ndarray | None  # the depth model's output (h, w), larger = farther
+    model_rgb: np.ndarray | None = None  # a pixel model's output, uint8 (h, w, 3): styled or upscaled pixels
     colours: bool = True  # estimate the subject's edge colours (only results that show the subject need them)
     warn: list[str] = field(default_factory=list)  # why a refinement fell back, for the step's log
 
@@ -83,6 +86,12 @@ class Scene:
     def nearness(self) -> np.ndarray:
         """float32 (H, W) in [0, 1], 1 = nearest: the depth PNG's scale."""
         return depth_map.nearness(self.depth.depth, self.depth.near, self.depth.far)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self.model_rgb is None:
+            raise ImageError("this result needs a pixel model's output, and the ensemble sent none")
+        return self.model_rgb
 
     @property
     def subject(self) -> np.ndarray | None:
@@ -238,6 +247,34 @@ def _crop(scene: Scene, values: Values) -> tuple[np.ndarray, list[float]]:
     return pixels, [float(v) for v in box]
 
 
+def _styled(scene: Scene, values: Values) -> np.ndarray:
+    keep = scene.matte.alpha if values.get(P.KEEP) == "person" else None
+    return styling.mix(scene.photo, scene.pixels, values.get(P.STRENGTH), keep)
+
+
+def _upscaled(scene: Scene, values: Values) -> np.ndarray:
+    """The network's 4x result, or half of it for scale=2."""
+    scale, made = values.get(P.SCALE), scene.pixels
+    width, height = scene.photo_size
+    factor = made.shape[1] / width
+    if made.shape[:2] != (round(height * factor), round(width * factor)) or factor < scale:
+        raise ImageError(f"the upscaler made {made.shape[1]}x{made.shape[0]} from a {width}x{height} photo, "
+                         f"not a multiple of {scale}")
+    if factor == scale:
+        return made
+    return cv2.resize(made, (width * scale, height * scale), interpolation=cv2.INTER_AREA)
+
+
+def _erased(scene: Scene, part: bytes, max_pixels: int) -> np.ndarray:
+    if not part:
+        raise ParameterError("give the region to erase as a multipart part named mask (white = erase)")
+    try:
+        mask = np.asarray(Photo(part, max_pixels).decode(), dtype=np.uint8)
+    except ImageError as exc:
+        raise ParameterError(f"the mask part: {exc}") from None
+    return eraser.fill(scene.photo, eraser.read_mask(mask, scene.size))
+
+
 def _layers_json(scene: Scene, values: Values, compress_level: int) -> bytes:
     makers = {
         "depth": lambda: _png(_depth_pixels(scene), compress_level),
@@ -268,6 +305,10 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
             compress_level),
         P.BOKEH_IMAGE.tensor: lambda: _encode(_bokeh(scene, values), values, compress_level),
         P.ADJUST_IMAGE.tensor: lambda: _encode(_adjusted(scene, values), values, compress_level),
+        P.STYLE_IMAGE.tensor: lambda: _encode(_styled(scene, values), values, compress_level),
+        P.UPSCALE_IMAGE.tensor: lambda: _encode(_upscaled(scene, values), values, compress_level),
+        P.ERASE_IMAGE.tensor: lambda: _encode(_erased(scene, parts.get(P.ERASE_MASK.tensor, b""), max_pixels),
+                                              values, compress_level),
         P.LAYERS_JSON.tensor: lambda: _layers_json(scene, values, compress_level),
     }
     for tensor, make in makers.items():

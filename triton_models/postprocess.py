@@ -19,7 +19,7 @@ from triton_models.compose import Scene, Values, compose
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
 
-DEPTH, ALPHA = TENSORS.model_outputs["depth"], TENSORS.model_outputs["alpha"]
+DEPTH, ALPHA, MODEL_RGB = (TENSORS.model_outputs[kind] for kind in ("depth", "alpha", "rgb"))
 IMAGE_OUTPUTS = {out.tensor for out in PRODUCT.image_outputs()}
 
 
@@ -59,11 +59,12 @@ class TritonPythonModel:
         # Tensors carry the batch axis of a one-photo request: [1, ...].
         wanted = set(request.requested_output_names())
         size = _size(request, TENSORS.output_size)
-        rgb, alpha, depth = (_optional(request, name) for name in (TENSORS.pixels, ALPHA, DEPTH))
+        rgb, alpha, depth, made = (_optional(request, name) for name in (TENSORS.pixels, ALPHA, DEPTH, MODEL_RGB))
         if rgb is not None and rgb.shape[1:3] != (size[1], size[0]):
             raise ImageError(f"RGB is {rgb.shape[2]}x{rgb.shape[1]}, expected {size[0]}x{size[1]}")
         scene = Scene(size, _size(request, TENSORS.photo_size), None if rgb is None else rgb[0],
-                      None if alpha is None else alpha[0, 0], None if depth is None else depth[0, 0])
+                      None if alpha is None else alpha[0, 0], None if depth is None else depth[0, 0],
+                      None if made is None else made[0])
         values = Values({p.tensor: _first(_optional(request, p.tensor)) for p in PRODUCT.compose_parameters()})
         parts = {part.tensor: bytes(_first(_optional(request, part.tensor)) or b"") for part in PRODUCT.image_parts()}
         results = compose(wanted, scene, values, parts, self.compress_level, self.max_pixels)

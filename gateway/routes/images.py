@@ -76,9 +76,11 @@ def _endpoint(product: Product, operation: Operation, max_output_side: int):  # 
         extra = {"maximum": bounds[p.name]} if bounds[p.name] is not None else {}
         if p.pattern:  # documented; checked in ``serve`` with a message that names an example
             extra["pattern"] = f"^{p.pattern}$"
+        if p.choices and p.type is not str:  # a query's text is not coerced into a Literal of numbers: checked below
+            extra["enum"] = list(p.choices)
         query = Query(description=p.description, ge=p.ge, examples=[p.example] if p.example is not None else None,
                       json_schema_extra=extra or None)
-        kind = Literal[p.choices] if p.choices else p.type
+        kind = Literal[p.choices] if p.choices and p.type is str else p.type
         signature.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default,
                                            annotation=Annotated[kind if p.default is not None else kind | None, query]))
 
@@ -135,9 +137,10 @@ async def serve(call: ImageCall, product: Product, operation: Operation | None, 
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
             info = _inspect(operation, upload, settings.max_pixels, query)
             metrics.input_megapixels.labels(operation.name).observe(info.megapixels)
+            billed_megapixels = _billed_megapixels(product, operation, query, info)
             claim = None if claim_key is None else ledger.IdempotencyClaim(claim_key, billing.fingerprint(
                 operation.name, variant, list(query.values()), upload.data, *(u.data for u in upload.parts.values())))
-            async with call.billing.open(principal, operation.name, info.megapixels, charge_id, claim) as bill:
+            async with call.billing.open(principal, operation.name, billed_megapixels, charge_id, claim) as bill:
                 inputs = _tensors(operation, query, upload)
                 inferring = True
                 outputs, triton_s = await _infer(call, product.ensemble_name(operation, variant), upload.data,
@@ -185,6 +188,9 @@ def _check_parameters(operation: Operation, query: dict[str, Any], bounds: dict[
     for p in operation.parameters:
         if p.type is str and query[p.name] is not None and (problem := p.check_text(query[p.name])):
             raise BadRequest(problem, code="invalid_parameter")
+        if p.type is not str and p.choices and query[p.name] is not None and query[p.name] not in p.choices:
+            raise BadRequest(f"{p.name} must be one of {', '.join(map(str, p.choices))}; got {query[p.name]}",
+                             code="invalid_parameter")
 
 
 def _check_one_of(operation: Operation, query: dict[str, Any], parts: dict[str, Upload]) -> None:
@@ -218,6 +224,20 @@ def _inspect(operation: Operation, upload: Upload, max_pixels: int, query: dict[
             raise type(error)(f"the {name!r} part: {error.message}", code=error.code) from None
     _check_one_of(operation, query, upload.parts)
     return info
+
+
+def _billed_megapixels(product: Product, operation: Operation, query: dict[str, Any], info: ImageInfo) -> float:
+    """The photo's megapixels, or the result's for an operation that enlarges it (within its limit)."""
+    if not operation.output_scale:
+        return info.megapixels
+    scale = query[operation.output_scale]
+    width, height, limit = info.width * scale, info.height * scale, product.limits.max_upscaled_pixels
+    if width * height > limit:
+        raise BadRequest(f"{operation.output_scale}={scale} would make {width}x{height} = {width * height / 1e6:.1f} "
+                         f"megapixels, over the limit of {limit / 1e6:.1f} for {product.path(operation)}; send a "
+                         f"photo of at most {limit / scale ** 2 / 1e6:.2f} megapixels for {operation.output_scale}="
+                         f"{scale}", code="output_too_large")
+    return info.megapixels * scale ** 2
 
 
 def _tensors(operation: Operation, query: dict[str, Any], upload: Upload) -> dict[str, Any]:

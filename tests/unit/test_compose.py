@@ -13,7 +13,7 @@ from PIL import Image
 
 from contract import product as P
 from imaging import encode as encoder
-from imaging.errors import ParameterError
+from imaging.errors import ImageError, ParameterError
 from tests.conftest import jpeg_bytes
 from triton_models.compose import Scene, Values, compose
 
@@ -157,3 +157,58 @@ def test_the_foreground_box_bounds_the_matte() -> None:
 def test_an_aspect_the_photo_cannot_hold_is_a_parameter_error() -> None:
     with pytest.raises(ParameterError, match="nearer the photo's 160:120"):
         compose({P.CROP_IMAGE.tensor}, scene(), Values({"ASPECT": b"9999:1"}), {}, 1, 10**8)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_style_mixes_the_styled_pixels_and_keeps_the_subject() -> None:
+    at = scene()
+    at.model_rgb = np.zeros((HEIGHT // 2, WIDTH // 2, 3), np.uint8)  # the network's output at its working size
+    full = decoded(run(P.STYLE_IMAGE.tensor, at=at))
+    assert full.shape == (HEIGHT, WIDTH, 3) and (full == 0).all()
+    half = decoded(run(P.STYLE_IMAGE.tensor, {P.STRENGTH.tensor: 0.5}, at=at))
+    assert np.abs(half.astype(int) - at.rgb.astype(int) // 2).max() <= 1
+    kept = decoded(run(P.STYLE_IMAGE.tensor, {P.KEEP.tensor: b"person"}, at=at))
+    inside = np.zeros((HEIGHT, WIDTH), bool)
+    inside[SUBJECT[0].start + 6:SUBJECT[0].stop - 6, SUBJECT[1].start + 6:SUBJECT[1].stop - 6] = True
+    assert (kept[inside] == at.rgb[inside]).all() and (kept[:10, :10] == 0).all()
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_upscale_gives_exactly_scale_times_the_photo(scale: int) -> None:
+    at = scene()
+    at.model_rgb = np.asarray(Image.fromarray(at.rgb).resize((WIDTH * 4, HEIGHT * 4), Image.Resampling.NEAREST))
+    out = decoded(run(P.UPSCALE_IMAGE.tensor, {P.SCALE.tensor: scale}, at=at))
+    assert out.shape == (HEIGHT * scale, WIDTH * scale, 3)
+    assert (out[::scale, ::scale] == at.rgb).all()  # nearest 4x, then halved by area: the photo's pixels
+
+
+def test_upscale_refuses_a_result_of_the_wrong_size() -> None:
+    at = scene()
+    at.model_rgb = np.zeros((HEIGHT * 4 + 1, WIDTH * 4, 3), np.uint8)
+    with pytest.raises(ImageError, match="not a multiple"):
+        run(P.UPSCALE_IMAGE.tensor, {P.SCALE.tensor: 4}, at=at)
+
+
+def test_erase_fills_only_the_mask() -> None:
+    at = scene()
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    mask[40:70, 60:100] = 255  # inside the green subject: filled with its green
+    out = decoded(run(P.ERASE_IMAGE.tensor, parts={P.ERASE_MASK.tensor: png_bytes(mask)}, at=at))
+    outside = mask == 0
+    assert (out[outside] == at.rgb[outside]).all()
+    assert np.abs(out[~outside].astype(int) - (40, 200, 60)).mean() < 10
+
+
+@pytest.mark.parametrize(("part", "problem"), [
+    (b"", "multipart part named mask"),
+    (b"not an image", "the mask part"),
+    (png_bytes(np.zeros((HEIGHT, WIDTH), np.uint8)), "marks nothing"),
+])
+def test_erase_refuses_a_missing_or_unusable_mask(part: bytes, problem: str) -> None:
+    with pytest.raises(ParameterError, match=problem):
+        run(P.ERASE_IMAGE.tensor, parts={P.ERASE_MASK.tensor: part})

@@ -77,7 +77,7 @@ def test_a_declaration_without_a_model_or_with_a_bad_default_is_refused() -> Non
     with pytest.raises(ContractError, match="default_variant"):
         type(PRODUCT)(**{**_fields(PRODUCT), "operations": (Operation(
             "x", "x", "x", mask.output, 1, variants=mask.variants, default_variant="nope"),)})
-    with pytest.raises(ContractError, match="uses no model"):
+    with pytest.raises(ContractError, match="uses neither a model nor the photo"):
         type(PRODUCT)(**{**_fields(PRODUCT), "operations": (Operation("x", "x", "x", mask.output, 1),)})
 
 

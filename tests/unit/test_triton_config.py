@@ -1,7 +1,10 @@
+import io
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from contract.product import PRODUCT
 from contract.schema import Variant
@@ -38,8 +41,9 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     configs = repository_configs(load_catalog(), "cpu")
     ensembles = [name for name, config in configs.items() if config.get("platform") == "ensemble"]
     variants = ["fast", "portrait", "object", "object-lite"]
-    operations = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "layers"]
-    assert ensembles == [f"photo_{op}_{v}" for op in operations for v in variants]
+    edits = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "style"]
+    assert ensembles == [*(f"photo_{op}_{v}" for op in edits for v in variants), "photo_upscale_quality",
+                         "photo_upscale_fast", "photo_erase", *(f"photo_layers_{v}" for v in variants)]
     cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "postprocess"]
     assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels
@@ -51,6 +55,15 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     background = configs["photo_background_portrait"]
     assert "NEW_BACKGROUND" in {i["name"] for i in background["input"]}  # the uploaded background reaches it
     assert background["ensemble_scheduling"]["step"][-1]["input_map"]["NEW_BACKGROUND"] == "NEW_BACKGROUND"
+    # A pixel model takes the photo and its step's parameters, and hands its pixels to the compose step.
+    style = configs["photo_style_portrait"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in style] == ["preprocess", "style", "matte_portrait", "postprocess"]
+    assert style[1]["input_map"] == {"RGB": "rgb", "STYLE": "STYLE"} and "STYLE" not in style[-1]["input_map"]
+    assert style[-1]["input_map"]["MODEL_RGB"] == style[1]["output_map"]["MODEL_RGB"]
+    assert "STYLE_INPUT" not in configs["preprocess"]["parameters"]["model_inputs"]["string_value"]
+    erase = configs["photo_erase"]["ensemble_scheduling"]["step"]  # no model: the photo and the mask part
+    assert [step["model_name"] for step in erase] == ["preprocess", "postprocess"]
+    assert erase[-1]["input_map"]["ERASE_MASK"] == "ERASE_MASK"
     crop = configs["photo_crop_portrait"]
     assert {o["name"]: o["dims"] for o in crop["output"]} == {"CROP_IMAGE": [1], "CROP_BOX": [4]}
 
@@ -74,10 +87,14 @@ def test_steps_enforce_the_declared_pixel_limit() -> None:
     assert preprocess["parameters"]["max_pixels"]["string_value"] == str(PRODUCT.limits.max_pixels)
 
 
-def test_model_steps_batch_dynamically() -> None:
+def test_model_steps_batch_dynamically_and_pixel_models_take_one_photo() -> None:
     for target in ("cpu", "gpu"):
         for source in load_catalog().values():
             config = model_config(source, target)
+            if source.output == "rgb":  # the photo at its own size: its step tiles or resizes it
+                assert config["max_batch_size"] == 1 and config["backend"] == "python"
+                assert [i["name"] for i in config["input"]][0] == "RGB" and config["output"][0]["name"] == "MODEL_RGB"
+                continue
             assert config["max_batch_size"] > 1
             assert "dynamic_batching" in config
 
@@ -87,7 +104,7 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
     layouts = {name: (configs[name]["instance_group"][0]["count"],
                       configs[name]["parameters"]["intra_op_threads"]["string_value"],
                       configs[name]["parameters"]["intra_op_spinning"]["string_value"])
-               for name in load_catalog()}
+               for name, source in load_catalog().items() if source.output != "rgb"}
     assert layouts == {"depth": (2, "1", "0"), "matte_fast": (2, "1", "0"), "matte_portrait": (1, "2", "0"),
                        "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0")}
 
@@ -95,11 +112,15 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:
     warmup = repository_configs(load_catalog(), "cpu")["postprocess"]["model_warmup"][0]["inputs"]
     parameters = {p.tensor for p in PRODUCT.compose_parameters()}
-    assert set(warmup) == {"OUTPUT_SIZE", "PHOTO_SIZE", "DEPTH", "ALPHA", "RGB", *parameters}
+    parts = {part.tensor for part in PRODUCT.image_parts()}
+    assert set(warmup) == {"OUTPUT_SIZE", "PHOTO_SIZE", "DEPTH", "ALPHA", "RGB", "MODEL_RGB", *parameters, *parts}
     write_configs(tmp_path, load_catalog(), "cpu")
     folder = tmp_path / "postprocess" / "warmup"
     height, width = struct.unpack("<2i", (folder / "output_size").read_bytes())
     assert warmup["RGB"]["dims"] == [height, width, 3]  # the cutout needs RGB at the output size
+    assert warmup["MODEL_RGB"]["dims"] == [height * 4, width * 4, 3]  # as the 4x upscaler makes it
+    mask = Image.open(io.BytesIO((folder / "input_erase_mask").read_bytes()[4:]))
+    assert np.asarray(mask).max() == 255  # a mask that marks something, so the erase runs too
     # The first alternative of each one_of is given, so the background and crop edits run in the warm-up too.
     assert (folder / "input_color").read_bytes() == struct.pack("<I", 6) + b"1e90ff"
     assert (folder / "input_aspect").read_bytes() == struct.pack("<I", 3) + b"4:5"

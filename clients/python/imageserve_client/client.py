@@ -33,6 +33,13 @@ Model = Literal["fast", "portrait", "object", "object-lite"]
 Format = Literal["auto", "png", "webp", "jpeg"]
 Fit = Literal["cover", "contain"]
 AdjustBy = Literal["matte", "depth"]
+Style = Literal["golden-pastel", "bold-lines", "soft-sketch", "shards", "crimson-pastel", "autumn", "night-spots",
+                "flames", "watercolour", "mosaic", "sepia-oil", "ink-gold", "lavender", "cubist-green", "frost",
+                "stained-glass", "blue-impasto", "bricks", "etching", "starry", "fauve-red", "pastel-blocks",
+                "charcoal", "dark-wash", "blue-etching", "patchwork"]
+Keep = Literal["none", "person"]
+UpscaleModel = Literal["quality", "fast"]
+Scale = Literal[2, 4]
 
 
 class _Base:
@@ -165,6 +172,27 @@ class Client(_Base):
         """Smart crop to ``aspect="W:H"`` or to ``width`` and ``height``; ``crop_box`` is (x, y, w, h)."""
         return self._call("crop", locals())
 
+    def style(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
+              format: Format | None = None, quality: int | None = None, style: Style | None = None,
+              strength: float | None = None, keep: Keep | None = None,
+              idempotency_key: str | None = None) -> ImageResult:
+        """The photo restyled with one of the built-in ``style`` names (see the service's /docs), mixed in by
+        ``strength`` (0-1); ``keep="person"`` styles only the background."""
+        return self._call("style", locals())
+
+    def upscale(self, photo: Photo, *, model: UpscaleModel | None = None, scale: Scale | None = None,
+                format: Format | None = None, quality: int | None = None,
+                idempotency_key: str | None = None) -> ImageResult:
+        """The photo enlarged ``scale`` (2 or 4) times on each side; priced by the result's megapixels."""
+        return self._call("upscale", locals())
+
+    def erase(self, photo: Photo, *, max_side: int | None = None, format: Format | None = None,
+              quality: int | None = None, mask: Photo | None = None,
+              idempotency_key: str | None = None) -> ImageResult:
+        """The photo with what ``mask`` (required: an image of the photo's aspect ratio) marks white filled from
+        its surroundings."""
+        return self._call("erase", locals())
+
     def layers(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
                include: str | None = None, idempotency_key: str | None = None) -> LayersResult:
         """Depth, matte, foreground and background (or those ``include`` names, comma-separated) as PNG bytes
@@ -294,6 +322,25 @@ class AsyncClient(_Base):
                    idempotency_key: str | None = None) -> ImageResult:
         """See ``Client.crop``."""
         return await self._call("crop", locals())
+
+    async def style(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
+                    format: Format | None = None, quality: int | None = None, style: Style | None = None,
+                    strength: float | None = None, keep: Keep | None = None,
+                    idempotency_key: str | None = None) -> ImageResult:
+        """See ``Client.style``."""
+        return await self._call("style", locals())
+
+    async def upscale(self, photo: Photo, *, model: UpscaleModel | None = None, scale: Scale | None = None,
+                      format: Format | None = None, quality: int | None = None,
+                      idempotency_key: str | None = None) -> ImageResult:
+        """See ``Client.upscale``."""
+        return await self._call("upscale", locals())
+
+    async def erase(self, photo: Photo, *, max_side: int | None = None, format: Format | None = None,
+                    quality: int | None = None, mask: Photo | None = None,
+                    idempotency_key: str | None = None) -> ImageResult:
+        """See ``Client.erase``."""
+        return await self._call("erase", locals())
 
     async def layers(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
                      include: str | None = None, idempotency_key: str | None = None) -> LayersResult:

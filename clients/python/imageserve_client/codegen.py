@@ -111,6 +111,10 @@ def _render_param(param: Param) -> str:
             args.append(f"{key}={_literal(getattr(param, key))}")
     if param.pattern:
         args.append(f"pattern={_literal(param.pattern)}")
+    enum_arg = f"enum={_tuple(param.enum)}"
+    if param.enum and len(enum_arg) + 17 > LINE:  # too long even alone on a line: one value a line
+        lines = [_field("enum", param.enum, 16) if arg == enum_arg else f"{' ' * 16}{arg}," for arg in args]
+        return "\n".join([f"{' ' * 12}Param(", *lines, f"{' ' * 12}),"])
     return _call("Param", args, 12)
 
 
