@@ -188,10 +188,11 @@ MATTE_VARIANTS = (
 )
 
 UPSCALE_VARIANTS = (
-    Variant("quality", ("upscale_quality",), "Real-ESRGAN x4plus (RRDBNet): photos, the default; heavy on CPU "
-                                             "(seconds per 0.1 MP of the photo on 2 cores), made for GPUs"),
-    Variant("fast", ("upscale_fast",), "Real-ESRGAN AnimeVideo-v3 (compact network): about 30x cheaper, trained on "
-                                       "animation: smoother textures on photos"),
+    Variant("quality", ("upscale_quality",), "Real-ESRGAN x4plus (RRDBNet, GAN-trained for photos), the default: "
+                                             "about 150 s of model time per megapixel of the photo on 2 CPU cores "
+                                             "(made for GPUs)"),
+    Variant("fast", ("upscale_fast",), "Real-ESRGAN AnimeVideo-v3 (a compact network trained on animation): about "
+                                       "6 s per megapixel of the photo on 2 CPU cores, smoother textures"),
 )
 
 

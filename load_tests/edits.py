@@ -12,11 +12,12 @@ import time
 from statistics import median
 
 import httpx
+import numpy as np
 from PIL import Image
 
 from contract.product import FORMATS, PRODUCT
 from load_tests import report
-from load_tests.traffic_mix import photo_jpeg
+from load_tests.traffic_mix import SIZES, photo_jpeg
 
 # endpoint -> query of its call here; the cutout is the baseline every edit builds on.
 CALLS = {
@@ -26,16 +27,36 @@ CALLS = {
     "bokeh": {"aperture": 6},
     "adjust": {"bg_saturation": -0.6, "bg_brightness": -0.2},
     "crop": {"aspect": "4:5"},
+    "style": {"style": "mosaic"},
     "layers": {},
 }
+# The operations on other inputs, at 1 MP of result: (label, operation, photo size, query, with an erase mask).
+# Upscaling makes 1 MP from a quarter of it (scale=2): fast from 0.25 MP, and quality, which takes ~150 s per
+# input megapixel on 2 CPU cores, from 0.06 MP (a quarter of the result) to stay within the request budget.
+PIXEL_CALLS = (
+    ("upscale?model=fast&scale=2", "upscale", (576, 432), {"model": "fast", "scale": 2}, False),
+    ("upscale?model=quality&scale=2", "upscale", (288, 216), {"model": "quality", "scale": 2}, False),
+    ("erase (a tenth of the photo)", "erase", SIZES["1MP"], {}, True),
+)
 FORMAT_CALLS = ("cutout", "mask", "bokeh", "depth")
 PHOTOS = ("1MP", "12MP")
 
 
-def _post(client: httpx.Client, operation: str, photo: bytes, query: dict) -> tuple[float, httpx.Response]:
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _post(client: httpx.Client, operation: str, photo: bytes, query: dict,
+          mask: bytes | None = None) -> tuple[float, httpx.Response]:
     started = time.perf_counter()
-    response = client.post(PRODUCT.path(PRODUCT.operation(operation)), content=photo, params=query,
-                           headers={"Content-Type": "image/jpeg"})
+    path = PRODUCT.path(PRODUCT.operation(operation))
+    if mask is None:
+        response = client.post(path, content=photo, params=query, headers={"Content-Type": "image/jpeg"})
+    else:
+        response = client.post(path, params=query, files={"image": ("photo.jpg", photo, "image/jpeg"),
+                                                          "mask": ("mask.png", mask, "image/png")})
     elapsed_ms = (time.perf_counter() - started) * 1e3
     if response.status_code != 200:
         raise RuntimeError(f"{operation} {query}: {response.status_code} {response.text[:200]}")
@@ -58,6 +79,26 @@ def latency_rows(client: httpx.Client, repeats: int) -> list[dict]:
     return rows
 
 
+def pixel_rows(client: httpx.Client, repeats: int) -> list[dict]:
+    rows = []
+    portrait = Image.open(io.BytesIO(photo_jpeg("1MP")))
+    for label, operation, size, query, with_mask in PIXEL_CALLS:
+        buffer = io.BytesIO()
+        portrait.resize(size, Image.Resampling.LANCZOS).save(buffer, format="JPEG", quality=90)
+        mask = None
+        if with_mask:  # a centred box of a tenth of the photo: the astronaut's chest and arm
+            box = np.zeros(size[::-1], np.uint8)
+            h, w = size[1] // 3, size[0] * 3 // 10
+            box[size[1] // 2:size[1] // 2 + h, (size[0] - w) // 2:(size[0] + w) // 2] = 255
+            mask = _png(Image.fromarray(box))
+        _post(client, operation, buffer.getvalue(), query, mask)  # warm-up
+        timed = [_post(client, operation, buffer.getvalue(), query, mask) for _ in range(repeats)]
+        out = Image.open(io.BytesIO(timed[-1][1].content))
+        rows.append({"endpoint": label, "photo": f"{size[0]}x{size[1]}", "result": f"{out.width}x{out.height}",
+                     "p50_ms": median(ms for ms, _ in timed)})
+    return rows
+
+
 def format_rows(client: httpx.Client) -> list[dict]:
     photo, rows = photo_jpeg("12MP"), []
     for operation in FORMAT_CALLS:
@@ -74,7 +115,7 @@ def format_rows(client: httpx.Client) -> list[dict]:
 
 def measure(measured: dict, port: int, key: str, repeats: int) -> report.Section:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers={"X-API-Key": key}) as client:
-        latency, formats = latency_rows(client, repeats), format_rows(client)
+        latency, pixels, formats = latency_rows(client, repeats), pixel_rows(client, 3), format_rows(client)
     query = ", ".join(f"{op}: `{'&'.join(f'{k}={v}' for k, v in q.items()) or 'defaults'}`" for op, q in CALLS.items())
     return report.section("edits", "Edits and output formats", measured, [
         {"heading": "## Edits: one request at a time, through the gateway, beside the plain cutout",
@@ -82,6 +123,11 @@ def measure(measured: dict, port: int, key: str, repeats: int) -> report.Section
                   "ratio = p50 / the cutout's p50 at the same photo size."],
          "columns": [["endpoint", "`{endpoint}`"], ["photo", "{photo} JPEG"], ["p50 ms", "{p50_ms:.0f}"],
                      ["ratio to cutout", "{ratio:.2f}"]], "rows": latency},
+        {"heading": "## Upscale and erase, about 1 MP of result",
+         "text": ["Concurrency 1, median of 3 after a warm-up (upscale: default format PNG; erase: a multipart "
+                  "photo and mask)."],
+         "columns": [["endpoint", "`{endpoint}`"], ["photo", "{photo}"], ["result", "{result}"],
+                     ["p50 ms", "{p50_ms:.0f}"]], "rows": pixels},
         {"heading": "## Output bytes per format, 12 MP photo",
          "text": ["One request each (the time includes the models and the encode; PNG is lossless, WebP 100 is "
                   "lossless WebP, JPEG is for opaque results only)."],

@@ -13,9 +13,11 @@
     photoImg: $("photo-img"), focusMark: $("focus-mark"), focusText: $("focus-text"),
     aperture: $("aperture"), apertureValue: $("aperture-value"), bokehRun: $("bokeh-run"),
     bgColor: $("bg-color"), backgroundRun: $("background-run"), aspect: $("aspect"), cropRun: $("crop-run"),
-    cropBox: $("crop-box"), log: document.querySelector("#call-log tbody"),
+    cropBox: $("crop-box"), log: document.querySelector("#call-log tbody"), style: $("style"),
+    strength: $("strength"), strengthValue: $("strength-value"), keepPerson: $("keep-person"),
+    styleRun: $("style-run"), upscaleRun: $("upscale-run"),
   };
-  const ACTIONS = [el.analyse, el.bokehRun, el.backgroundRun, el.cropRun];
+  const ACTIONS = [el.analyse, el.bokehRun, el.backgroundRun, el.cropRun, el.styleRun, el.upscaleRun];
 
   let apiKey = "";      // the pasted key, in memory only
   let photo = null;     // the chosen File
@@ -160,6 +162,34 @@
     }).catch(() => {});
   }
 
+  function style() {
+    const params = { style: el.style.value, strength: el.strength.value };
+    if (el.keepPerson.checked) params.keep = "person";
+    show("style", params).catch(() => {});
+  }
+
+  function upscale() {
+    show("upscale", { model: "fast", scale: "2" }).catch(() => {});
+  }
+
+  // The style names as the service declares them (its OpenAPI document), not a second list here.
+  async function loadStyles() {
+    try {
+      const spec = await (await fetch("/openapi.json", { credentials: "omit", cache: "no-store" })).json();
+      const param = spec.paths["/v1/style"].post.parameters.find((p) => p.name === "style");
+      const schema = param.schema.anyOf ? param.schema.anyOf.find((s) => s.enum) : param.schema;
+      for (const name of schema.enum) {
+        const option = document.createElement("option");
+        option.value = name;
+        option.textContent = name;
+        option.selected = name === param.schema.default;
+        el.style.append(option);
+      }
+    } catch (err) {
+      showError("styles", `the style names could not be read from /openapi.json (${err.message})`, "");
+    }
+  }
+
   function choose(file) {
     if (!file) return;
     photo = file;
@@ -218,6 +248,11 @@
   el.backgroundRun.addEventListener("click", background);
   el.aspect.addEventListener("change", () => { if (apiKey && photo) crop(); });
   el.cropRun.addEventListener("click", crop);
+  el.strength.addEventListener("input", () => { el.strengthValue.textContent = el.strength.value; });
+  el.styleRun.addEventListener("click", style);
+  el.style.addEventListener("change", () => { if (apiKey && photo) style(); });
+  el.upscaleRun.addEventListener("click", upscale);
+  loadStyles();
   el.photoImg.addEventListener("error", () => {
     if (photo) setStatus("this browser cannot show the photo; the API may still read it");
   });

@@ -180,6 +180,13 @@ def test_demo_shows_results_edits_and_credits(browser: WebDriver, gateway_url: s
         wait_for_images(browser, "crop-img")
         browser.find_element(By.ID, "background-run").click()
         wait_for_images(browser, "background-img")
+        # The style names come from the service's OpenAPI document; a change of style runs it.
+        styles = Select(browser.find_element(By.ID, "style"))
+        assert len(styles.options) == 26 and styles.first_selected_option.text == "starry"
+        styles.select_by_value("mosaic")
+        wait_for_images(browser, "style-img")
+        browser.find_element(By.ID, "upscale-run").click()
+        wait_for_images(browser, "upscale-img")
         responses = api_calls(network(browser))
         measured.update(check_edits(browser, rgb, responses))
         measured["calls"] = check_credits(browser, responses, http)
@@ -248,13 +255,22 @@ def check_edits(driver: WebDriver, rgb: np.ndarray, responses: dict[str, dict]) 
                     background_torso_error=float(np.abs(background[TORSO] - rgb[TORSO]).mean()))
     assert measured["background_wall_error"] < 20, "the backdrop is the chosen colour"
     assert measured["background_torso_error"] < 12, "she is unchanged"
+
+    style = [r for r in responses.values() if urlsplit(r["url"]).path == "/v1/style"]
+    assert len(style) == 1 and parse_qs(urlsplit(style[0]["url"]).query)["style"] == ["mosaic"]
+    styled = pixels(driver, "style-img")[..., :3]
+    measured["style_difference"] = float(np.abs(styled.astype(np.float32) - rgb).mean())
+    assert styled.shape == rgb.shape and measured["style_difference"] > 20, "the photo is restyled"
+    upscaled = pixels(driver, "upscale-img")[..., :3]
+    assert upscaled.shape == (1024, 1024, 3), "2x the 512x512 photo"
     return measured
 
 
 def check_credits(driver: WebDriver, responses: dict[str, dict], http: httpx.Client) -> list[dict]:
     """Every call in the page's log shows the credits and request id of the response Chromium received."""
     rows = driver.execute_script(CALL_LOG_JS)
-    assert sorted(row["operation"] for row in rows) == ["background", "bokeh", "crop", "cutout", "depth", "mask"]
+    assert sorted(row["operation"] for row in rows) == ["background", "bokeh", "crop", "cutout", "depth", "mask",
+                                                        "style", "upscale"]
     assert set(responses) == {row["request-id"] for row in rows}
     for row in rows:
         headers = responses[row["request-id"]]["headers"]

@@ -1,6 +1,7 @@
 """Style transfer, super-resolution and object removal end to end: the real gateway, Triton and models on real
 photos (``skimage.data``). Each test would fail if its operation broke: the upscaled result is exactly scale x
-the photo and beats bicubic against the photo it was reduced from, two styles differ from each other and from
+the photo, agrees with it when reduced
+again and is sharper than bicubic, two styles differ from each other and from
 the photo, and the erased region is filled from its surroundings with every other pixel the photo's own."""
 
 from __future__ import annotations
@@ -39,15 +40,24 @@ def image(response: httpx.Response) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("model", "scale"), [("fast", 4), ("fast", 2), ("quality", 2)])
-def test_upscale_is_exactly_scale_times_and_beats_bicubic(http, model: str, scale: int) -> None:
+def test_upscale_is_exactly_scale_times_consistent_with_the_photo_and_sharper_than_bicubic(http, model: str,
+                                                                                            scale: int) -> None:
+    """Both networks are GAN-trained: sharper than bicubic, not higher in PSNR (evaluation/upscale_results.md;
+    tests/integration/test_upscale_quality.py holds that gap as a strict xfail)."""
     original = skimage.data.chelsea()[60:188, 150:310]  # 160x128 of the cat's face: fur, eyes, whiskers
     small = cv2.resize(original, (original.shape[1] // scale, original.shape[0] // scale),
                        interpolation=cv2.INTER_AREA)
     response = post(http, "/v1/upscale", small, model=model, scale=scale)
     out = image(response)
     assert out.shape == (small.shape[0] * scale, small.shape[1] * scale, 3)
+    reduced = cv2.resize(out, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+    assert peak_signal_noise_ratio(small, reduced) > 28  # it enlarges this photo, not another
     bicubic = cv2.resize(small, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
-    assert peak_signal_noise_ratio(original, out) > peak_signal_noise_ratio(original, bicubic)
+
+    def detail(rgb: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
+
+    assert detail(out) > 1.2 * detail(bicubic)
     output_megapixels = out.shape[0] * out.shape[1] / 1e6
     assert int(response.headers["X-Credits-Charged"]) == 2 + int(np.ceil(output_megapixels))
 
