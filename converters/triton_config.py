@@ -24,6 +24,7 @@ from contract.product import PRODUCT
 from contract.schema import Ensemble, Product
 from converters.catalog import ModelSource
 from converters.errors import ConverterError
+from imaging.tiles import OVERLAP_PX
 
 TARGETS = ("cpu", "gpu")
 MODEL_MAX_BATCH = 8
@@ -51,9 +52,8 @@ PIXEL_STEPS = {
 }
 # Input pixels of a pixel model's warm-up: small, so that even Real-ESRGAN's warm-up is one tile.
 WARMUP_PIXELS = (48, 64)
-# Upscaling: network tiles run at once (bounds the network's working memory) and their overlap, in input pixels.
+# Upscaling: network tiles run at once (bounds the network's working memory); their overlap is imaging.tiles'.
 UPSCALE_TILE_BATCH = 2
-UPSCALE_TILE_OVERLAP = 12
 DEFAULT_PIXEL_RUNTIME = "onnxruntime"  # a pixel model's runtime on the gpu target (its step runs on the CPU)
 
 
@@ -274,7 +274,7 @@ def pixel_model_config(source: ModelSource, target: str, product: Product = PROD
         "parameters": _params(threads=layout.instances * layout.intra_op_threads,
                               spinning=tuning.intra_op_spinning, max_height=tile_height, max_width=tile_width,
                               scale=source.scale, tile_batch=UPSCALE_TILE_BATCH,
-                              tile_overlap=UPSCALE_TILE_OVERLAP,
+                              tile_overlap=OVERLAP_PX,
                               runtime=source.cpu_runtime if target == "cpu" else DEFAULT_PIXEL_RUNTIME),
         "model_warmup": [{"name": "small_photo", "batch_size": 1, "inputs": {
             t.pixels: {"data_type": "TYPE_UINT8", "dims": [*WARMUP_PIXELS, 3], "random_data": True}}}],
