@@ -15,7 +15,7 @@ from PIL import Image
 from contract.product import PRODUCT
 from converters.catalog import HUB_REGISTRY, ModelSource, serving_catalog
 from converters.errors import ConversionError
-from converters.fetch import atomic_write, fetch_source, progress, weights_path
+from converters.fetch import atomic_write, fetch_source, progress, shard_paths, weights_path
 from converters.onnx_edit import append_minmax_rescale, to_serving_contract
 from converters.triton_config import (
     WARMUP_OUTPUT_SIZE,
@@ -46,6 +46,10 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
         from converters.ncnn_to_onnx import convert_ncnn
 
         return convert_ncnn(source_file.read_text(), weights_path(source, source_file).read_bytes())
+    if source.conversion == "tfjs_to_onnx":
+        from converters.tfjs_to_onnx import convert_tfjs
+
+        return convert_tfjs(source_file.read_text(), {p.name: p.read_bytes() for p in shard_paths(source, source_file)})
     model = onnx.load(str(source_file))
     if source.conversion == "onnx_upgrade":
         return to_serving_contract(model, source.output, source.input_size)

