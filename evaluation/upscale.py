@@ -170,7 +170,9 @@ def markdown(report: dict) -> str:
         f"ONNX Runtime {m.get('onnxruntime')}, {THREADS} threads per model. Load average (1 min) "
         f"{report['load_average_1m']['before']:.1f} before, {report['load_average_1m']['after']:.1f} after: other "
         "work shared the cores, so times are noisy (medians, sizes interleaved).", "",
-        f"Tiles: each model's catalog `input_size`, overlapping by {OVERLAP_PX} input pixels (`imaging.tiles`).", "",
+        "Tiles: each model's catalog `input_size` (" + ", ".join(
+            f"{name} {'x'.join(map(str, size))}" for name, size in report["tiles"].items())
+        + f"), overlapping by {report['overlap_px']} input pixels (`imaging.tiles`).", "",
         "## Quality (medians over photos; gain = median of the per-photo difference to bicubic)", "",
         "| scale | method | PSNR dB | gain dB | SSIM | gain SSIM | beats bicubic (PSNR) |",
         "|---|---|---|---|---|---|---|",
