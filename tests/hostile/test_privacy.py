@@ -41,16 +41,18 @@ pytestmark = pytest.mark.e2e
 # Installed toolchains under $HOME: large, and nothing in the stack writes there.
 SKIPPED_DIRS = {".git", ".pyenv", ".rustup", ".cargo", ".m2", "proc", "sys"}
 # Every operation with every one of its variants (models).
-def _query(ensemble: Ensemble) -> dict[str, object]:
-    """The variant, and the first alternative of a required one_of (background needs a colour, crop an aspect)."""
+def _query(ensemble: Ensemble) -> tuple[dict[str, object], tuple[str, ...]]:
+    """The variant, and the first alternative of a required one_of (background needs a colour, crop an aspect,
+    erase a mask): its parameters' examples, and the image parts it names (sent as the marked photo too)."""
     op = ensemble.operation
     query: dict[str, object] = {op.variant_parameter: ensemble.variant} if ensemble.variant else {}
-    if op.one_of and op.one_of_required:
-        query.update({name: op.parameter(name).example for name in op.one_of[0]})
-    return query
+    parts = {part.name for part in op.image_parts}
+    first = op.one_of[0] if op.one_of and op.one_of_required else ()
+    query.update({name: op.parameter(name).example for name in first if name not in parts})
+    return query, tuple(name for name in first if name in parts)
 
 
-ENDPOINTS = [(PRODUCT.path(e.operation), _query(e)) for e in PRODUCT.ensembles()]
+ENDPOINTS = [(PRODUCT.path(e.operation), *_query(e)) for e in PRODUCT.ensembles()]
 
 
 def marked_photos(marker: bytes, pixels: np.ndarray) -> dict[str, tuple[bytes, str]]:
@@ -142,10 +144,11 @@ def test_image_bytes_are_never_written_anywhere(client: httpx.Client, strict_gat
     photos = marked_photos(marker, pixels)
     answers: list[httpx.Response] = []
 
-    for (path, params) in ENDPOINTS:
+    for (path, params, parts) in ENDPOINTS:
         for name, (data, media_type) in photos.items():
-            answers.append(client.post(path, params=params, content=data, headers={"Content-Type": media_type}))
-            files = {"image": (f"{marker.decode()}.{name}", data, media_type)}
+            if not parts:  # a required part (erase's mask) needs a form
+                answers.append(client.post(path, params=params, content=data, headers={"Content-Type": media_type}))
+            files = {field: (f"{marker.decode()}.{field}.{name}", data, media_type) for field in ("image", *parts)}
             answers.append(client.post(path, params=params, files=files))
     assert [answer.status_code for answer in answers] == [200] * len(answers), [a.text[:200] for a in answers]
 
