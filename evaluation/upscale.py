@@ -1,7 +1,8 @@
 """``python -m evaluation.upscale``: super-resolution quality and speed, measured offline.
 
-No Triton: each catalog upscaler (``upscale_quality``, Real-ESRGAN x4plus; ``upscale_fast``, animevideov3) is
-converted from its ncnn source (``converters.build.convert``) and run in ONNX Runtime (CPU, 2 threads, as
+No Triton: each catalog upscaler (``upscale_quality``, Real-ESRGAN x4plus; ``upscale_fast``, animevideov3; both
+from ncnn; ``upscale_psnr_x2`` and ``upscale_psnr_x4``, UpscalerJS ESRGAN thick, from tfjs) is
+converted from its source (``converters.build.convert``) and run in ONNX Runtime (CPU, 2 threads, as
 served on the 2-core target) over tiles of its ``input_size`` as served (``imaging.tiles.upscale_tiled``,
 ``OVERLAP_PX``). Quality: real photos (scikit-image's samples, centre-cropped to at most ``MAX_SIDE`` and to a
 multiple of 4) are shrunk by ``s`` in {2, 4} with area averaging (``cv2.INTER_AREA``), enlarged back by each
@@ -37,7 +38,7 @@ from converters.fetch import fetch_source
 from evaluation.depth import finite, machine
 from imaging.tiles import OVERLAP_PX, downscale, upscale_tiled
 
-MODELS = ("upscale_quality", "upscale_fast")
+MODELS = ("upscale_quality", "upscale_fast", "upscale_psnr_x2", "upscale_psnr_x4")
 SCALES = (2, 4)
 MAX_SIDE = 512
 TILE_SIZES = (128, 192, 256)
@@ -96,14 +97,15 @@ def scores(truth: np.ndarray, made: np.ndarray) -> dict[str, float]:
             "ssim": float(structural_similarity(truth, made, data_range=255, channel_axis=2))}
 
 
-def quality(methods: dict[str, Upscaler], photos: list[str], scales: tuple[int, ...]) -> list[dict]:
+def quality(methods: dict[str, Upscaler], photos: list[str], scales_of: dict[str, tuple[int, ...]]) -> list[dict]:
+    """Each method on each photo at each of its scales (``scales_of[method]``)."""
     rows = []
     for name in photos:
         truth = photo(name)
-        for s in scales:
+        for s in SCALES:
             low = shrink(truth, s)
             for method, upscale in methods.items():
-                if method.endswith("whole image") and s != 4:
+                if s not in scales_of[method]:
                     continue
                 started = time.perf_counter()
                 made = upscale(low, s)
@@ -136,7 +138,8 @@ def tiling_cost(rows: list[dict]) -> dict[str, float]:
     whole = {(r["method"].removesuffix(", whole image"), r["photo"]): r["psnr"] for r in rows
              if r["method"].endswith(", whole image")}
     return {name: statistics.median(r["psnr"] - whole[name, r["photo"]] for r in rows
-                                    if r["method"] == name and r["scale"] == 4) for name in MODELS}
+                                    if r["method"] == name and r["scale"] == 4)
+            for name in dict.fromkeys(name for name, _ in whole)}
 
 
 def tile_times(sessions: dict[str, ort.InferenceSession], sizes: tuple[int, ...], repeats: int) -> list[dict]:
@@ -188,10 +191,15 @@ def markdown(report: dict) -> str:
             if cells:
                 lines.append(f"| {name} | x{s} | " + " | ".join(cells.get(k, "–") for k in report["methods"]) + " |")
     lines += ["", "## Reading", "",
-              "- Both networks are GANs trained for real-world degradations (blur, noise, JPEG; Real-ESRGAN): they "
+              "- Both Real-ESRGAN networks (upscale_quality, upscale_fast) are GANs trained for real-world "
+              "degradations (blur, noise, JPEG): they "
               "sharpen and invent texture, which PSNR and SSIM against the original penalise, while bicubic's "
               "blur is what those scores favour. On these clean, area-downscaled photos neither beats bicubic in "
               "median PSNR (table above).",
+              "- UpscalerJS ESRGAN thick (upscale_psnr_x2, upscale_psnr_x4; an RRDN trained on DIV2K): " + "; ".join(
+                  f"{r['method']} at x{r['scale']} {r['psnr_gain']:+.2f} dB PSNR and {r['ssim_gain']:+.4f} SSIM over "
+                  f"bicubic (median), ahead in PSNR on {r['beats_bicubic']}/{r['photos']} photos"
+                  for r in report["summary"] if r["method"].startswith("upscale_psnr")) + ".",
               "- Tiling cost (x4, median over photos of tiled minus whole-image PSNR): " + ", ".join(
                   f"{name} {cost:+.2f} dB" for name, cost in report["tiling_cost_db"].items()) + "."]
     lines += ["", f"## Model time per tile (ONNX Runtime, {THREADS} threads, median of {report['repeats']})", "",
@@ -212,10 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     sources = {name: get_source(name) for name in MODELS}
     sessions = {name: session(source) for name, source in sources.items()}
     methods: dict[str, Upscaler] = {"bicubic": bicubic}
+    scales_of = {"bicubic": SCALES}
     for name, source in sources.items():
         methods[name] = network(source, sessions[name])
-        methods[f"{name}, whole image"] = network(source, sessions[name], whole_image=True)
-    rows = quality(methods, args.photos, SCALES)
+        scales_of[name] = tuple(s for s in SCALES if source.scale % s == 0)  # an x4 network serves x2 shrunk
+        if source.scale == 4:  # the tiling cost, at x4
+            methods[f"{name}, whole image"] = network(source, sessions[name], whole_image=True)
+            scales_of[f"{name}, whole image"] = (4,)
+    rows = quality(methods, args.photos, scales_of)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "arguments": " ".join(sys.argv[1:] if argv is None else argv),
