@@ -187,12 +187,15 @@ MATTE_VARIANTS = (
                                                    "than object; ~140 ms of model time on 2 CPU cores"),
 )
 
-UPSCALE_VARIANTS = (
-    Variant("quality", ("upscale_quality",), "Real-ESRGAN x4plus (RRDBNet, GAN-trained for photos), the default: "
-                                             "about 150 s of model time per megapixel of the photo on 2 CPU cores "
-                                             "(made for GPUs)"),
+UPSCALE_VARIANTS = (  # evaluation/upscale_results.md: PSNR and SSIM against bicubic, time per tile
+    Variant("quality", ("upscale_psnr_x4",), "UpscalerJS ESRGAN thick x4 (an RRDN trained for PSNR on DIV2K), the "
+                                            "default: the one that beats bicubic (median +0.54 dB at x2 and x4); "
+                                            "about 140-200 s of model time per megapixel of the photo on 2 CPU "
+                                            "cores (made for GPUs)"),
+    Variant("sharp", ("upscale_sharp",), "Real-ESRGAN x4plus (GAN-trained on degraded photos): crisper invented "
+                                         "texture, below bicubic in PSNR (-1.4 dB at x4); as slow as quality"),
     Variant("fast", ("upscale_fast",), "Real-ESRGAN AnimeVideo-v3 (a compact network trained on animation): about "
-                                       "6 s per megapixel of the photo on 2 CPU cores, smoother textures"),
+                                       "6 s per megapixel of the photo on 2 CPU cores; smoother textures, -0.7 dB"),
 )
 
 

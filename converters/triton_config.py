@@ -44,12 +44,9 @@ PYTHON_MODEL_CLASSES = {
 ONNX_STEP_CLASS = "triton_models.onnx_step"
 MODEL_INPUT = "image"  # the input tensor of every converted model (converters/onnx_edit.py)
 PIXEL_OUTPUT = "rgb"  # catalog ``output`` of a pixel model: the decoded photo in, new pixels (uint8 RGB) out
-# The python-backend step that hosts each pixel model's network (its tiling or working size, its parameters).
-PIXEL_STEPS = {
-    "style": "triton_models.style_step",
-    "upscale_quality": "triton_models.upscale_step",
-    "upscale_fast": "triton_models.upscale_step",
-}
+# The python-backend step that hosts a pixel model's network: an upscaler's tiles (catalog scale above 1), else the
+# style network at its working size.
+UPSCALE_STEP, STYLE_STEP = "triton_models.upscale_step", "triton_models.style_step"
 # Input pixels of a pixel model's warm-up: small, so that even Real-ESRGAN's warm-up is one tile.
 WARMUP_PIXELS = (48, 64)
 # Upscaling: network tiles run at once (bounds the network's working memory); their overlap is imaging.tiles'.
@@ -404,7 +401,10 @@ def python_model_file(model: str, config: dict[str, Any]) -> str | None:
     """Contents of ``<model>/1/model.py`` for python-backend models, else None."""
     if config.get("backend") != "python":
         return None
-    module = PYTHON_MODEL_CLASSES.get(model) or PIXEL_STEPS.get(model, ONNX_STEP_CLASS)
+    module = PYTHON_MODEL_CLASSES.get(model, ONNX_STEP_CLASS)
+    outputs = [o["name"] for o in config.get("output", [])]
+    if outputs == [PRODUCT.tensors.model_outputs[PIXEL_OUTPUT]]:  # a pixel model
+        module = UPSCALE_STEP if int(config["parameters"]["scale"]["string_value"]) > 1 else STYLE_STEP
     return (
         f'"""Triton python-backend entry point; the model lives in {module}."""\n\n'
         f"from {module} import TritonPythonModel  # noqa: F401\n"

@@ -1,6 +1,6 @@
 """``python -m evaluation.upscale``: super-resolution quality and speed, measured offline.
 
-No Triton: each catalog upscaler (``upscale_quality``, Real-ESRGAN x4plus; ``upscale_fast``, animevideov3; both
+No Triton: each catalog upscaler (``upscale_sharp``, Real-ESRGAN x4plus; ``upscale_fast``, animevideov3; both
 from ncnn; ``upscale_psnr_x2`` and ``upscale_psnr_x4``, UpscalerJS ESRGAN thick, from tfjs) is
 converted from its source (``converters.build.convert``) and run in ONNX Runtime (CPU, 2 threads, as
 served on the 2-core target) over tiles of its ``input_size`` as served (``imaging.tiles.upscale_tiled``,
@@ -38,7 +38,7 @@ from converters.fetch import fetch_source
 from evaluation.depth import finite, machine
 from imaging.tiles import OVERLAP_PX, downscale, upscale_tiled
 
-MODELS = ("upscale_quality", "upscale_fast", "upscale_psnr_x2", "upscale_psnr_x4")
+MODELS = ("upscale_sharp", "upscale_fast", "upscale_psnr_x4")
 SCALES = (2, 4)
 MAX_SIDE = 512
 TILE_SIZES = (128, 192, 256)
@@ -191,7 +191,7 @@ def markdown(report: dict) -> str:
             if cells:
                 lines.append(f"| {name} | x{s} | " + " | ".join(cells.get(k, "–") for k in report["methods"]) + " |")
     lines += ["", "## Reading", "",
-              "- Both Real-ESRGAN networks (upscale_quality, upscale_fast) are GANs trained for real-world "
+              "- Both Real-ESRGAN networks (upscale_sharp, upscale_fast) are GANs trained for real-world "
               "degradations (blur, noise, JPEG): they "
               "sharpen and invent texture, which PSNR and SSIM against the original penalise, while bicubic's "
               "blur is what those scores favour. On these clean, area-downscaled photos neither beats bicubic in "

@@ -20,14 +20,14 @@ ncnn = pytest.importorskip("ncnn", reason="the ncnn wheel is in the dev extra (p
 pytestmark = pytest.mark.integration
 
 # Measured (ONNX Runtime 1.31 vs ncnn 1.0.20261020, float32, 2-core x86): max abs difference in [0, 1] units
-# 5.0e-6 for upscale_quality and 1.2e-6 for upscale_fast over these crops (ncnn's default options gave the same
+# 5.0e-6 for upscale_sharp and 1.2e-6 for upscale_fast over these crops (ncnn's default options gave the same
 # numbers on this CPU, which has no FP16 arithmetic); the bound leaves room for other kernels' summation order
 # and is still far below one 8-bit level (3.9e-3).
 MAX_ABS_DIFF = 2e-5
 # (photo, top, left, height, width): a face, a cup's rim, a cat's fur and eye
 CROPS = {
     "upscale_fast": [("astronaut", 90, 190, 64, 64), ("coffee", 150, 250, 96, 80), ("chelsea", 80, 150, 72, 88)],
-    "upscale_quality": [("astronaut", 90, 190, 40, 56), ("coffee", 150, 250, 56, 48), ("chelsea", 80, 150, 48, 40)],
+    "upscale_sharp": [("astronaut", 90, 190, 40, 56), ("coffee", 150, 250, 56, 48), ("chelsea", 80, 150, 48, 40)],
 }
 
 

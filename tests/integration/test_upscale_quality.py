@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 # (model, photo, s): small real photos (low-resolution inputs of 96 to 128 pixels a side, one tile each at x4)
 CASES = [("upscale_fast", "astronaut", 4), ("upscale_fast", "coffee", 4), ("upscale_fast", "chelsea", 2),
-         ("upscale_quality", "astronaut", 4), ("upscale_quality", "coffee", 4), ("upscale_quality", "chelsea", 2)]
+         ("upscale_sharp", "astronaut", 4), ("upscale_sharp", "coffee", 4), ("upscale_sharp", "chelsea", 2)]
 HIGH_RES_SIDE = {4: 384, 2: 192}
 MIN_CONSISTENCY_DB = 27.0
 MIN_DETAIL_GAIN = {4: 2.0, 2: 1.0}  # fine-detail energy over bicubic's
@@ -66,7 +66,7 @@ def test_restores_fine_detail_that_bicubic_loses(case: tuple, results: dict) -> 
 
 @pytest.mark.xfail(strict=True, reason="Real-ESRGAN (a GAN for real-world degradations) scores below bicubic in "
                                        "PSNR on clean area-downscaled photos: evaluation/upscale_results.md")
-@pytest.mark.parametrize("name", ["upscale_fast", "upscale_quality"])
+@pytest.mark.parametrize("name", ["upscale_fast", "upscale_sharp"])
 def test_beats_bicubic_in_psnr(name: str, results: dict) -> None:
     gains = [r["model"]["psnr"] - r["bicubic"]["psnr"] for case, r in results.items() if case[0] == name]
     assert min(gains) > 0, gains

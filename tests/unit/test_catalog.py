@@ -28,9 +28,9 @@ from imaging import tensors
 def test_catalog_has_the_served_models() -> None:
     catalog = load_catalog()
     assert set(catalog) == {"depth", "matte_fast", "matte_portrait", "matte_object", "matte_object_lite", "style",
-                            "upscale_quality", "upscale_fast", "upscale_psnr_x2", "upscale_psnr_x4"}
-    assert {name for name, source in catalog.items() if source.output == "rgb"} == {"style", "upscale_quality",
-                                                                                      "upscale_fast", "upscale_psnr_x2",
+                            "upscale_sharp", "upscale_fast", "upscale_psnr_x4"}
+    assert {name for name, source in catalog.items() if source.output == "rgb"} == {"style", "upscale_sharp",
+                                                                                      "upscale_fast",
                                                                                       "upscale_psnr_x4"}
     assert get_source("depth").input_size == (224, 224)
     assert get_source("matte_object_lite").normalization == "imagenet"
@@ -163,7 +163,7 @@ def test_without_the_hub_packages_the_build_refuses_before_writing_anything(
     assert "dims: 518" in (tmp_path / "configs" / "depth" / "config.pbtxt").read_text()
 
 
-UPSCALERS = ("upscale_quality", "upscale_fast")
+UPSCALERS = ("upscale_sharp", "upscale_fast")
 
 
 def test_the_upscalers_are_ncnn_sources_with_both_files_pinned() -> None:

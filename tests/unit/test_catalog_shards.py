@@ -14,7 +14,7 @@ from converters import fetch
 from converters.catalog import CATALOG_PATH, get_source, parse_catalog
 from converters.errors import CatalogError, FetchError
 
-THICK = ("upscale_psnr_x2", "upscale_psnr_x4")
+THICK = ("upscale_psnr_x4",)
 
 
 def test_the_thick_upscalers_pin_model_json_and_every_shard() -> None:
@@ -29,15 +29,15 @@ def test_the_thick_upscalers_pin_model_json_and_every_shard() -> None:
 
 def test_bad_shard_keys_say_what_to_fix() -> None:
     text = CATALOG_PATH.read_text()
-    start = text.index("[models.upscale_psnr_x2]")
+    start = text.index("[models.upscale_psnr_x4]")
     for old, new, message in [
         (r"weights_shards_sha256 = \[[^\]]*\]\n", "", "weights_shards and weights_shards_sha256 come together"),
-        ('"61d89b10', '"XYZ89b10', "weights_shards_sha256 must list one sha256 .* per shard"),
-        ('    "61d89b10', '    # "61d89b10', "weights_shards_sha256 must list one sha256 .* per shard"),
+        ('"c2f3147c', '"XYZ3147c', "weights_shards_sha256 must list one sha256 .* per shard"),
+        ('    "c2f3147c', '    # "c2f3147c', "weights_shards_sha256 must list one sha256 .* per shard"),
         (r"weights_shards = \[", "weights_shards = [1, ", "weights_shards must be a non-empty list of file paths"),
     ]:
         edited = text[:start] + re.sub(old, new, text[start:], count=1)
-        with pytest.raises(CatalogError, match=r"\[models.upscale_psnr_x2\]: " + message):
+        with pytest.raises(CatalogError, match=r"\[models.upscale_psnr_x4\]: " + message):
             parse_catalog(edited)
 
 
@@ -53,7 +53,7 @@ def test_fetch_extracts_and_verifies_every_shard_beside_model_json(
             tar.addfile(info, io.BytesIO(data))
     digest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     source = dataclasses.replace(
-        get_source("upscale_psnr_x2"), package="pkg", version="1.0.0",
+        get_source("upscale_psnr_x4"), package="pkg", version="1.0.0",
         package_sha256=hashlib.sha256(archive.read_bytes()).hexdigest(), file="package/m/model.json",
         file_sha256=digest["package/m/model.json"], weights_shards=("package/m/s1.bin", "package/m/s2.bin"),
         weights_shards_sha256=(digest["package/m/s1.bin"], digest["package/m/s2.bin"]))

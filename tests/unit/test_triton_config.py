@@ -43,7 +43,8 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     variants = ["fast", "portrait", "object", "object-lite"]
     edits = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "style"]
     assert ensembles == [*(f"photo_{op}_{v}" for op in edits for v in variants), "photo_upscale_quality",
-                         "photo_upscale_fast", "photo_erase", *(f"photo_layers_{v}" for v in variants)]
+                         "photo_upscale_sharp", "photo_upscale_fast", "photo_erase",
+                         *(f"photo_layers_{v}" for v in variants)]
     cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "postprocess"]
     assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels

@@ -38,7 +38,7 @@ Style = Literal["golden-pastel", "bold-lines", "soft-sketch", "shards", "crimson
                 "stained-glass", "blue-impasto", "bricks", "etching", "starry", "fauve-red", "pastel-blocks",
                 "charcoal", "dark-wash", "blue-etching", "patchwork"]
 Keep = Literal["none", "person"]
-UpscaleModel = Literal["quality", "fast"]
+UpscaleModel = Literal["quality", "sharp", "fast"]
 Scale = Literal[2, 4]
 
 

@@ -172,7 +172,7 @@ OPERATIONS: dict[str, Operation] = {
     "upscale": Operation(
         "upscale", "POST", "/v1/upscale",
         params=(
-            Param("model", "string", default="quality", enum=("quality", "fast")),
+            Param("model", "string", default="quality", enum=("quality", "sharp", "fast")),
             Param("scale", "integer", default=2, enum=(2, 4), minimum=2, maximum=4),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
