@@ -18,7 +18,9 @@ from imaging.tensors import model_input
 
 pytestmark = pytest.mark.integration
 
-ONNX_SOURCED = [name for name, source in load_catalog().items() if source.source_format == "onnx"]
+ONNX_SOURCED = [name for name, source in load_catalog().items()
+                if source.source_format == "onnx" and source.conversion != "onnx_as_is"]
+SERVED_AS_IS = [name for name, source in load_catalog().items() if source.conversion == "onnx_as_is"]
 # Measured 0.0 for every model and photo (ONNX Runtime 1.31 on a 2-core x86 CPU); the bound leaves room for
 # other kernels (batched vs single-image convolutions may round differently).
 MAX_ABS_DIFF = 1e-5
@@ -38,6 +40,27 @@ def batch_of(photos: dict[str, np.ndarray], name: str) -> np.ndarray:
 
 def test_every_onnx_sourced_model_is_covered() -> None:
     assert set(ONNX_SOURCED) == {"depth", "matte_portrait", "matte_object", "matte_object_lite"}
+    assert SERVED_AS_IS == ["style"]
+
+
+def test_the_style_network_is_served_as_it_ships(photos: dict[str, np.ndarray]) -> None:
+    """The served graph is the package's, and the step's pixels are the network's on the padded photo."""
+    from contract.product import STYLE_NAMES
+    from imaging.style import style_weights, stylize
+
+    source = get_source("style")
+    source_file = fetch_source(source)
+    converted = convert(source, source_file)
+    assert converted.graph == onnx.load(str(source_file)).graph
+    original, served = session(str(source_file)), session(converted.SerializeToString())
+    photo = next(iter(photos.values()))[:250, :333]  # neither side a multiple of 4
+    for name in ("starry", "mosaic"):
+        weights = style_weights(name, STYLE_NAMES)
+        ours = stylize(photo, lambda x, w=weights: served.run(None, {"image": x, "style_weights": w})[0], 1024)
+        padded = np.pad(photo, ((0, 2), (0, 3), (0, 0)), mode="reflect").transpose(2, 0, 1)[None] / 255
+        theirs = original.run(None, {"image": padded.astype(np.float32), "style_weights": weights})[0]
+        expected = np.rint(np.clip(theirs[0].transpose(1, 2, 0)[:250, :333], 0, 1) * 255).astype(np.uint8)
+        assert np.array_equal(ours, expected), name
 
 
 @pytest.mark.parametrize("name", ONNX_SOURCED)
