@@ -21,7 +21,7 @@ from typing import Any
 
 from contract.product import PRODUCT
 from converters.catalog import load_catalog
-from converters.triton_config import TUNING, repository_configs, to_pbtxt
+from converters.triton_config import TUNING, fed_by_decode, repository_configs, to_pbtxt
 from load_tests.closed_loop import TritonGrpcTarget, percentiles_ms, run_closed_loop
 from load_tests.operations import Operation
 from load_tests.report import Section, section
@@ -61,7 +61,7 @@ def variant_configs(name: str) -> dict[str, dict[str, Any]]:
     for step in (PRODUCT.decode_step, PRODUCT.compose_step):
         configs[step]["instance_group"][0]["count"] = getattr(tuned, f"{step}_instances")
     configs[PRODUCT.compose_step]["parameters"]["png_compress_level"]["string_value"] = str(tuned.png_compress_level)
-    for model in sources:
+    for model in (name for name, source in sources.items() if fed_by_decode(source)):  # pixel models: one photo
         layout, config = tuned.layout(model), configs[model]
         config["instance_group"][0]["count"] = layout.instances
         config["parameters"]["intra_op_threads"]["string_value"] = str(layout.intra_op_threads)

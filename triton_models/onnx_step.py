@@ -25,7 +25,7 @@ class TritonPythonModel:
         self.output_name = config["output"][0]["name"]
         self.input_shape = tuple(config["input"][0]["dims"])
         # converters/catalog.toml's cpu_runtime of the model (absent: the default)
-        runtime = config.get("parameters", {}).get("runtime", {}).get("string_value", DEFAULT_RUNTIME)
+        runtime = parameters.text("runtime", DEFAULT_RUNTIME)
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         try:
             self.session = open_session(path, runtime, threads=parameters.int("intra_op_threads"),

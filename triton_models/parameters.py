@@ -17,6 +17,10 @@ class ModelParameters:
             raise KeyError(f"model {self._model!r}: config.pbtxt has no parameter {key!r}")
         return self._values[key]
 
+    def text(self, key: str, default: str) -> str:
+        """The parameter, or ``default`` when the config has none."""
+        return self._values.get(key, default)
+
     def int(self, key: str) -> int:
         value = self._get(key)
         try:

@@ -29,7 +29,7 @@ class PixelStep:
         self.name = config["name"]
         self.logger = pb_utils.Logger
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
-        runtime = config.get("parameters", {}).get("runtime", {}).get("string_value", DEFAULT_RUNTIME)
+        runtime = self.parameters.text("runtime", DEFAULT_RUNTIME)
         self.session: Session = open_session(path, runtime, self.parameters.int("threads"),
                                              bool(self.parameters.int("spinning")))
         self.request_parameters = PRODUCT.model_parameters(self.name)
