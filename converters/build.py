@@ -127,10 +127,11 @@ def warmup_part() -> bytes:
     return buffer.getvalue()
 
 
-def remove_stale_ensembles(repository: Path, current: set[str]) -> list[str]:
-    """Delete ensemble folders the declaration no longer has (a renamed operation or variant): Triton would
-    otherwise try to load them, with tensors the steps no longer make."""
-    stale = [d for d in sorted(repository.glob(f"{PRODUCT.ensemble_prefix}_*")) if d.is_dir() and d.name not in current]
+def remove_stale_models(repository: Path, current: set[str]) -> list[str]:
+    """Delete model folders the declaration no longer has (a renamed operation, variant or catalog model): Triton
+    would otherwise try to load them, with tensors the steps no longer make or without a config at all."""
+    stale = [d for d in sorted(repository.iterdir()) if d.is_dir() and d.name not in current
+             and not d.name.startswith(".")] if repository.is_dir() else []
     for directory in stale:
         shutil.rmtree(directory)
     return [d.name for d in stale]
@@ -139,7 +140,7 @@ def remove_stale_ensembles(repository: Path, current: set[str]) -> list[str]:
 def write_configs(repository: Path, sources: dict[str, ModelSource], target: str) -> None:
     """Write config.pbtxt (and model.py for python-backend models) of every model."""
     configs = repository_configs(sources, target)
-    remove_stale_ensembles(repository, set(configs))
+    remove_stale_models(repository, set(configs))
     for name, config in configs.items():
         directory = repository / name
         atomic_write(directory / "config.pbtxt", to_pbtxt(config).encode())

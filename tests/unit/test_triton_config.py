@@ -129,11 +129,13 @@ def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path)
     assert struct.unpack("<f", (folder / "input_aperture").read_bytes()) == (4.0,)
 
 
-def test_stale_ensembles_are_removed_when_the_declaration_drops_them(tmp_path: Path) -> None:
+def test_stale_ensembles_and_models_are_removed_when_the_declaration_drops_them(tmp_path: Path) -> None:
     (tmp_path / "photo_depth" / "1").mkdir(parents=True)  # the old name of /v1/depth's ensemble
     (tmp_path / "depth" / "1").mkdir(parents=True)  # a catalog model: kept
+    (tmp_path / "upscale_quality" / "1").mkdir(parents=True)  # a renamed catalog model, its weights left behind
+    (tmp_path / "upscale_quality" / "1" / "model.onnx").write_bytes(b"old weights")
     write_configs(tmp_path, load_catalog(), "cpu")
-    assert not (tmp_path / "photo_depth").exists()
+    assert not (tmp_path / "photo_depth").exists() and not (tmp_path / "upscale_quality").exists()
     assert (tmp_path / "depth" / "config.pbtxt").exists() and (tmp_path / "photo_depth_portrait").exists()
 
 
