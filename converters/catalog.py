@@ -24,7 +24,8 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
 REGISTRIES = ("npm", "pypi")
 NORMALIZATIONS = ("unit", "imagenet", "symmetric")
-OUTPUTS = ("depth", "alpha", "rgb")  # rgb: a pixel model (contract/schema.py STEPS)
+PIXEL_OUTPUT = "rgb"  # a pixel model: the decoded photo in, new pixels out (contract/schema.py STEPS)
+OUTPUTS = ("depth", "alpha", PIXEL_OUTPUT)
 CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "ncnn_to_onnx", "tfjs_to_onnx")
 
 HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit

@@ -29,12 +29,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from converters.catalog import PIXEL_OUTPUT
 from converters.errors import ConversionError
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that introduced opset 17 (TensorRT's parser and older runtimes accept it)
 INPUT_NAME = "image"
-OUTPUT_NAME = "rgb"
+OUTPUT_NAME = PIXEL_OUTPUT  # the catalog output the served steps read
 NCNN_INPUT = "data"
 NCNN_OUTPUT = "output"
 PARAM_MAGIC = 7767517

@@ -22,7 +22,7 @@ from tritonclient.grpc import model_config_pb2
 
 from contract.product import PRODUCT
 from contract.schema import Ensemble, Product
-from converters.catalog import ModelSource
+from converters.catalog import PIXEL_OUTPUT, ModelSource
 from converters.errors import ConverterError
 from imaging.tiles import OVERLAP_PX
 
@@ -43,7 +43,6 @@ PYTHON_MODEL_CLASSES = {
 }
 ONNX_STEP_CLASS = "triton_models.onnx_step"
 MODEL_INPUT = "image"  # the input tensor of every converted model (converters/onnx_edit.py)
-PIXEL_OUTPUT = "rgb"  # catalog ``output`` of a pixel model: the decoded photo in, new pixels (uint8 RGB) out
 # The python-backend step that hosts a pixel model's network: an upscaler's tiles (catalog scale above 1), else the
 # style network at its working size.
 UPSCALE_STEP, STYLE_STEP = "triton_models.upscale_step", "triton_models.style_step"

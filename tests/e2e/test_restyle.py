@@ -16,7 +16,7 @@ import skimage.data
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
-from contract.product import LIMITS
+from contract.product import LIMITS, PRODUCT
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,9 @@ def test_upscale_is_exactly_scale_times_consistent_with_the_photo_and_sharper_th
 
     assert detail(out) > 1.2 * detail(bicubic)
     output_megapixels = out.shape[0] * out.shape[1] / 1e6
-    assert int(response.headers["X-Credits-Charged"]) == 2 + int(np.ceil(output_megapixels))
+    upscale = PRODUCT.operation("upscale")
+    expected = upscale.base_credits + int(np.ceil(output_megapixels * PRODUCT.per_megapixel_credits))
+    assert int(response.headers["X-Credits-Charged"]) == expected
 
 
 def test_an_upscale_over_the_output_limit_is_a_400_and_not_billed(http) -> None:
