@@ -1,4 +1,4 @@
-"""Hand-written TFLite -> ONNX conversion for the MediaPipe selfie segmentation model.
+"""Hand-written TFLite -> ONNX conversion for MediaPipe's selfie segmentation and face models.
 
 Off-the-shelf converters stop at MediaPipe's custom op ``Convolution2DTransposeBias``,
 so this module parses the TFLite flatbuffer (``tflite`` package) and emits ONNX
@@ -16,17 +16,29 @@ therefore has no Transpose node: its input ``image`` is float32 NCHW
 float32 NCHW ``[batch, 1, H, W]``. TFLite's fixed batch of 1 becomes the symbolic
 dimension ``batch``; no op depends on the batch size.
 
-Supported TFLite ops (exactly those the selfie segmentation model uses):
-ADD, AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE (fp16 constants,
-folded into float32 initializers), HARD_SWISH, LOGISTIC, MUL, RELU,
-RESIZE_BILINEAR and the custom op Convolution2DTransposeBias. Anything else
-raises :class:`converters.errors.ConversionError` naming the op.
+Tensors of another rank than 4 (after a RESHAPE) keep TFLite's layout in ONNX.
+RESHAPE therefore first transposes a rank-4 input back to NHWC (so that the
+flattening order is TFLite's) and transposes a rank-4 result to NCHW;
+CONCATENATION maps its axis to NCHW when its operands are rank 4.
+
+Models with several outputs (the face models) are converted with ``outputs``:
+the ONNX output names and their dims without the batch, in the TFLite graph's
+output order. Each output is then returned in TFLite's own element order,
+reshaped to ``[batch, *dims]`` (e.g. TFLite ``[1, 1, 1, 1404]`` -> ``[batch, 1404]``).
+
+Supported TFLite ops (those of the selfie segmentation, face detection, face
+landmark and iris landmark models): ADD, AVERAGE_POOL_2D, CONCATENATION,
+CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE (fp16 constants, folded into float32
+initializers), HARD_SWISH, LOGISTIC, MAX_POOL_2D, MUL, PAD, PRELU, RELU,
+RESHAPE, RESIZE_BILINEAR and the custom op Convolution2DTransposeBias. Anything
+else raises :class:`converters.errors.ConversionError` naming the op.
 """
 
 from __future__ import annotations
 
+import keyword
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +59,7 @@ BATCH_DIM = "batch"
 CUSTOM_TRANSPOSE_CONV = "Convolution2DTransposeBias"
 
 _NHWC_TO_NCHW = (0, 3, 1, 2)
+_NCHW_TO_NHWC = (0, 2, 3, 1)
 
 _TFLITE_DTYPES: dict[int, np.dtype] = {
     tflite.TensorType.FLOAT32: np.dtype("<f4"),
@@ -70,13 +83,17 @@ class _Context:
 
     graph: tflite.SubGraph
     input_index: int
-    output_index: int
+    # TFLite tensor index -> ONNX name of the tensors that keep a graph output's name.
+    output_names: dict[int, str]
     constants: dict[int, np.ndarray] = field(default_factory=dict)
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
     _names: dict[int, str] = field(default_factory=dict)
     # The graph's input and output names are reserved so that no other tensor can take them.
-    _used_names: set[str] = field(default_factory=lambda: {INPUT_NAME, OUTPUT_NAME})
+    _used_names: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._used_names.update({INPUT_NAME, *self.output_names.values()})
 
     def tensor(self, index: int) -> tflite.Tensor:
         return self.graph.Tensors(index)
@@ -108,7 +125,7 @@ class _Context:
         return name
 
     def value(self, index: int) -> str:
-        """ONNX name of the float32 NCHW activation held by TFLite tensor ``index``."""
+        """ONNX name of the float32 activation held by TFLite tensor ``index`` (NCHW when rank 4)."""
         if index in self.constants:
             raise ConversionError(
                 f"tensor {self.tensor_name(index)!r} is a constant used where an activation "
@@ -122,8 +139,8 @@ class _Context:
                 )
             if index == self.input_index:
                 self._names[index] = INPUT_NAME
-            elif index == self.output_index:
-                self._names[index] = OUTPUT_NAME
+            elif index in self.output_names:
+                self._names[index] = self.output_names[index]
             else:
                 self._names[index] = self.unique_name(self.tensor_name(index) or f"tensor_{index}")
         return self._names[index]
@@ -206,6 +223,30 @@ def _bias(ctx: _Context, inputs: list[int], channels: int, what: str) -> str:
     else:
         bias = np.zeros(channels, np.float32)
     return ctx.add_initializer(f"{what}_bias", bias.reshape(channels))
+
+
+def _nchw_axis(axis: int, rank: int) -> int:
+    """The ONNX axis of TFLite axis ``axis`` (may be negative) of a rank-``rank`` tensor."""
+    if not -rank <= axis < rank:
+        raise ConversionError(f"axis {axis} is out of range for a rank-{rank} tensor")
+    axis %= rank
+    return _NHWC_TO_NCHW.index(axis) if rank == 4 else axis
+
+
+def _to_tflite_layout(ctx: _Context, index: int) -> str:
+    """The activation of tensor ``index`` in TFLite's layout: rank-4 ones are transposed back to NHWC."""
+    name = ctx.value(index)
+    if len(ctx.shape(index)) != 4:
+        return name
+    nhwc = ctx.unique_name(f"{name}_nhwc")
+    ctx.add_node("Transpose", [name], [nhwc], perm=list(_NCHW_TO_NHWC))
+    return nhwc
+
+
+def _batch_reshape(ctx: _Context, source: str, dims: tuple[int, ...], target: str) -> None:
+    """Reshape ``source`` (TFLite layout) to ``[batch, *dims]`` into ``target``."""
+    shape = ctx.add_initializer(f"{target}_shape", np.array([-1, *dims], np.int64))
+    ctx.add_node("Reshape", [source, shape], [target])
 
 
 def _elementwise_operand(ctx: _Context, index: int) -> str:
@@ -366,16 +407,89 @@ def _transpose_conv_bias(ctx: _Context, op: tflite.Operator, inputs: list[int], 
                  kernel_shape=[kh, kw], strides=[stride_h, stride_w], pads=pads_begin + pads_end)
 
 
+def _max_pool_2d(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    options = _options(op, tflite.Pool2DOptions)
+    kernel = (options.FilterHeight(), options.FilterWidth())
+    stride = (options.StrideH(), options.StrideW())
+    # SAME padding never wins a max in TFLite; ONNX MaxPool ignores padded pixels the same way.
+    pads = _spatial_pads(options.Padding(), ctx.shape(inputs[0])[1:3], kernel, stride)
+    _emit(ctx, "MaxPool", [ctx.value(inputs[0])], outputs[0], options.FusedActivationFunction(),
+          kernel_shape=list(kernel), strides=list(stride), pads=pads)
+
+
+def _pad(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    """Zero padding; TFLite's paddings are [rank, 2] (before, after) per NHWC axis."""
+    paddings = ctx.constant(inputs[1], "PAD paddings").astype(np.int64)
+    rank = len(ctx.shape(inputs[0]))
+    if paddings.shape != (rank, 2):
+        raise ConversionError(
+            f"PAD paddings of {ctx.tensor_name(outputs[0])!r} have shape {paddings.shape}, expected ({rank}, 2)"
+        )
+    if rank == 4 and paddings[0].any():
+        raise ConversionError(f"PAD of {ctx.tensor_name(outputs[0])!r} pads the batch axis; this is not supported")
+    order = list(_NHWC_TO_NCHW) if rank == 4 else list(range(rank))
+    pads = np.concatenate([paddings[order, 0], paddings[order, 1]])
+    pads_name = ctx.add_initializer(f"{ctx.tensor_name(outputs[0])}_pads", pads)
+    ctx.add_node("Pad", [ctx.value(inputs[0]), pads_name], [ctx.value(outputs[0])], mode="constant")
+
+
+def _prelu(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    """PReLU with a constant slope that broadcasts against the NHWC input (e.g. [1, 1, C] or [C])."""
+    rank = len(ctx.shape(inputs[0]))
+    slope = ctx.constant(inputs[1], "PRELU alpha").astype(np.float32)
+    if rank != 4 or slope.ndim > 4:
+        raise ConversionError(
+            f"PRELU of {ctx.tensor_name(outputs[0])!r}: input rank {rank} with alpha rank {slope.ndim}; "
+            "only rank-4 activations with an alpha of rank <= 4 are supported"
+        )
+    slope = slope.reshape((1,) * (4 - slope.ndim) + slope.shape).transpose(_NHWC_TO_NCHW)
+    slope_name = ctx.add_initializer(f"{ctx.tensor_name(outputs[0])}_slope", slope)
+    ctx.add_node("PRelu", [ctx.value(inputs[0]), slope_name], [ctx.value(outputs[0])])
+
+
+def _reshape(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    """RESHAPE in TFLite's element order; the batch (TFLite's leading 1) stays the leading axis."""
+    in_shape, out_shape = ctx.shape(inputs[0]), ctx.shape(outputs[0])
+    if not (in_shape and out_shape and in_shape[0] == 1 and out_shape[0] == 1):
+        raise ConversionError(
+            f"RESHAPE {in_shape} -> {out_shape} of {ctx.tensor_name(outputs[0])!r}: only reshapes that keep "
+            "the batch of 1 as the leading axis are supported"
+        )
+    source = _to_tflite_layout(ctx, inputs[0])
+    target = ctx.value(outputs[0])
+    if len(out_shape) != 4:
+        _batch_reshape(ctx, source, out_shape[1:], target)
+        return
+    nhwc = ctx.unique_name(f"{target}_nhwc")
+    _batch_reshape(ctx, source, out_shape[1:], nhwc)
+    ctx.add_node("Transpose", [nhwc], [target], perm=list(_NHWC_TO_NCHW))
+
+
+def _concatenation(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    options = _options(op, tflite.ConcatenationOptions)
+    rank = len(ctx.shape(outputs[0]))
+    if any(len(ctx.shape(index)) != rank for index in inputs):
+        raise ConversionError(f"CONCATENATION of {ctx.tensor_name(outputs[0])!r} mixes operand ranks")
+    axis = _nchw_axis(options.Axis(), rank)
+    _emit(ctx, "Concat", [ctx.value(index) for index in inputs], outputs[0], options.FusedActivationFunction(),
+          axis=axis)
+
+
 _BUILTIN_HANDLERS: dict[str, Handler] = {
     "ADD": _add,
     "AVERAGE_POOL_2D": _average_pool_2d,
+    "CONCATENATION": _concatenation,
     "CONV_2D": _conv_2d,
     "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
     "DEQUANTIZE": _dequantize,
     "HARD_SWISH": _unary("HardSwish"),
     "LOGISTIC": _unary("Sigmoid"),
+    "MAX_POOL_2D": _max_pool_2d,
     "MUL": _mul,
+    "PAD": _pad,
+    "PRELU": _prelu,
     "RELU": _unary("Relu"),
+    "RESHAPE": _reshape,
     "RESIZE_BILINEAR": _resize_bilinear,
 }
 _CUSTOM_HANDLERS: dict[str, Handler] = {
@@ -467,43 +581,113 @@ def _io_index(indices: list[int], graph: tflite.SubGraph, role: str) -> int:
     return index
 
 
+@dataclass(frozen=True)
+class _NamedOutput:
+    """One graph output of a multi-output conversion: TFLite tensor -> ONNX ``name`` ``[batch, *dims]``."""
+
+    index: int
+    name: str
+    dims: tuple[int, ...]
+
+
+def _named_outputs(graph: tflite.SubGraph, outputs: Mapping[str, tuple[int, ...]]) -> list[_NamedOutput]:
+    """Pair the TFLite graph's outputs, in order, with the requested ONNX names and dims, checking each."""
+    indices = [graph.Outputs(i) for i in range(graph.OutputsLength())]
+    if len(indices) != len(outputs):
+        raise ConversionError(
+            f"the model has {len(indices)} outputs but {len(outputs)} output names were given "
+            f"({list(outputs)}); give one name and shape per TFLite output, in the model's output order"
+        )
+    if len(set(indices)) != len(indices):
+        raise ConversionError("the model lists the same tensor twice among its outputs; it is malformed")
+    named = []
+    for index, (name, dims) in zip(indices, outputs.items(), strict=True):
+        tensor = graph.Tensors(index)
+        label = tensor.Name().decode("utf-8", errors="replace")
+        shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+        if not (name.isidentifier() and not keyword.iskeyword(name)) or name == INPUT_NAME:
+            raise ConversionError(f"output name {name!r} must be an identifier other than {INPUT_NAME!r}")
+        if not (dims and all(type(d) is int and d > 0 for d in dims)):
+            raise ConversionError(f"output {name!r}: dims {dims!r} must be a non-empty list of positive integers")
+        if tensor.Type() != tflite.TensorType.FLOAT32 or not shape or shape[0] != 1:
+            raise ConversionError(
+                f"model output {label!r} is {shape} of TFLite type {tensor.Type()}; expected float32 with batch 1"
+            )
+        if int(np.prod(shape)) != int(np.prod(dims)):
+            raise ConversionError(
+                f"output {name!r} [batch, {', '.join(map(str, dims))}] does not fit TFLite output {label!r} "
+                f"{list(shape)}: the element counts differ; check the names' order and the dims"
+            )
+        named.append(_NamedOutput(index, name, tuple(dims)))
+    return named
+
+
 def _nchw_value_info(name: str, nhwc_shape: tuple[int, ...]) -> onnx.ValueInfoProto:
     _, height, width, channels = nhwc_shape
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, channels, height, width])
 
 
-def convert_tflite(tflite_bytes: bytes) -> onnx.ModelProto:
-    """Convert a single-input, single-output float TFLite image model to NCHW ONNX.
-
-    The ONNX model takes ``image`` float32 ``[batch, C, H, W]`` and returns
-    ``alpha`` float32 ``[batch, C_out, H, W]`` (see the module docstring).
-    Raises ConversionError for any unsupported op, tensor type or geometry.
-    """
-    model = _parse(tflite_bytes)
-    graph = model.Subgraphs(0)
-    ctx = _Context(
-        graph=graph,
-        input_index=_io_index([graph.Inputs(i) for i in range(graph.InputsLength())], graph, "input"),
-        output_index=_io_index([graph.Outputs(i) for i in range(graph.OutputsLength())], graph, "output"),
-        constants=_load_constants(model, graph),
-    )
-    for position, handler in enumerate(_handlers(model, graph)):
-        op = graph.Operators(position)
+def _run_handlers(ctx: _Context, model: tflite.Model) -> None:
+    for position, handler in enumerate(_handlers(model, ctx.graph)):
+        op = ctx.graph.Operators(position)
         inputs = [op.Inputs(j) for j in range(op.InputsLength())]
         outputs = [op.Outputs(j) for j in range(op.OutputsLength())]
         handler(ctx, op, inputs, outputs)
-    if not ctx.has_value(ctx.output_index):
-        raise ConversionError("no operator produces the model output; the model is malformed")
 
-    onnx_graph = helper.make_graph(
+
+def _convert_graph(model: tflite.Model, outputs: Mapping[str, tuple[int, ...]] | None) -> onnx.GraphProto:
+    graph = model.Subgraphs(0)
+    input_index = _io_index([graph.Inputs(i) for i in range(graph.InputsLength())], graph, "input")
+    if outputs is None:
+        output_index = _io_index([graph.Outputs(i) for i in range(graph.OutputsLength())], graph, "output")
+        named = [_NamedOutput(output_index, OUTPUT_NAME, ())]
+        direct = {output_index: OUTPUT_NAME}
+    else:
+        named = _named_outputs(graph, outputs)
+        # An output already in TFLite layout and of the requested shape keeps its producer; others are reshaped.
+        direct = {out.index: out.name for out in named
+                  if len(graph.Tensors(out.index).ShapeAsNumpy()) != 4
+                  and tuple(graph.Tensors(out.index).ShapeAsNumpy()) == (1, *out.dims)}
+    ctx = _Context(graph=graph, input_index=input_index, output_names=dict(direct),
+                   constants=_load_constants(model, graph))
+    for name in {out.name for out in named} - set(direct.values()):
+        ctx.unique_name(name)  # reserved for the reshape that makes it below
+    _run_handlers(ctx, model)
+    for out in named:
+        if not ctx.has_value(out.index):
+            raise ConversionError(
+                f"no operator produces the model output {ctx.tensor_name(out.index)!r}; the model is malformed"
+            )
+    if outputs is None:
+        value_infos = [_nchw_value_info(OUTPUT_NAME, ctx.shape(named[0].index))]
+    else:
+        for out in named:
+            if out.index not in direct:
+                _batch_reshape(ctx, _to_tflite_layout(ctx, out.index), out.dims, out.name)
+        value_infos = [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, [BATCH_DIM, *out.dims])
+                       for out in named]
+    return helper.make_graph(
         ctx.nodes,
         "tflite_converted",
         inputs=[_nchw_value_info(INPUT_NAME, ctx.shape(ctx.input_index))],
-        outputs=[_nchw_value_info(OUTPUT_NAME, ctx.shape(ctx.output_index))],
+        outputs=value_infos,
         initializer=ctx.initializers,
     )
+
+
+def convert_tflite(tflite_bytes: bytes, outputs: Mapping[str, tuple[int, ...]] | None = None) -> onnx.ModelProto:
+    """Convert a single-input float TFLite image model to NCHW ONNX.
+
+    The ONNX model takes ``image`` float32 ``[batch, C, H, W]``. Without ``outputs`` the
+    model must have one rank-4 output, returned as ``alpha`` float32 ``[batch, C_out, H, W]``.
+    With ``outputs`` (ONNX name -> dims without the batch, one per TFLite output, in the
+    model's output order) each output is returned under its name as ``[batch, *dims]`` in
+    TFLite's element order (see the module docstring).
+    Raises ConversionError for any unsupported op, tensor type, geometry or output spec.
+    """
+    model = _parse(tflite_bytes)
     onnx_model = helper.make_model(
-        onnx_graph,
+        _convert_graph(model, outputs),
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="imageserve.converters.tflite_to_onnx",
         ir_version=IR_VERSION,
