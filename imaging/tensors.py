@@ -15,8 +15,17 @@ def model_input(rgb: Image.Image, height: int, width: int, normalization: str) -
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization {normalization!r} is not one of {NORMALIZATIONS}")
     resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1)
-    if normalization == "symmetric":  # (RGB - 127.5) / 127.5, in [-1, 1] (MODNet)
+    return normalize(np.asarray(resized), normalization)
+
+
+def normalize(hwc: np.ndarray, normalization: str) -> np.ndarray:
+    """An 8-bit RGB array (H, W, 3) as a float32 CHW tensor in the named normalisation."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization {normalization!r} is not one of {NORMALIZATIONS}")
+    if hwc.dtype != np.uint8 or hwc.ndim != 3 or hwc.shape[2] != 3:
+        raise ValueError(f"normalize needs an 8-bit RGB array of shape (H, W, 3), got {hwc.dtype} {hwc.shape}")
+    pixels = hwc.astype(np.float32).transpose(2, 0, 1)
+    if normalization == "symmetric":  # (RGB - 127.5) / 127.5, in [-1, 1] (MODNet, MediaPipe's face detector)
         tensor = (pixels - np.float32(127.5)) / np.float32(127.5)
     else:
         tensor = pixels / np.float32(255.0)
