@@ -41,7 +41,8 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
     if source.conversion == "tflite_to_onnx":
         from converters.tflite_to_onnx import convert_tflite
 
-        return convert_tflite(source_file.read_bytes())
+        # Raw-tensor models (output_shapes) name their outputs; a single-output model keeps the name `alpha`.
+        return convert_tflite(source_file.read_bytes(), source.output_shapes or None)
     if source.conversion == "ncnn_to_onnx":
         from converters.ncnn_to_onnx import convert_ncnn
 

@@ -10,10 +10,11 @@ repository is built from.
 
 from __future__ import annotations
 
+import keyword
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -25,7 +26,10 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 REGISTRIES = ("npm", "pypi")
 NORMALIZATIONS = ("unit", "imagenet", "symmetric")
 PIXEL_OUTPUT = "rgb"  # a pixel model: the decoded photo in, new pixels out (contract/schema.py STEPS)
-OUTPUTS = ("depth", "alpha", PIXEL_OUTPUT)
+# Raw tensors: a network whose named outputs (``output_shapes``) a step reads and decodes itself (face detection,
+# face and iris landmarks); not a model of the ensemble.
+TENSORS_OUTPUT = "tensors"
+OUTPUTS = ("depth", "alpha", PIXEL_OUTPUT, TENSORS_OUTPUT)
 CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "ncnn_to_onnx", "tfjs_to_onnx")
 
 HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit
@@ -72,6 +76,8 @@ class ModelSource:
     weights_shards_sha256: tuple[str, ...] = ()
     # Optional: how many times larger than its input the model's output is (super-resolution models).
     scale: int = 1
+    # Required exactly when output == "tensors": ONNX output name -> dims without the batch, in output order.
+    output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def input_height(self) -> int:
@@ -96,7 +102,25 @@ def _optional_keys_problem(entry: dict) -> str | None:
         return "weights_file_sha256 must be 64 lowercase hex digits"
     if "scale" in entry and not (type(entry["scale"]) is int and entry["scale"] > 0):
         return f"scale = {entry['scale']!r}, expected a positive integer"
-    return _shards_problem(entry)
+    return _shards_problem(entry) or _output_shapes_problem(entry)
+
+
+def _output_shapes_problem(entry: dict) -> str | None:
+    if entry["output"] != TENSORS_OUTPUT:
+        return f'output_shapes applies to output = "{TENSORS_OUTPUT}" only' if "output_shapes" in entry else None
+    shapes = entry.get("output_shapes")
+    example = "output_shapes = { scores = [896, 1] }"
+    if shapes is None:
+        return (f'output = "{TENSORS_OUTPUT}" needs output_shapes, the ONNX outputs in order with their dims '
+                f"without the batch, e.g. {example}")
+    if not (isinstance(shapes, dict) and shapes):
+        return f"output_shapes = {shapes!r}, expected a non-empty inline table such as {example}"
+    for name, dims in shapes.items():
+        if not name.isidentifier() or keyword.iskeyword(name):
+            return f"output_shapes name {name!r} is not an identifier (letters, digits, _; not starting with a digit)"
+        if not (isinstance(dims, list) and dims and all(type(d) is int and d > 0 for d in dims)):
+            return f"output_shapes.{name} = {dims!r}, expected a non-empty list of positive integers"
+    return None
 
 
 def _shards_problem(entry: dict) -> str | None:
@@ -122,7 +146,7 @@ def _check(name: str, entry: dict) -> ModelSource:
 
     fields = set(ModelSource.__dataclass_fields__) - {"name"}
     optional = {"ignore_requires_python", "cpu_runtime", "weights_file", "weights_file_sha256", "weights_shards",
-                "weights_shards_sha256", "scale"}
+                "weights_shards_sha256", "scale", "output_shapes"}
     missing = sorted(fields - optional - entry.keys())
     unknown = sorted(entry.keys() - fields)
     if missing:
@@ -147,8 +171,16 @@ def _check(name: str, entry: dict) -> ModelSource:
     problem = _optional_keys_problem(entry)
     if problem:
         raise fail(problem)
-    shards = {key: tuple(entry[key]) for key in ("weights_shards", "weights_shards_sha256") if key in entry}
-    return ModelSource(name=name, **{**entry, "input_size": (size[0], size[1]), **shards})
+    return ModelSource(name=name, **{**entry, **_typed_values(entry)})
+
+
+def _typed_values(entry: dict) -> dict:
+    """The checked entry's lists as the tuples ModelSource holds."""
+    typed: dict = {"input_size": tuple(entry["input_size"])}
+    typed |= {key: tuple(entry[key]) for key in ("weights_shards", "weights_shards_sha256") if key in entry}
+    if "output_shapes" in entry:
+        typed["output_shapes"] = {key: tuple(dims) for key, dims in entry["output_shapes"].items()}
+    return typed
 
 
 def _load_toml(text: str) -> dict:
