@@ -1,0 +1,364 @@
+"""Face geometry around MediaPipe's face networks (pure NumPy and OpenCV, no Triton).
+
+The networks are BlazeFace short range (the detector, 128x128), FaceMesh (468 landmarks, 192x192 crops) and the
+iris model (64x64 eye crops). This module prepares their inputs and reads their outputs the way MediaPipe's graphs
+do (face_detection_short_range, face_landmark_front, iris_landmark_left_and_right):
+
+- detector: the photo letterboxed into a centred square (black bars), anchors of an SSD grid (strides 8, 16, 16,
+  16: 896 anchors of fixed size), scores through a clipped sigmoid, weighted non-maximum suppression (IoU 0.3);
+- landmarks: a square crop 1.5 times the detection box's longer side, rotated so that the eyes (detector keypoints
+  0 and 1) are level, the network's crop pixels projected back into the photo;
+- irises: per eye a square crop 2.3 times the span of the eye corners (landmarks 33/133 and 362/263), rotated
+  along them; the subject's left eye (362/263) is mirrored before the network, as MediaPipe does.
+
+Coordinates are continuous pixels: (0, 0) is the top-left corner of the top-left pixel, so pixel (col, row) covers
+[col, col + 1) x [row, row + 1). Every crop comes with a 2x3 affine from its tensor's pixels to the photo's.
+Faces, in the order of their scores, are packed into one float32 tensor per photo (:func:`pack`) for Triton.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from imaging.tensors import normalize
+
+DETECTOR_SIZE = 128
+LANDMARK_SIZE = 192
+EYE_SIZE = 64
+NUM_ANCHORS = 896
+NUM_KEYPOINTS = 6  # the subject's right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion
+NUM_LANDMARKS = 468
+IRIS_POINTS = 5  # centre, then four on the rim
+EYE_CONTOUR_POINTS = 71
+DETECTOR_NORMALIZATION = "symmetric"  # MediaPipe's float range [-1, 1]
+LANDMARK_NORMALIZATION = "unit"  # [0, 1], both the landmark and the iris network
+EYE_CORNERS = ((33, 133), (362, 263))  # the subject's right eye, then left; each pair runs left to right
+FLIPPED_EYES = (False, True)  # the iris network sees the subject's left eye mirrored
+
+_ANCHOR_STRIDES = (8, 16, 16, 16)
+_ANCHORS_PER_LAYER = 2  # aspect ratio 1 and the interpolated scale, both of fixed size 1
+_FACE_ROI_SCALE = 1.5
+_EYE_ROI_SCALE = 2.3
+_SUPPRESSION_IOU = 0.3
+_SCORE_CLIP = 100.0
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in photo pixels.
+
+    ``box`` is (x, y, width, height) of the detection; ``keypoints`` (6, 2) are the detector's (see
+    ``NUM_KEYPOINTS``); ``landmarks`` (468, 3) are FaceMesh points (x, y, and z in pixels of the same scale,
+    negative towards the camera); ``irises`` (2, 5, 2) are the subject's right eye, then left eye, each the centre
+    and four rim points. Landmarks and irises are None until their networks ran (or found no face).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray
+    landmarks: np.ndarray | None = None
+    irises: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        _check_shape("Face.keypoints", self.keypoints, (NUM_KEYPOINTS, 2))
+        if self.landmarks is not None:
+            _check_shape("Face.landmarks", self.landmarks, (NUM_LANDMARKS, 3))
+        if self.irises is not None:
+            _check_shape("Face.irises", self.irises, (2, IRIS_POINTS, 2))
+        if len(self.box) != 4 or self.box[2] < 0 or self.box[3] < 0:
+            raise ValueError(f"Face.box must be (x, y, width, height) with sizes >= 0, got {self.box}")
+
+
+def _check_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
+    if np.shape(array) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {np.shape(array)}")
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"the photo must be an 8-bit RGB array of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
+
+
+def ssd_anchors() -> np.ndarray:
+    """The detector's 896 anchor centres (x, y) in [0, 1] of its input, in the order of its outputs.
+
+    Layers of one stride share a grid: stride 8 gives 16x16 cells of 2 anchors, the three stride-16 layers 8x8
+    cells of 6. Anchors have a fixed size of 1, so only their centres matter.
+    """
+    centres = []
+    layer = 0
+    while layer < len(_ANCHOR_STRIDES):
+        stride = _ANCHOR_STRIDES[layer]
+        same = sum(1 for s in _ANCHOR_STRIDES[layer:] if s == stride)
+        cells = math.ceil(DETECTOR_SIZE / stride)
+        grid = (np.arange(cells, dtype=np.float64) + 0.5) / cells
+        y, x = np.meshgrid(grid, grid, indexing="ij")
+        cell_centres = np.stack([x.ravel(), y.ravel()], axis=1)
+        centres.append(np.repeat(cell_centres, same * _ANCHORS_PER_LAYER, axis=0))
+        layer += same
+    return np.concatenate(centres).astype(np.float32)
+
+
+_ANCHORS = ssd_anchors()
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (..., 2) mapped through a 2x3 affine."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ affine[:, :2].T + affine[:, 2]
+
+
+def _affine_scale(affine: np.ndarray) -> float:
+    """Photo pixels per tensor pixel (the affines here are similarities)."""
+    return float(math.hypot(affine[0, 0], affine[1, 0]))
+
+
+def _warp(rgb: np.ndarray, affine: np.ndarray, size: int, border: int) -> np.ndarray:
+    """The size x size crop whose pixel (u, v) shows photo point ``affine @ (u, v, 1)``; bilinear, area-averaged
+    first where the crop shrinks the photo by 2 or more, so that small tensors of large photos do not alias."""
+    shrink = int(_affine_scale(affine))
+    if shrink >= 2:
+        corners = apply_affine(affine, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - shrink
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + shrink
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, rgb.shape[1]), min(y1, rgb.shape[0])
+        if x1 - x0 >= shrink and y1 - y0 >= shrink:
+            region = rgb[y0:y1, x0:x1]
+            rgb = cv2.resize(region, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
+            affine = (affine - np.array([[0, 0, x0], [0, 0, y0]])) / shrink
+    # OpenCV samples at pixel indices, whose centres are at +0.5 in continuous coordinates
+    index_map = affine.copy()
+    index_map[:, 2] = affine[:, :2] @ np.array([0.5, 0.5]) + affine[:, 2] - 0.5
+    return cv2.warpAffine(rgb, index_map, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=border, borderValue=(0, 0, 0))
+
+
+def _square_roi(centre: np.ndarray, side: float, angle: float, size: int) -> np.ndarray:
+    """Affine from a size x size tensor to the photo square of ``side`` pixels around ``centre``, turned by
+    ``angle`` (radians, clockwise on screen): the tensor's x axis runs along (cos, sin) of the photo."""
+    scale = side / size
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    linear = np.array([[cos, -sin], [sin, cos]])
+    offset = np.asarray(centre, dtype=np.float64) - linear @ np.array([size / 2, size / 2])
+    return np.concatenate([linear, offset[:, None]], axis=1)
+
+
+def detector_input(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's input (3, 128, 128) float32 in [-1, 1] and the affine from its pixels to the photo's.
+
+    The photo is centred in a square of its longer side with black bars (MediaPipe's keep_aspect_ratio with
+    BORDER_ZERO), then scaled to 128.
+    """
+    _check_rgb(rgb)
+    height, width = rgb.shape[:2]
+    side = max(width, height)
+    affine = _square_roi(np.array([width / 2, height / 2]), side, 0.0, DETECTOR_SIZE)
+    crop = _warp(rgb, affine, DETECTOR_SIZE, cv2.BORDER_CONSTANT)
+    return normalize(crop, DETECTOR_NORMALIZATION), affine
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (x0, y0, x1, y1) box with each of ``boxes``; 0 where the union is empty."""
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                 threshold: float = _SUPPRESSION_IOU) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Weighted non-maximum suppression: the best remaining box takes every box overlapping it by more than
+    ``threshold`` IoU, and becomes their score-weighted mean (box and keypoints) with its own score.
+
+    ``boxes`` (n, 4) are (x0, y0, x1, y1), ``keypoints`` (n, k, 2), ``scores`` (n,). Returns (box, keypoints,
+    score) per face, best first.
+    """
+    order = np.argsort(-scores, kind="stable")
+    faces = []
+    while order.size:
+        best = order[0]
+        overlap = _iou(boxes[best], boxes[order]) > threshold
+        overlap[0] = True
+        group, order = order[overlap], order[~overlap]
+        weights = scores[group] / scores[group].sum()
+        box = np.tensordot(weights, boxes[group], axes=1)
+        points = np.tensordot(weights, keypoints[group], axes=1)
+        faces.append((box, points, float(scores[best])))
+    return faces
+
+
+def decode_detections(regressors: np.ndarray, scores: np.ndarray, transform: np.ndarray,
+                      min_score: float = 0.5) -> list[Face]:
+    """Faces from the detector's outputs for one photo, best first, in photo pixels.
+
+    ``regressors`` (896, 16) or (1, 896, 16): per anchor the box centre offset and size, then six keypoints, in
+    input pixels; ``scores`` (896,), (896, 1) or (1, 896, 1) logits; ``transform`` is detector_input's affine.
+    """
+    regressors = np.asarray(regressors, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float32)
+    if regressors.shape not in ((NUM_ANCHORS, 16), (1, NUM_ANCHORS, 16)):
+        raise ValueError(f"regressors must have shape ({NUM_ANCHORS}, 16) or (1, {NUM_ANCHORS}, 16) (one photo), "
+                         f"got {regressors.shape}")
+    if scores.size != NUM_ANCHORS or scores.shape not in ((NUM_ANCHORS,), (NUM_ANCHORS, 1), (1, NUM_ANCHORS, 1)):
+        raise ValueError(f"scores must have {NUM_ANCHORS} logits, shape ({NUM_ANCHORS},), ({NUM_ANCHORS}, 1) or "
+                         f"(1, {NUM_ANCHORS}, 1), got {scores.shape}")
+    _check_shape("transform", transform, (2, 3))
+    if not 0 < min_score < 1:
+        raise ValueError(f"min_score must be between 0 and 1 (exclusive), got {min_score}")
+    raw = regressors.reshape(NUM_ANCHORS, 16).astype(np.float64) / DETECTOR_SIZE
+    probability = 1 / (1 + np.exp(-np.clip(scores.reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
+    keep = probability >= min_score
+    anchors = _ANCHORS[keep].astype(np.float64)
+    raw, probability = raw[keep], probability[keep]
+    centre = raw[:, :2] + anchors
+    half = raw[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1) * DETECTOR_SIZE
+    keypoints = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]) * DETECTOR_SIZE
+    faces = []
+    for box, points, score in weighted_nms(boxes, keypoints, probability):
+        (x0, y0), (x1, y1) = apply_affine(transform, box.reshape(2, 2))
+        faces.append(Face(box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score=score,
+                          keypoints=apply_affine(transform, points).astype(np.float32)))
+    return faces
+
+
+def landmark_roi(face: Face) -> np.ndarray:
+    """Affine from the landmark network's 192x192 input to the photo: a square 1.5 times the box's longer side
+    around its centre, turned so that the eyes (keypoints 0 and 1) are level in the crop."""
+    x, y, width, height = face.box
+    eye_right, eye_left = face.keypoints[0], face.keypoints[1]
+    angle = math.atan2(eye_left[1] - eye_right[1], eye_left[0] - eye_right[0])
+    centre = np.array([x + width / 2, y + height / 2])
+    return _square_roi(centre, _FACE_ROI_SCALE * max(width, height), angle, LANDMARK_SIZE)
+
+
+def landmark_crop(face: Face, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The landmark network's input (3, 192, 192) float32 in [0, 1], upright, and its affine to the photo."""
+    _check_rgb(rgb)
+    affine = landmark_roi(face)
+    crop = _warp(rgb, affine, LANDMARK_SIZE, cv2.BORDER_REPLICATE)
+    return normalize(crop, LANDMARK_NORMALIZATION), affine
+
+
+def landmarks_from(raw: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The landmark network's 1404 values (x, y, z per point in crop pixels) as (468, 3) photo pixels."""
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.size != NUM_LANDMARKS * 3 or raw.shape not in ((NUM_LANDMARKS * 3,), (1, NUM_LANDMARKS * 3)):
+        raise ValueError(f"landmarks must be {NUM_LANDMARKS * 3} values (one face), got shape {raw.shape}")
+    _check_shape("affine", affine, (2, 3))
+    points = raw.reshape(NUM_LANDMARKS, 3)
+    xy = apply_affine(affine, points[:, :2])
+    z = points[:, 2] * _affine_scale(affine)
+    return np.concatenate([xy, z[:, None]], axis=1).astype(np.float32)
+
+
+def face_present(flag_logit: np.ndarray | float) -> bool:
+    """Whether the landmark network saw a face in its crop (its flag's sigmoid above 0.5)."""
+    flag = np.asarray(flag_logit, dtype=np.float64)
+    if flag.size != 1:
+        raise ValueError(f"face_flag must be one logit per face, got shape {flag.shape}")
+    return bool(flag.reshape(()) > 0)
+
+
+def eye_crops(landmarks: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The iris network's inputs for one face: (2, 3, 64, 64) float32 in [0, 1] (the subject's right eye, then
+    the left eye mirrored), their affines (2, 2, 3) to the photo (mirroring included) and the mirrored flags."""
+    _check_shape("landmarks", landmarks, (NUM_LANDMARKS, 3))
+    _check_rgb(rgb)
+    tensors, affines = [], []
+    mirror = np.array([[-1.0, 0.0, EYE_SIZE], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    for (start, end), flipped in zip(EYE_CORNERS, FLIPPED_EYES, strict=True):
+        p0, p1 = landmarks[start, :2].astype(np.float64), landmarks[end, :2].astype(np.float64)
+        side = _EYE_ROI_SCALE * float(np.max(np.abs(p1 - p0)))
+        angle = math.atan2(p1[1] - p0[1], p1[0] - p0[0])
+        affine = _square_roi((p0 + p1) / 2, max(side, 1.0), angle, EYE_SIZE)
+        if flipped:
+            affine = affine @ mirror
+        affines.append(affine)
+        tensors.append(normalize(_warp(rgb, affine, EYE_SIZE, cv2.BORDER_REPLICATE), LANDMARK_NORMALIZATION))
+    return np.stack(tensors), np.stack(affines), np.array(FLIPPED_EYES)
+
+
+def irises_from(eye_contour: np.ndarray, iris: np.ndarray, affines: np.ndarray) -> np.ndarray:
+    """The iris network's outputs for one face's two eye crops as irises (2, 5, 2) in photo pixels.
+
+    ``eye_contour`` (2, 213) is checked for shape only (the eyelids come from the face landmarks); ``iris``
+    (2, 15) holds 5 points (x, y, z) in crop pixels; ``affines`` are eye_crops'.
+    """
+    eye_contour, iris = np.asarray(eye_contour), np.asarray(iris, dtype=np.float64)
+    _check_shape("eye_contour", eye_contour, (2, EYE_CONTOUR_POINTS * 3))
+    _check_shape("iris", iris, (2, IRIS_POINTS * 3))
+    _check_shape("affines", affines, (2, 2, 3))
+    points = iris.reshape(2, IRIS_POINTS, 3)[..., :2]
+    return np.stack([apply_affine(affines[eye], points[eye]) for eye in range(2)]).astype(np.float32)
+
+
+# Packing: one row per face, [x, y, w, h, score, has_landmarks, has_irises, keypoints, landmarks, irises]
+_HEADER = 7
+_KEYPOINT_VALUES = NUM_KEYPOINTS * 2
+_LANDMARK_VALUES = NUM_LANDMARKS * 3
+_IRIS_VALUES = 2 * IRIS_POINTS * 2
+FACE_VALUES = _HEADER + _KEYPOINT_VALUES + _LANDMARK_VALUES + _IRIS_VALUES
+MAX_FACES = 8
+
+
+def pack(faces: list[Face], max_faces: int = MAX_FACES) -> np.ndarray:
+    """Faces as one float32 (max_faces, FACE_VALUES) array: a row per face in order, unused rows all zero (score
+    0). Faces beyond ``max_faces`` are dropped (they come best first)."""
+    if max_faces < 1:
+        raise ValueError(f"max_faces must be at least 1, got {max_faces}")
+    packed = np.zeros((max_faces, FACE_VALUES), dtype=np.float32)
+    for row, face in zip(packed, faces[:max_faces], strict=False):
+        if not face.score > 0:
+            raise ValueError(f"a packed face needs a score above 0 (0 marks an unused row), got {face.score}")
+        row[:_HEADER] = (*face.box, face.score, face.landmarks is not None, face.irises is not None)
+        at = _HEADER
+        row[at:at + _KEYPOINT_VALUES] = face.keypoints.ravel()
+        at += _KEYPOINT_VALUES
+        if face.landmarks is not None:
+            row[at:at + _LANDMARK_VALUES] = face.landmarks.ravel()
+        at += _LANDMARK_VALUES
+        if face.irises is not None:
+            row[at:at + _IRIS_VALUES] = face.irises.ravel()
+    return packed
+
+
+def unpack(packed: np.ndarray) -> list[Face]:
+    """The faces of a :func:`pack` array (rows with a score above 0)."""
+    packed = np.asarray(packed, dtype=np.float32)
+    if packed.ndim != 2 or packed.shape[1] != FACE_VALUES:
+        raise ValueError(f"packed faces must have shape (max_faces, {FACE_VALUES}), got {packed.shape}")
+    faces = []
+    for row in packed[packed[:, 4] > 0]:
+        at = _HEADER
+        keypoints = row[at:at + _KEYPOINT_VALUES].reshape(NUM_KEYPOINTS, 2).copy()
+        at += _KEYPOINT_VALUES
+        landmarks = row[at:at + _LANDMARK_VALUES].reshape(NUM_LANDMARKS, 3).copy() if row[5] else None
+        at += _LANDMARK_VALUES
+        irises = row[at:at + _IRIS_VALUES].reshape(2, IRIS_POINTS, 2).copy() if row[6] else None
+        box = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+        faces.append(Face(box=box, score=float(row[4]), keypoints=keypoints, landmarks=landmarks, irises=irises))
+    return faces
+
+
+def _rounded(points: np.ndarray) -> list:
+    return np.round(np.asarray(points, dtype=np.float64), 1).tolist()
+
+
+def faces_json(faces: list[Face]) -> list[dict]:
+    """Faces for apps that draw their own shapes, in photo pixels rounded to 0.1: ``box`` [x, y, w, h],
+    ``score``, ``keypoints`` [[x, y] * 6], ``landmarks`` [[x, y] * 468] and ``irises`` (the subject's right eye,
+    then left: [[x, y] * 5] each, the centre first); landmarks and irises are null when not found."""
+    return [{
+        "box": _rounded(face.box),
+        "score": round(face.score, 3),
+        "keypoints": _rounded(face.keypoints),
+        "landmarks": None if face.landmarks is None else _rounded(face.landmarks[:, :2]),
+        "irises": None if face.irises is None else _rounded(face.irises),
+    } for face in faces]
