@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import flatbuffers
 import numpy as np
 import onnx
@@ -9,6 +12,7 @@ import onnxruntime as ort
 import pytest
 import tflite
 
+from converters.build import convert
 from converters.catalog import get_source
 from converters.errors import ConversionError
 from converters.fetch import fetch_source
@@ -152,3 +156,232 @@ def test_unsupported_custom_op_is_named() -> None:
 def test_bytes_that_are_not_tflite_are_rejected() -> None:
     with pytest.raises(ConversionError, match="not a TFLite flatbuffer"):
         convert_tflite(b"\x08\x07onnx-not-tflite")
+
+
+# --------------------------------------------------------------------------- multi-op graphs (face model ops)
+
+
+@dataclass
+class _Op:
+    """One operator of a hand-built graph: builtin code, tensor indices, options (type, writer)."""
+
+    code: int
+    inputs: list[int]
+    outputs: list[int]
+    options: tuple[int, Callable[[flatbuffers.Builder], int]] | None = None
+
+
+def _pool_options(kernel: int, stride: int, padding: int) -> tuple[int, Callable[[flatbuffers.Builder], int]]:
+    def write(builder: flatbuffers.Builder) -> int:
+        tflite.Pool2DOptionsStart(builder)
+        tflite.Pool2DOptionsAddPadding(builder, padding)
+        tflite.Pool2DOptionsAddStrideW(builder, stride)
+        tflite.Pool2DOptionsAddStrideH(builder, stride)
+        tflite.Pool2DOptionsAddFilterWidth(builder, kernel)
+        tflite.Pool2DOptionsAddFilterHeight(builder, kernel)
+        return tflite.Pool2DOptionsEnd(builder)
+
+    return tflite.BuiltinOptions.Pool2DOptions, write
+
+
+def _concat_options(axis: int) -> tuple[int, Callable[[flatbuffers.Builder], int]]:
+    def write(builder: flatbuffers.Builder) -> int:
+        tflite.ConcatenationOptionsStart(builder)
+        tflite.ConcatenationOptionsAddAxis(builder, axis)
+        return tflite.ConcatenationOptionsEnd(builder)
+
+    return tflite.BuiltinOptions.ConcatenationOptions, write
+
+
+def _graph_tflite(shapes: list[tuple[int, ...]], constants: dict[int, np.ndarray], ops: list[_Op],
+                  outputs: list[int]) -> bytes:
+    """A TFLite flatbuffer: tensor ``i`` has shape ``shapes[i]`` (float32 unless a constant says otherwise),
+    tensor 0 is the input, ``outputs`` the graph outputs in order."""
+    builder = flatbuffers.Builder(4096)
+    types = {np.dtype("float32"): tflite.TensorType.FLOAT32, np.dtype("int32"): tflite.TensorType.INT32}
+
+    def vector(start: Callable[[flatbuffers.Builder, int], None], items: list[int]) -> int:
+        start(builder, len(items))
+        for item in reversed(items):
+            builder.PrependUOffsetTRelative(item)
+        return builder.EndVector()
+
+    buffers = []
+    for index in range(len(shapes) + 1):  # buffer 0 is the empty one, buffer i + 1 belongs to tensor i
+        data = constants.get(index - 1)
+        payload = builder.CreateNumpyVector(np.frombuffer(data.tobytes(), np.uint8)) if data is not None else None
+        tflite.BufferStart(builder)
+        if payload is not None:
+            tflite.BufferAddData(builder, payload)
+        buffers.append(tflite.BufferEnd(builder))
+    tensors = []
+    for index, shape in enumerate(shapes):
+        name = builder.CreateString(f"t{index}")
+        shape_vector = builder.CreateNumpyVector(np.array(shape, np.int32))
+        tflite.TensorStart(builder)
+        tflite.TensorAddShape(builder, shape_vector)
+        dtype = constants[index].dtype if index in constants else np.dtype("float32")
+        tflite.TensorAddType(builder, types[dtype])
+        tflite.TensorAddBuffer(builder, index + 1 if index in constants else 0)
+        tflite.TensorAddName(builder, name)
+        tensors.append(tflite.TensorEnd(builder))
+    codes = sorted({op.code for op in ops})
+    operators = []
+    for op in ops:
+        op_inputs = builder.CreateNumpyVector(np.array(op.inputs, np.int32))
+        op_outputs = builder.CreateNumpyVector(np.array(op.outputs, np.int32))
+        options = op.options[1](builder) if op.options else None
+        tflite.OperatorStart(builder)
+        tflite.OperatorAddOpcodeIndex(builder, codes.index(op.code))
+        tflite.OperatorAddInputs(builder, op_inputs)
+        tflite.OperatorAddOutputs(builder, op_outputs)
+        if op.options:
+            tflite.OperatorAddBuiltinOptionsType(builder, op.options[0])
+            tflite.OperatorAddBuiltinOptions(builder, options)
+        operators.append(tflite.OperatorEnd(builder))
+    graph_inputs = builder.CreateNumpyVector(np.array([0], np.int32))
+    graph_outputs = builder.CreateNumpyVector(np.array(outputs, np.int32))
+    tensor_vector = vector(tflite.SubGraphStartTensorsVector, tensors)
+    operator_vector = vector(tflite.SubGraphStartOperatorsVector, operators)
+    tflite.SubGraphStart(builder)
+    tflite.SubGraphAddTensors(builder, tensor_vector)
+    tflite.SubGraphAddInputs(builder, graph_inputs)
+    tflite.SubGraphAddOutputs(builder, graph_outputs)
+    tflite.SubGraphAddOperators(builder, operator_vector)
+    subgraph = tflite.SubGraphEnd(builder)
+    code_tables = []
+    for code in codes:
+        tflite.OperatorCodeStart(builder)
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(builder, min(code, 127))
+        tflite.OperatorCodeAddBuiltinCode(builder, code)
+        tflite.OperatorCodeAddVersion(builder, 1)
+        code_tables.append(tflite.OperatorCodeEnd(builder))
+    op_codes = vector(tflite.ModelStartOperatorCodesVector, code_tables)
+    subgraphs = vector(tflite.ModelStartSubgraphsVector, [subgraph])
+    buffer_vector = vector(tflite.ModelStartBuffersVector, buffers)
+    tflite.ModelStart(builder)
+    tflite.ModelAddVersion(builder, 3)
+    tflite.ModelAddOperatorCodes(builder, op_codes)
+    tflite.ModelAddSubgraphs(builder, subgraphs)
+    tflite.ModelAddBuffers(builder, buffer_vector)
+    builder.Finish(tflite.ModelEnd(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+OP = tflite.BuiltinOperator
+CHANNEL_PAD = np.array([[0, 0], [0, 0], [0, 0], [0, 2]], np.int32)  # 3 -> 5 channels, zeros at the end
+SLOPE = np.array([[[0.1, -0.5, 2.0, 0.25, 0.0]]], np.float32)  # PRELU alpha [1, 1, C], as MediaPipe stores it
+
+
+def _head_tflite() -> bytes:
+    """A BlazeFace-like head on a [1, 4, 4, 3] input, with every new op and three outputs:
+
+    a: PAD channels -> MAX_POOL 2x2/2 VALID -> PRELU            = t4 [1, 2, 2, 5]
+    b: MAX_POOL 3x3/2 SAME -> PAD channels                      = t7 [1, 2, 2, 5]
+    joined = CONCATENATION(RESHAPE a [1, 4, 5], RESHAPE b [1, 4, 5], axis -2) = t10 [1, 8, 5]
+    stacked = CONCATENATION(a, b, axis 3)                       = t11 [1, 2, 2, 10]
+    pooled = MAX_POOL 2x2/2 VALID of RESHAPE joined [1, 2, 4, 5] = t13 [1, 1, 2, 5]
+    """
+    shapes = [(1, 4, 4, 3), (4, 2), (1, 4, 4, 5), (1, 2, 2, 5), (1, 2, 2, 5), (1, 2, 2, 3), (1, 1, 5),
+              (1, 2, 2, 5), (1, 4, 5), (1, 4, 5), (1, 8, 5), (1, 2, 2, 10), (1, 2, 4, 5), (1, 1, 2, 5)]
+    ops = [
+        _Op(OP.PAD, [0, 1], [2]),
+        _Op(OP.MAX_POOL_2D, [2], [3], _pool_options(2, 2, tflite.Padding.VALID)),
+        _Op(OP.PRELU, [3, 6], [4]),
+        _Op(OP.MAX_POOL_2D, [0], [5], _pool_options(3, 2, tflite.Padding.SAME)),
+        _Op(OP.PAD, [5, 1], [7]),
+        _Op(OP.RESHAPE, [4], [8]),
+        _Op(OP.RESHAPE, [7], [9]),
+        _Op(OP.CONCATENATION, [8, 9], [10], _concat_options(-2)),
+        _Op(OP.CONCATENATION, [4, 7], [11], _concat_options(3)),
+        _Op(OP.RESHAPE, [10], [12]),
+        _Op(OP.MAX_POOL_2D, [12], [13], _pool_options(2, 2, tflite.Padding.VALID)),
+    ]
+    return _graph_tflite(shapes, {1: CHANNEL_PAD, 6: SLOPE}, ops, outputs=[10, 11, 13])
+
+
+def _max_pool(x: np.ndarray, kernel: int, stride: int, pad: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """NHWC max pool; ``pad`` = (before, after) of -inf on both spatial axes."""
+    x = np.pad(x, [(0, 0), pad, pad, (0, 0)], constant_values=-np.inf)
+    rows, cols = ((size - kernel) // stride + 1 for size in x.shape[1:3])
+    return np.stack([np.stack([x[:, i * stride:i * stride + kernel, j * stride:j * stride + kernel].max(axis=(1, 2))
+                               for j in range(cols)], axis=1) for i in range(rows)], axis=1)
+
+
+def _head_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The head's outputs in numpy, NHWC (TFLite's layout) with any batch."""
+    n = len(x)
+    a = _max_pool(np.pad(x, CHANNEL_PAD), 2, 2)
+    a = np.where(a >= 0, a, SLOPE * a)
+    b = np.pad(_max_pool(x, 3, 2, pad=(0, 1)), CHANNEL_PAD)  # SAME: 4 -> 2 with 3x3/2 pads 0 before, 1 after
+    joined = np.concatenate([a.reshape(n, 4, 5), b.reshape(n, 4, 5)], axis=1)
+    stacked = np.concatenate([a, b], axis=3)
+    pooled = _max_pool(joined.reshape(n, 2, 4, 5), 2, 2)
+    return joined, stacked, pooled
+
+
+HEAD_OUTPUTS = {"joined": (8, 5), "stacked": (2, 2, 10), "pooled": (10,)}
+
+
+def test_pad_max_pool_prelu_reshape_and_concatenation_match_tflite_semantics() -> None:
+    model = convert_tflite(_head_tflite(), HEAD_OUTPUTS)
+    assert [o.name for o in model.graph.output] == list(HEAD_OUTPUTS)
+    assert [_dims(o) for o in model.graph.output] == [["batch", 8, 5], ["batch", 2, 2, 10], ["batch", 10]]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).normal(size=(2, 4, 4, 3)).astype(np.float32)  # negatives exercise PRELU
+    joined, stacked, pooled = session.run(None, {"image": x.transpose(0, 3, 1, 2)})
+    want_joined, want_stacked, want_pooled = _head_reference(x)
+    np.testing.assert_allclose(joined, want_joined, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(stacked, want_stacked, rtol=0, atol=1e-6)  # TFLite's NHWC order, not NCHW
+    np.testing.assert_allclose(pooled, want_pooled.reshape(2, 10), rtol=0, atol=1e-6)
+
+
+def test_without_output_names_a_multi_output_model_is_refused() -> None:
+    with pytest.raises(ConversionError, match="model has 3 outputs; the converter expects exactly one"):
+        convert_tflite(_head_tflite())
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({"joined": (8, 5), "stacked": (2, 2, 10)}, "the model has 3 outputs but 2 output names were given"),
+        ({**HEAD_OUTPUTS, "pooled": (11,)}, r"output 'pooled' \[batch, 11\] does not fit TFLite output 't13' "
+                                            r"\[1, 1, 2, 5\]: the element counts differ"),
+        ({"joined": (8, 5), "image": (40,), "pooled": (10,)}, "output name 'image' must be an identifier other than"),
+        ({"joined": (8, 5), "2nd": (40,), "pooled": (10,)}, "output name '2nd' must be an identifier"),
+        ({"joined": (8, 5), "stacked": (), "pooled": (10,)}, r"output 'stacked': dims \(\) must be a non-empty"),
+        ({"joined": (8, -5), "stacked": (40,), "pooled": (10,)}, r"dims \(8, -5\) must be a non-empty list"),
+    ],
+)
+def test_bad_output_specs_say_what_is_wrong(outputs: dict[str, tuple[int, ...]], message: str) -> None:
+    with pytest.raises(ConversionError, match=message):
+        convert_tflite(_head_tflite(), outputs)
+
+
+def test_padding_the_batch_and_reshaping_across_it_are_refused() -> None:
+    batch_pad = np.array([[1, 0], [0, 0], [0, 0], [0, 0]], np.int32)
+    # The output is declared with batch 1 so that the graph's output checks pass and the PAD handler decides.
+    model = _graph_tflite([(1, 4, 4, 3), (4, 2), (1, 4, 4, 3)], {1: batch_pad}, [_Op(OP.PAD, [0, 1], [2])], [2])
+    with pytest.raises(ConversionError, match="PAD of 't2' pads the batch axis"):
+        convert_tflite(model, {"padded": (48,)})
+    model = _graph_tflite([(1, 4, 4, 3), (4, 12), (1, 48)], {}, [_Op(OP.RESHAPE, [0], [1]), _Op(OP.RESHAPE, [1], [2])],
+                          [2])
+    with pytest.raises(ConversionError, match=r"RESHAPE \(1, 4, 4, 3\) -> \(4, 12\) .* keep the batch of 1"):
+        convert_tflite(model, {"flat": (48,)})
+
+
+@pytest.mark.parametrize("name", ["face_detect", "face_landmarks", "iris_landmarks"])
+def test_the_face_models_convert_with_the_catalogs_output_names(name: str) -> None:
+    source = get_source(name)
+    model = convert(source, fetch_source(source))
+    assert [o.name for o in model.graph.output] == list(source.output_shapes)
+    assert [_dims(o) for o in model.graph.output] == [["batch", *dims] for dims in source.output_shapes.values()]
+    assert _dims(model.graph.input[0]) == ["batch", 3, *source.input_size]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    one = np.random.default_rng(11).random((1, 3, *source.input_size), dtype=np.float32)
+    batched = session.run(None, {"image": np.concatenate([one, one[:, ::-1], one])})  # RGB -> BGR in the middle
+    singles = session.run(None, {"image": one})
+    for tensor, single in zip(batched, singles, strict=True):
+        np.testing.assert_allclose(tensor[0], single[0], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(tensor[2], single[0], rtol=0, atol=1e-5)
+        assert np.abs(tensor[1] - single[0]).max() > 1e-4  # the other image of the batch gives other numbers
