@@ -11,7 +11,8 @@
    definite foreground, discs at the positive points; definite background, the subject (so a tap on the background
    never returns the person), discs at the negative points and the image border farther than ``FAR`` of the longest
    side from every positive point; probable foreground, the colours within ``TOLERANCE`` of the tap, flood-filled
-   from it (on a lightly blurred Lab copy); everything else starts as probable background. Only the component that
+   from it (on a lightly blurred Lab copy) without crossing an edge (Canny); everything else starts as probable
+   background. Only the component that
    touches a positive point is kept; it is upsampled with anti-aliased edges and the subject is taken out again at
    full size (softly, along the matte's own edge). When too few pixels of either kind are left for the colour models
    (a tiny or uniform photo), the flood-filled region is the result.
@@ -24,7 +25,13 @@ seed GrabCut: they do not change the rule, and on rule 3 those on the subject ar
 
 Points are ``(x, y)`` pixels of the output-size arrays. Points outside the photo, more than ``MAX_POINTS`` in all, no
 positive point or a point given as both raise ``ParameterError`` (a ``ValueError``) saying what to fix; arrays of the
-wrong type or shape raise ``ValueError``. Time on 2 CPU cores (the GrabCut path, median of 5): see the README.
+wrong type or shape raise ``ValueError``.
+
+Measured on 2 CPU cores (median of 5, skimage's astronaut enlarged): the GrabCut path takes 0.4-1.1 s at 1 MP and
+0.4-1.2 s at 12 MP (GrabCut's time depends on the region, not the photo's size, since it runs at ``WORK_SIDE``);
+rules 1-2 take 2 ms at 1 MP, 35 ms at 12 MP. Being colour-based, the region follows colour and edges, not objects: a
+tap on a striped flag gets the stripes near it, one on a textured background may get only the patch around the tap,
+and a pale object with a soft edge against a pale wall (the astronaut photo's white rocket) leaks into the wall.
 """
 
 from __future__ import annotations
