@@ -178,7 +178,6 @@ def _flood(small_rgb: np.ndarray, seeds: list[Point], rpos: list[int], neg: list
 
 def _far_border(shape: tuple[int, int], seeds: list[Point], distance: float) -> np.ndarray:
     """The one-pixel frame of ``shape``, where farther than ``distance`` from every seed."""
-    height, width = shape
     frame = np.zeros(shape, bool)
     frame[0, :] = frame[-1, :] = frame[:, 0] = frame[:, -1] = True
     ys, xs = np.nonzero(frame)
