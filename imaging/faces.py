@@ -118,22 +118,24 @@ def _affine_scale(affine: np.ndarray) -> float:
 
 
 def _warp(rgb: np.ndarray, affine: np.ndarray, size: int, border: int) -> np.ndarray:
-    """The size x size crop whose pixel (u, v) shows photo point ``affine @ (u, v, 1)``; bilinear, area-averaged
-    first where the crop shrinks the photo by 2 or more, so that small tensors of large photos do not alias."""
+    """The size x size crop of the photo under ``affine``, bilinear on MediaPipe's sampling grid: tensor pixel
+    index (u, v) samples the photo at pixel index ``affine @ (u, v, 1)``, as its OpenCV path does (so the networks
+    see what they see in MediaPipe). Where the crop shrinks the photo by 2 or more, the photo is area-averaged
+    first on the same grid, so that small tensors of large photos do not alias (results then stay the same
+    across photo sizes instead of drifting with them)."""
     shrink = int(_affine_scale(affine))
+    index_map = affine
     if shrink >= 2:
         corners = apply_affine(affine, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
-        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - shrink
-        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + shrink
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2 * shrink
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2 * shrink
         x0, y0 = max(x0, 0), max(y0, 0)
         x1, y1 = min(x1, rgb.shape[1]), min(y1, rgb.shape[0])
         if x1 - x0 >= shrink and y1 - y0 >= shrink:
-            region = rgb[y0:y1, x0:x1]
-            rgb = cv2.resize(region, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
-            affine = (affine - np.array([[0, 0, x0], [0, 0, y0]])) / shrink
-    # OpenCV samples at pixel indices, whose centres are at +0.5 in continuous coordinates
-    index_map = affine.copy()
-    index_map[:, 2] = affine[:, :2] @ np.array([0.5, 0.5]) + affine[:, 2] - 0.5
+            rgb = cv2.resize(rgb[y0:y1, x0:x1], None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
+            # photo index p is shrunk index (p + 0.5) / shrink - 0.5 once the region's origin is taken off
+            index_map = affine / shrink
+            index_map[:, 2] = (affine[:, 2] - (x0, y0) + 0.5) / shrink - 0.5
     return cv2.warpAffine(rgb, index_map, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=border, borderValue=(0, 0, 0))
 
@@ -286,7 +288,9 @@ def eye_crops(landmarks: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def irises_from(eye_contour: np.ndarray, iris: np.ndarray, affines: np.ndarray) -> np.ndarray:
-    """The iris network's outputs for one face's two eye crops as irises (2, 5, 2) in photo pixels.
+    """The iris network's outputs for one face's two eye crops as irises (2, 5, 2) in photo pixels: per eye the
+    centre, then the rim along the eye from the subject's right, its top, the rim towards the subject's left and
+    its bottom (for both eyes: the second crop's mirroring is undone).
 
     ``eye_contour`` (2, 213) is checked for shape only (the eyelids come from the face landmarks); ``iris``
     (2, 15) holds 5 points (x, y, z) in crop pixels; ``affines`` are eye_crops'.
@@ -296,7 +300,11 @@ def irises_from(eye_contour: np.ndarray, iris: np.ndarray, affines: np.ndarray) 
     _check_shape("iris", iris, (2, IRIS_POINTS * 3))
     _check_shape("affines", affines, (2, 2, 3))
     points = iris.reshape(2, IRIS_POINTS, 3)[..., :2]
-    return np.stack([apply_affine(affines[eye], points[eye]) for eye in range(2)]).astype(np.float32)
+    irises = np.stack([apply_affine(affines[eye], points[eye]) for eye in range(2)])
+    for eye, flipped in enumerate(FLIPPED_EYES):
+        if flipped:  # the mirrored crop lists the rim's outer and inner points the other way round
+            irises[eye, [1, 3]] = irises[eye, [3, 1]]
+    return irises.astype(np.float32)
 
 
 # Packing: one row per face, [x, y, w, h, score, has_landmarks, has_irises, keypoints, landmarks, irises]
