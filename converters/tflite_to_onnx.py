@@ -10,16 +10,17 @@ activation keeps its meaning in ONNX with its axes reordered (N, H, W, C) ->
 (N, C, H, W). Weights are transposed once, at conversion time, into ONNX's
 layouts. Element-wise ops broadcast the same way in both layouts as long as both
 operands are rank-4 activations (e.g. the squeeze-excite gate [N,1,1,C] becomes
-[N,C,1,1]); constant operands are re-laid out explicitly. The emitted model
-therefore has no Transpose node: its input ``image`` is float32 NCHW
-``[batch, C, H, W]`` (RGB in [0, 1] for this model) and its output ``alpha`` is
-float32 NCHW ``[batch, 1, H, W]``. TFLite's fixed batch of 1 becomes the symbolic
-dimension ``batch``; no op depends on the batch size.
+[N,C,1,1]); constant operands are re-laid out explicitly. A model of rank-4
+tensors only (the selfie segmentation) therefore has no Transpose node: its input
+``image`` is float32 NCHW ``[batch, C, H, W]`` (RGB in [0, 1] for that model) and
+its output ``alpha`` is float32 NCHW ``[batch, 1, H, W]``. TFLite's fixed batch of
+1 becomes the symbolic dimension ``batch``; no op depends on the batch size.
 
 Tensors of another rank than 4 (after a RESHAPE) keep TFLite's layout in ONNX.
 RESHAPE therefore first transposes a rank-4 input back to NHWC (so that the
 flattening order is TFLite's) and transposes a rank-4 result to NCHW;
-CONCATENATION maps its axis to NCHW when its operands are rank 4.
+CONCATENATION maps its axis to NCHW when its operands are rank 4; PAD and PRELU
+re-lay out their constants.
 
 Models with several outputs (the face models) are converted with ``outputs``:
 the ONNX output names and their dims without the batch, in the TFLite graph's
