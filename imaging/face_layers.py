@@ -24,7 +24,7 @@ LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 3
 LAYERS = ("face", "eyes", "irises", "brows", "lips", "mouth", "hair")
 
 # The hair window in face boxes, in the face's own frame (rolled with the eyes): beside, above and below the box
-_HAIR_SIDE, _HAIR_ABOVE, _HAIR_BELOW = 0.75, 1.0, 0.3
+_HAIR_SIDE, _HAIR_ABOVE, _HAIR_BELOW = 0.6, 1.0, 0.0
 _SHIFT = 4  # sub-pixel bits for OpenCV's anti-aliased fill
 
 
@@ -121,8 +121,9 @@ def face_layers(faces: list[Face], size: tuple[int, int], person_alpha: np.ndarr
       tongue where visible);
     - ``hair``, derived rather than learned: the person matte (``person_alpha``, float (height, width) in [0, 1])
       inside a window around each face, leaving out every face oval and the region under the jaw (the neck).
-      The window turns with the face's roll and reaches 0.75 box widths beside the detection box, 1 box height
-      above it and 0.3 below it; so ears and a hat count as hair, hair below the window does not. Without a matte
+      The window turns with the face's roll, reaches 0.6 box widths beside the detection box and 1 box height
+      above it, and ends at the box's bottom (about the chin), so that shoulders are not taken for hair; ears and
+      a hat count as hair, hair below the chin does not. Without a matte
       the hair layer is all zero.
 
     ``faces`` are in pixels of ``photo_size`` (by default ``size``); faces without landmarks add nothing, faces
