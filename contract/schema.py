@@ -15,6 +15,7 @@ PNG_GREY, PNG_RGB, PNG_RGBA = 0, 2, 6  # PNG colour types of the image outputs
 # The ensemble step a parameter is handed to; "model": the operation's pixel model (a catalog model with output
 # "rgb", which maps the decoded photo to new pixels: upscaling, style transfer).
 STEPS = ("decode", "compose", "model")
+SUBJECTS = ("object", "person")  # what a matte shows, in the order of the SUBJECT tensor's values (0, 1)
 
 
 class ContractError(ValueError):
@@ -126,6 +127,9 @@ class HeaderOutput:
     format: str = "{:.4f}"  # how each value is written in its header, e.g. "{:.0f}" for a 0/1 flag
     size: int = 0  # values in the tensor; 0: one per header
     join: str = ""  # with one header: all ``size`` values in it, joined by this (e.g. X-Crop-Box: x,y,w,h)
+    # Words for whole-number values: value i is written as labels[i] (e.g. X-Subject: person); a negative value
+    # means "not decided by the ensemble" and leaves the header out.
+    labels: tuple[str, ...] = ()
 
     @property
     def values(self) -> int:
@@ -135,6 +139,9 @@ class HeaderOutput:
         """The response headers for the tensor's values."""
         if self.join:
             return {self.headers[0][0]: self.join.join(self.format.format(v) for v in values)}
+        if self.labels:
+            return {name: self.labels[int(v)] for (name, _), v in zip(self.headers, values, strict=False)
+                    if 0 <= v < len(self.labels)}
         return {name: self.format.format(v) for (name, _), v in zip(self.headers, values, strict=False)}
 
 
@@ -145,6 +152,20 @@ class Variant:
     name: str
     models: tuple[str, ...]  # catalog models (converters/catalog.toml) this variant adds to the operation's
     description: str
+    # What the matte shows: "person" or "object"; "" for a variant that decides per photo (``by_faces``) or
+    # makes no matte.
+    subject: str = ""
+    # Choose per photo by the faces found (``Product.faces_step``): the first model when the photo shows a face,
+    # else the second; the choice runs in the step ``matte_<name>``, which calls only the chosen model.
+    by_faces: bool = False
+
+    def __post_init__(self) -> None:
+        if self.by_faces and (len(self.models) != 2 or self.subject):
+            raise ContractError(f"variant {self.name!r}: by_faces needs two models (with a face, without) and no "
+                                "fixed subject")
+        if self.subject and self.subject not in SUBJECTS:
+            raise ContractError(f"variant {self.name!r}: subject must be one of {SUBJECTS} or empty (a variant "
+                                f"that makes no matte), not {self.subject!r}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +197,8 @@ class Operation:
     # An int parameter by which the result's sides grow (upscaling): the price counts the result's megapixels,
     # and the result must stay within ``Limits.max_upscaled_pixels``.
     output_scale: str = ""
+    # The faces step (``Product.faces_step``) runs and hands the faces found to the compose step.
+    uses_faces: bool = False
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -204,6 +227,11 @@ class Operation:
     def models_of(self, variant: str) -> tuple[str, ...]:
         chosen = self.variant(variant)
         return self.models + (chosen.models if chosen else ())
+
+    def needs_faces(self, variant: str) -> bool:
+        """The ensemble of ``variant`` runs the faces step (for the compose step, or to choose the matte)."""
+        chosen = self.variant(variant)
+        return self.uses_faces or bool(chosen and chosen.by_faces)
 
     @property
     def triton_outputs(self) -> tuple[str, ...]:
@@ -236,6 +264,8 @@ class Tensors:
     pixels: str  # the decoded photo at the output size, uint8 (H, W, 3)
     model_outputs: dict[str, str]  # catalog ``output`` kind -> compose step input, e.g. "depth" -> "DEPTH"
     model_input_suffix: str  # decode step output feeding model M: M.upper() + suffix
+    faces: str  # the faces step's output: every face found, packed (imaging.faces.pack), FP32 [max_faces, values]
+    matte_subject: str  # a by-faces matte step's choice, an index into SUBJECTS, FP32 [1]
 
     def model_input(self, model: str) -> str:
         return f"{model.upper()}{self.model_input_suffix}"
@@ -258,6 +288,12 @@ class Product:
     # After the marker, this says the message is about a parameter (a 400), not the image (a 422).
     parameter_error_prefix: str
     formats: dict[str, str]  # output format -> media type, for every image result
+
+    # The python step that finds faces in the decoded photo, calling ``face_models`` (detector, landmarks, irises)
+    # through Triton, for operations with ``uses_faces`` and by-faces variants.
+    faces_step: str
+    face_models: tuple[str, ...]
+    max_faces: int  # faces the faces step reports at most (the largest first)
     _by_name: dict[str, Operation] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -325,8 +361,19 @@ class Product:
         return found
 
     def models(self) -> list[str]:
-        """Every catalog model some operation uses, in order of first use."""
-        return list(dict.fromkeys(m for e in self.ensembles() for m in e.models))
+        """Every catalog model some operation uses, in order of first use (the face models last)."""
+        found = [m for e in self.ensembles() for m in e.models]
+        return list(dict.fromkeys(found + (list(self.face_models) if self.faces_used() else [])))
+
+    def faces_used(self) -> bool:
+        return any(e.operation.needs_faces(e.variant) for e in self.ensembles())
+
+    def by_faces_variants(self) -> list[Variant]:
+        """Every by-faces variant, once per name: each is one step ``matte_<name>``."""
+        return list({v.name: v for op in self.operations for v in op.variants if v.by_faces}.values())
+
+    def choice_step(self, variant: Variant) -> str:
+        return f"matte_{variant.name}"
 
     def compose_parameters(self) -> list[Parameter]:
         """Every parameter any operation hands to the compose step, once per tensor."""

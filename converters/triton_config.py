@@ -21,9 +21,10 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from contract.product import PRODUCT
-from contract.schema import Ensemble, Product
-from converters.catalog import PIXEL_OUTPUT, ModelSource
+from contract.schema import Ensemble, Product, Variant
+from converters.catalog import PIXEL_OUTPUT, TENSORS_OUTPUT, ModelSource
 from converters.errors import ConverterError
+from imaging.faces import FACE_VALUES
 from imaging.tiles import OVERLAP_PX
 
 TARGETS = ("cpu", "gpu")
@@ -40,6 +41,8 @@ TENSOR_TYPES = {int: "TYPE_INT32", float: "TYPE_FP32", str: "TYPE_STRING"}
 PYTHON_MODEL_CLASSES = {
     PRODUCT.decode_step: "triton_models.preprocess",
     PRODUCT.compose_step: "triton_models.postprocess",
+    PRODUCT.faces_step: "triton_models.faces_step",
+    **{PRODUCT.choice_step(v): "triton_models.matte_choice" for v in PRODUCT.by_faces_variants()},
 }
 ONNX_STEP_CLASS = "triton_models.onnx_step"
 MODEL_INPUT = "image"  # the input tensor of every converted model (converters/onnx_edit.py)
@@ -51,6 +54,8 @@ WARMUP_PIXELS = (48, 64)
 # Upscaling: network tiles run at once (bounds the network's working memory); their overlap is imaging.tiles'.
 UPSCALE_TILE_BATCH = 2
 DEFAULT_PIXEL_RUNTIME = "onnxruntime"  # a pixel model's runtime on the gpu target (its step runs on the CPU)
+# The face networks get every face (and both eyes of each) of a photo in one call.
+FACE_MODEL_MAX_BATCH = 2 * PRODUCT.max_faces
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,9 @@ def warmup_file(tensor: str) -> str:
 
 
 def fed_by_decode(source: ModelSource) -> bool:
-    """The decode step makes this model's input tensor (every model but a pixel model, which takes the photo)."""
-    return source.output != PIXEL_OUTPUT
+    """The decode step makes this model's input tensor (every model but a pixel model, which takes the photo, and
+    a network a step calls, such as the face models)."""
+    return source.output not in (PIXEL_OUTPUT, TENSORS_OUTPUT)
 
 
 def warmup_model_outputs(sources: dict[str, ModelSource], product: Product = PRODUCT) -> dict[str, Any]:
@@ -225,6 +231,9 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
                                      "input_data_file": warmup_file(tensor)}
     warmup_inputs.update({part.tensor: {"data_type": "TYPE_STRING", "dims": [1], "input_data_file":
                                         warmup_file(part.tensor)} for part in product.image_parts()})
+    if product.faces_used():  # no face found: every face layer is made, empty
+        warmup_inputs[t.faces] = {"data_type": "TYPE_FP32", "dims": [product.max_faces, FACE_VALUES],
+                                  "zero_data": True}
     return {
         "name": product.compose_step,
         "backend": "python",
@@ -236,6 +245,8 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
               for kind, tensor in t.model_outputs.items() if kind != PIXEL_OUTPUT),
             _tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3], optional=True),
             _tensor(t.model_outputs[PIXEL_OUTPUT], "TYPE_UINT8", [-1, -1, 3], optional=True),
+            _tensor(t.faces, "TYPE_FP32", [product.max_faces, FACE_VALUES], optional=True),
+            _tensor(t.matte_subject, "TYPE_FP32", [1], optional=True),
             *({**_parameter_tensor(p), "optional": True} for p in product.compose_parameters()),
             *(_tensor(part.tensor, "TYPE_STRING", [1], optional=True) for part in product.image_parts()),
         ],
@@ -277,17 +288,63 @@ def pixel_model_config(source: ModelSource, target: str, product: Product = PROD
     }
 
 
+def faces_step_config(sources: dict[str, ModelSource], target: str, product: Product = PRODUCT) -> dict[str, Any]:
+    """The faces step: the decoded photo in, every face found (``imaging.faces.pack``) out. It calls the face
+    models (detector, landmarks, irises: ``Product.face_models`` in that order) through Triton, so each batches
+    the faces of concurrent requests and runs where the target serves models."""
+    tuning = _check_target(target)
+    t = product.tensors
+    detector, landmarks, irises = (sources[name] for name in product.face_models)
+    models = {role: {"name": src.name, "size": list(src.input_size), "normalization": src.normalization}
+              for role, src in (("detector", detector), ("landmarks", landmarks), ("irises", irises))}
+    return {
+        "name": product.faces_step,
+        "backend": "python",
+        "max_batch_size": 1,
+        "input": [_tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3])],
+        "output": [_tensor(t.faces, "TYPE_FP32", [product.max_faces, FACE_VALUES])],
+        "instance_group": [{"count": tuning.preprocess_instances, "kind": "KIND_CPU"}],
+        "parameters": _params(models=json.dumps(models, sort_keys=True), max_faces=product.max_faces),
+        # No warm-up: its models may still be loading when it is; each of them warms itself up.
+    }
+
+
+def choice_step_config(variant: Variant, sources: dict[str, ModelSource], target: str,
+                       product: Product = PRODUCT) -> dict[str, Any]:
+    """A by-faces variant's step: the faces and both mattes' inputs in; it calls the matte model that fits (the
+    first with a face, else the second) and returns its matte and the subject (an index into SUBJECTS)."""
+    tuning = _check_target(target)
+    t = product.tensors
+    with_face, without_face = (sources[name] for name in variant.models)
+    return {
+        "name": product.choice_step(variant),
+        "backend": "python",
+        "max_batch_size": 1,
+        "input": [_tensor(t.faces, "TYPE_FP32", [product.max_faces, FACE_VALUES]),
+                  *(_tensor(t.model_input(src.name), "TYPE_FP32", [3, *src.input_size])
+                    for src in (with_face, without_face))],
+        "output": [_tensor(t.model_outputs["alpha"], "TYPE_FP32", [1, -1, -1]),
+                   _tensor(t.matte_subject, "TYPE_FP32", [1])],
+        "instance_group": [{"count": tuning.preprocess_instances, "kind": "KIND_CPU"}],
+        "parameters": _params(with_face=with_face.name, without_face=without_face.name,
+                              model_input=MODEL_INPUT, model_output=with_face.output),
+    }
+
+
 def model_config(source: ModelSource, target: str) -> dict[str, Any]:
     """Config of one catalog model: batched ONNX inference (a pixel model: ``pixel_model_config``)."""
-    if not fed_by_decode(source):
+    if source.output == PIXEL_OUTPUT:
         return pixel_model_config(source, target)
     tuning = _check_target(target)
     height, width = source.input_size
+    called = source.output == TENSORS_OUTPUT
+    outputs = ([_tensor(name, "TYPE_FP32", list(dims)) for name, dims in source.output_shapes.items()] if called
+               else [_tensor(source.output, "TYPE_FP32", [1, height, width])])
     config: dict[str, Any] = {
         "name": source.name,
-        "max_batch_size": MODEL_MAX_BATCH,
+        "max_batch_size": FACE_MODEL_MAX_BATCH if called else MODEL_MAX_BATCH,
         "input": [_tensor(MODEL_INPUT, "TYPE_FP32", [3, height, width])],
-        "output": [_tensor(source.output, "TYPE_FP32", [1, height, width])],
+        "output": outputs,
         "dynamic_batching": {"max_queue_delay_microseconds": tuning.batch_delay_us},
         "model_warmup": [{
             "name": f"batch_{size}",
@@ -321,10 +378,28 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     """decode step -> the ensemble's models -> compose step, wired by tensor names from the declaration."""
     t = product.tensors
     operation = ensemble.operation
+    variant = operation.variant(ensemble.variant)
+    chosen_by_faces = variant.models if variant is not None and variant.by_faces else ()
     pre_outputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     post_inputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     steps = []
+    if operation.needs_faces(ensemble.variant):
+        pre_outputs[t.pixels] = "rgb"
+        steps.append({"model_name": product.faces_step, "model_version": -1, "input_map": {t.pixels: "rgb"},
+                      "output_map": {t.faces: "faces"}})
+        if operation.uses_faces:
+            post_inputs[t.faces] = "faces"
+    if chosen_by_faces:  # the choice step calls one of the two mattes
+        alpha = t.model_outputs["alpha"]
+        pre_outputs.update({t.model_input(name): f"{name}_input" for name in chosen_by_faces})
+        steps.append({"model_name": product.choice_step(variant), "model_version": -1,
+                      "input_map": {t.faces: "faces", **{t.model_input(name): f"{name}_input"
+                                                         for name in chosen_by_faces}},
+                      "output_map": {alpha: "chosen_alpha", t.matte_subject: "matte_subject"}})
+        post_inputs.update({alpha: "chosen_alpha", t.matte_subject: "matte_subject"})
     for name in ensemble.models:
+        if name in chosen_by_faces:
+            continue
         source = sources[name]
         output = t.model_outputs[source.output]
         post_inputs[output] = f"{name}_output"
@@ -388,9 +463,13 @@ def repository_configs(sources: dict[str, ModelSource], target: str,
     """Every model of the repository for ``target``, keyed by model name: the product's ensembles,
     the steps, and each catalog model an ensemble uses."""
     used = served_sources(sources, product)
+    steps = {product.faces_step: faces_step_config(used, target, product)} if product.faces_used() else {}
+    steps.update({product.choice_step(v): choice_step_config(v, used, target, product)
+                  for v in product.by_faces_variants()})
     return {
         product.decode_step: preprocess_config(used, target, product),
         product.compose_step: postprocess_config(used, target, product),
+        **steps,
         **{name: model_config(src, target) for name, src in used.items()},
         **{e.name: ensemble_config(e, used, product) for e in product.ensembles()},
     }

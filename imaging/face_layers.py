@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from contract.product import FACE_LAYER_NAMES
 from imaging.faces import Face
 
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -21,7 +22,7 @@ RIGHT_BROW = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46)
 LEFT_BROW = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
 LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
-LAYERS = ("face", "eyes", "irises", "brows", "lips", "mouth", "hair")
+LAYERS = FACE_LAYER_NAMES  # the product's names (contract/product.py)
 
 # The hair window in face boxes, in the face's own frame (rolled with the eyes): beside, above and below the box
 _HAIR_SIDE, _HAIR_ABOVE, _HAIR_BELOW = 0.6, 1.0, 0.0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from contract.product import MAX_FACES
 from imaging.tensors import normalize
 
 DETECTOR_SIZE = 128
@@ -313,7 +314,6 @@ _KEYPOINT_VALUES = NUM_KEYPOINTS * 2
 _LANDMARK_VALUES = NUM_LANDMARKS * 3
 _IRIS_VALUES = 2 * IRIS_POINTS * 2
 FACE_VALUES = _HEADER + _KEYPOINT_VALUES + _LANDMARK_VALUES + _IRIS_VALUES
-MAX_FACES = 8
 
 
 def pack(faces: list[Face], max_faces: int = MAX_FACES) -> np.ndarray:
@@ -357,6 +357,15 @@ def unpack(packed: np.ndarray) -> list[Face]:
 
 def _rounded(points: np.ndarray) -> list:
     return np.round(np.asarray(points, dtype=np.float64), 1).tolist()
+
+
+def scaled(face: Face, sx: float, sy: float) -> Face:
+    """The face in pixels of an image ``sx`` x ``sy`` times as large (z of the landmarks scales with x)."""
+    factor = np.array([sx, sy], dtype=np.float32)
+    x, y, w, h = face.box
+    landmarks = None if face.landmarks is None else face.landmarks * np.array([sx, sy, sx], dtype=np.float32)
+    return Face(box=(x * sx, y * sy, w * sx, h * sy), score=face.score, keypoints=face.keypoints * factor,
+                landmarks=landmarks, irises=None if face.irises is None else face.irises * factor)
 
 
 def faces_json(faces: list[Face]) -> list[dict]:

@@ -44,9 +44,9 @@ from numbers import Integral
 import cv2
 import numpy as np
 
+from contract.product import MAX_POINTS  # positive and negative points together
 from imaging.errors import ParameterError
 
-MAX_POINTS = 16  # positive and negative points together
 WORK_SIDE = 512  # longest side of the copy GrabCut runs on
 ITERATIONS = 4  # GrabCut iterations
 SEED_RADIUS = 0.01  # radius of the definite discs at the points, as a fraction of the longest side

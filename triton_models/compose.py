@@ -25,12 +25,15 @@ from imaging import adjust as tone
 from imaging import background as backdrop
 from imaging import depth as depth_map
 from imaging import erase as eraser
+from imaging import select as selection
 from imaging import style as styling
 from imaging.bokeh import bokeh
 from imaging.crop import crop_box, largest_box
 from imaging.decode import Photo
 from imaging.encode import encode
 from imaging.errors import ImageError, ParameterError
+from imaging.face_layers import face_layers
+from imaging.faces import Face, faces_json, scaled
 from imaging.matte import Layers, layers
 from imaging.outputs import UINT16_MAX, cutout_rgba, matte_to_uint8
 
@@ -40,6 +43,8 @@ FOCUS_WINDOW = 7  # side of the window whose median nearness is the focal plane 
 FOREGROUND_ALPHA = 13  # of 255: the foreground box bounds the matte from 5 % (a matte's faint haze is not in it)
 PORTRAIT_DEFOCUS = 0.4  # focused on the subject: the backdrop is at least this much farther (nearness units)
 # Results that show the subject over something else: they need its estimated edge colours.
+# A tap on several face layers selects the smallest part under it.
+FINEST_FIRST = ("irises", "eyes", "brows", "lips", "mouth", "face", "hair")
 SHOWS_SUBJECT = {P.CUTOUT_IMAGE.tensor, P.BACKGROUND_IMAGE.tensor, P.LAYERS_JSON.tensor}
 
 
@@ -53,6 +58,8 @@ class Scene:
     model_alpha: np.ndarray | None  # the matte model's output (h, w)
     model_depth: np.ndarray | None  # the depth model's output (h, w), larger = farther
     model_rgb: np.ndarray | None = None  # a pixel model's output, uint8 (h, w, 3): styled or upscaled pixels
+    faces: list[Face] | None = None  # the faces step's finds, in pixels of the output (None: it did not run)
+    subject_kind: int = -1  # a by-faces matte step's choice (an index into SUBJECTS); -1: the variant's own
     colours: bool = True  # estimate the subject's edge colours (only results that show the subject need them)
     warn: list[str] = field(default_factory=list)  # why a refinement fell back, for the step's log
 
@@ -92,6 +99,33 @@ class Scene:
         if self.model_rgb is None:
             raise ImageError("this result needs a pixel model's output, and the ensemble sent none")
         return self.model_rgb
+
+    @property
+    def found_faces(self) -> list[Face]:
+        if self.faces is None:
+            raise ImageError("this result needs the faces step's output, and the ensemble sent none")
+        return self.faces
+
+    @cached_property
+    def face_parts(self) -> dict[str, np.ndarray]:
+        """Every face-part layer (``FACE_LAYER_NAMES``), 8-bit at the output size; all zero without a face."""
+        return face_layers(self.found_faces, self.size, self.matte.alpha)
+
+    @property
+    def person(self) -> np.ndarray:
+        """The matte as 8-bit when the photo shows a person (a face was found), else empty."""
+        alpha = matte_to_uint8(self.matte.alpha)
+        return alpha if self.found_faces else np.zeros_like(alpha)
+
+    def mask_layer(self, name: str) -> np.ndarray:
+        """One of ``MASK_LAYERS`` (also the image layers of /v1/layers that are masks), 8-bit."""
+        if name == "subject" or name == "matte":
+            return matte_to_uint8(self.matte.alpha)
+        if name == "person":
+            return self.person
+        if name == "background":
+            return 255 - matte_to_uint8(self.matte.alpha)
+        return self.face_parts[name]
 
     @property
     def subject(self) -> np.ndarray | None:
@@ -281,14 +315,52 @@ def _layers_json(scene: Scene, values: Values, compress_level: int) -> bytes:
         "matte": lambda: _png(matte_to_uint8(scene.matte.alpha), compress_level),
         "foreground": lambda: _png(_cutout(scene), compress_level),
         "background": lambda: _png(_background_layer(scene), compress_level),
+        **{name: (lambda name=name: _png(scene.mask_layer(name), compress_level))
+           for name in ("person", *P.FACE_LAYER_NAMES)},
     }
     include = list(dict.fromkeys(values.get(P.INCLUDE).split(",")))
     body: dict[str, Any] = {"width": scene.size[0], "height": scene.size[1],
                             "photo_width": scene.photo_size[0], "photo_height": scene.photo_size[1]}
     if "depth" in include:
         body.update(depth_near=scene.depth.near, depth_far=scene.depth.far)
-    body["layers"] = {name: base64.b64encode(makers[name]()).decode("ascii") for name in include}
+    if "faces" in include:  # in pixels of the upright photo, like the tap of /v1/select
+        sx, sy = scene.photo_size[0] / scene.size[0], scene.photo_size[1] / scene.size[1]
+        body["faces"] = faces_json([scaled(face, sx, sy) for face in scene.found_faces])
+    body["layers"] = {name: base64.b64encode(makers[name]()).decode("ascii") for name in include if name in makers}
     return json.dumps(body).encode()
+
+
+def _points(text: str) -> list[tuple[int, int]]:
+    return [(int(x), int(y)) for x, y in (pair.split(",") for pair in text.split(";") if pair)]
+
+
+def _taps(scene: Scene, values: Values) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The tap and the extra and negative points, checked against the upright photo, in pixels of the output."""
+    x, y = values.get(P.POINT_X), values.get(P.POINT_Y)
+    if x is None or y is None:
+        raise ParameterError("give the tap as x and y (pixels of the upright photo)")
+    positive, negative = [(x, y), *_points(values.get(P.POINTS))], _points(values.get(P.NEGATIVE))
+    if len(positive) + len(negative) > P.MAX_POINTS:
+        raise ParameterError(f"{len(positive) + len(negative)} points given; at most {P.MAX_POINTS} in all")
+    width, height = scene.photo_size
+    for px, py in positive + negative:
+        if px >= width or py >= height:
+            raise ParameterError(f"the point ({px}, {py}) lies outside the upright photo of {width}x{height}: give "
+                                 f"0 <= x <= {width - 1} and 0 <= y <= {height - 1}")
+
+    def scaled(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(min(int(px * scene.size[0] / width), scene.size[0] - 1),
+                 min(int(py * scene.size[1] / height), scene.size[1] - 1)) for px, py in points]
+
+    return scaled(positive), scaled(negative)
+
+
+def _selected(scene: Scene, values: Values) -> tuple[np.ndarray, float]:
+    """The mask under the tap and what it is (an index into SELECT_SOURCES)."""
+    positive, negative = _taps(scene, values)
+    parts = {name: scene.face_parts[name] for name in FINEST_FIRST}
+    chosen = selection.select(scene.photo, positive, negative, scene.matte.alpha, bool(scene.found_faces), parts)
+    return chosen.mask, float(P.SELECT_SOURCES.index(chosen.source))
 
 
 def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, bytes], compress_level: int,
@@ -298,7 +370,7 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
     scene.colours = bool(wanted & SHOWS_SUBJECT)
     makers = {
         P.DEPTH_IMAGE.tensor: lambda: _encode(_depth_pixels(scene), values, compress_level),
-        P.MASK_IMAGE.tensor: lambda: _encode(matte_to_uint8(scene.matte.alpha), values, compress_level),
+        P.MASK_IMAGE.tensor: lambda: _encode(scene.mask_layer(values.get(P.LAYER)), values, compress_level),
         P.CUTOUT_IMAGE.tensor: lambda: _encode(_cutout(scene), values, compress_level),
         P.BACKGROUND_IMAGE.tensor: lambda: _encode(
             _new_background(scene, values, parts.get(P.BACKGROUND_PART.tensor, b""), max_pixels), values,
@@ -314,6 +386,14 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
     for tensor, make in makers.items():
         if tensor in wanted:
             out[tensor] = make()
+    if P.SELECT_IMAGE.tensor in wanted or P.SELECTED.tensor in wanted:
+        mask, source = _selected(scene, values)
+        out[P.SELECT_IMAGE.tensor] = _encode(mask, values, compress_level)
+        out[P.SELECTED.tensor] = [source]
+    if P.SUBJECT.tensor in wanted:
+        out[P.SUBJECT.tensor] = [float(scene.subject_kind)]
+    if P.FACE_COUNT.tensor in wanted:
+        out[P.FACE_COUNT.tensor] = [float(len(scene.found_faces))]
     if P.CROP_IMAGE.tensor in wanted or P.CROP_BOX.tensor in wanted:
         pixels, box = _crop(scene, values)
         out[P.CROP_IMAGE.tensor] = _encode(pixels, values, compress_level)

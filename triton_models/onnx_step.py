@@ -1,4 +1,5 @@
-"""``depth`` / ``matte_*`` on CPU: a model session (triton_models/runtime.py) behind the python backend.
+"""``depth`` / ``matte_*`` / the face networks on CPU: a model session (triton_models/runtime.py) behind the
+python backend, with every output of the config (a matte one, the face detector two).
 
 All requests Triton's dynamic batcher hands over are run as one batch, then
 split back; a request with a malformed tensor gets its own error.
@@ -22,7 +23,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         parameters = ModelParameters(config)
         self.input_name = config["input"][0]["name"]
-        self.output_name = config["output"][0]["name"]
+        self.output_names = [output["name"] for output in config["output"]]
         self.input_shape = tuple(config["input"][0]["dims"])
         # converters/catalog.toml's cpu_runtime of the model (absent: the default)
         runtime = parameters.text("runtime", DEFAULT_RUNTIME)
@@ -42,8 +43,9 @@ class TritonPythonModel:
         outputs = iter(())
         if valid:
             joined = np.concatenate(valid).astype(np.float32, copy=False)
-            result = self.session.run({self.input_name: joined})[0]
-            outputs = iter(np.split(result, np.cumsum([len(b) for b in valid])[:-1]))
+            results = self.session.run({self.input_name: joined})
+            splits = np.cumsum([len(b) for b in valid])[:-1]
+            outputs = iter(zip(*(np.split(result, splits) for result in results), strict=True))
         responses = []
         for batch in batches:
             if batch is None:
@@ -52,7 +54,7 @@ class TritonPythonModel:
                     pb_utils.TritonError.INVALID_ARG,
                 ))
             else:
-                responses.append(pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor(self.output_name, next(outputs))]
-                ))
+                responses.append(pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor(name, result) for name, result in zip(self.output_names, next(outputs), strict=True)
+                ]))
         return responses

@@ -15,6 +15,7 @@ import triton_python_backend_utils as pb_utils
 
 from contract.product import PRODUCT, TENSORS
 from imaging.errors import ImageError
+from imaging.faces import unpack
 from triton_models.compose import Scene, Values, compose
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
@@ -62,9 +63,11 @@ class TritonPythonModel:
         rgb, alpha, depth, made = (_optional(request, name) for name in (TENSORS.pixels, ALPHA, DEPTH, MODEL_RGB))
         if rgb is not None and rgb.shape[1:3] != (size[1], size[0]):
             raise ImageError(f"RGB is {rgb.shape[2]}x{rgb.shape[1]}, expected {size[0]}x{size[1]}")
+        faces, subject = _optional(request, TENSORS.faces), _first(_optional(request, TENSORS.matte_subject))
         scene = Scene(size, _size(request, TENSORS.photo_size), None if rgb is None else rgb[0],
                       None if alpha is None else alpha[0, 0], None if depth is None else depth[0, 0],
-                      None if made is None else made[0])
+                      None if made is None else made[0], faces=None if faces is None else unpack(faces[0]),
+                      subject_kind=-1 if subject is None else int(subject))
         values = Values({p.tensor: _first(_optional(request, p.tensor)) for p in PRODUCT.compose_parameters()})
         parts = {part.tensor: bytes(_first(_optional(request, part.tensor)) or b"") for part in PRODUCT.image_parts()}
         results = compose(wanted, scene, values, parts, self.compress_level, self.max_pixels)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from contract.schema import Operation, Parameter, Product
+from contract.schema import SUBJECTS, Operation, Parameter, Product
 from gateway import billing, ledger, openapi
 from gateway.content_negotiation import output_format
 from gateway.deps import ImageCall, ImageCallDep
@@ -152,7 +152,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation | None, 
                     gateway_latency_ms=(time.perf_counter() - started) * 1000, triton_latency_ms=triton_s * 1000,
                     request_id=charge_id,
                 )
-        headers = {"X-Charge-Id": charge_id, **decision.headers(), **_header_outputs(operation, outputs),
+        headers = {"X-Charge-Id": charge_id, **decision.headers(), **_header_outputs(operation, variant, outputs),
                    **bill.headers}
         replayed = bill.headers.get("Idempotent-Replayed") == "true"
         request.state.access.update(credits=0 if replayed else int(bill.headers.get("X-Credits-Charged", 0)),
@@ -249,10 +249,16 @@ def _tensors(operation: Operation, query: dict[str, Any], upload: Upload) -> dic
     return inputs
 
 
-def _header_outputs(operation: Operation, outputs: dict) -> dict[str, str]:
+def _header_outputs(operation: Operation, variant: str, outputs: dict) -> dict[str, str]:
+    """The header outputs' headers; a subject the ensemble left undecided (-1: a variant with a fixed matte) is
+    the variant's declared one."""
+    chosen = operation.variant(variant)
     headers = {}
     for output in operation.header_outputs:
-        headers.update(output.render([float(v) for v in outputs[output.tensor].reshape(-1)]))
+        values = [float(v) for v in outputs[output.tensor].reshape(-1)]
+        if output.labels == SUBJECTS and values and values[0] < 0 and chosen is not None and chosen.subject:
+            values = [float(SUBJECTS.index(chosen.subject))]
+        headers.update(output.render(values))
     return headers
 
 

@@ -40,8 +40,8 @@ TEXT_FIELD_BYTES = 1024
 # remove.bg's sizes -> the most megapixels of the result (None: the photo's own size, within our limits).
 SIZES = {"preview": 0.25, "small": 0.25, "regular": 0.25, "medium": 1.5, "hd": 4.0, "full": None, "4k": None,
          "auto": None}
-# remove.bg's foreground types -> our matte variant; "auto" is our default (the portrait matte).
-TYPES = {"auto": "portrait", "person": "portrait", "product": "object", "animal": "object", "car": "object",
+# remove.bg's foreground types -> our matte variant; "auto" is ours (portrait with a face, else object).
+TYPES = {"auto": "auto", "person": "portrait", "product": "object", "animal": "object", "car": "object",
          "transportation": "object", "graphics": "object", "other": "object"}
 FORMATS = ("auto", "png", "jpg", "zip")
 CHANNELS = ("rgba", "alpha")
@@ -275,7 +275,11 @@ async def removebg(call: ImageCallDep) -> Response:
 
     served = await serve(call, PRODUCT, None, "", {}, {}, read=read)
     type_asked = asked[0].fields.get("type", "auto").lower() or "auto"
-    return _answer(served, call.request, "person" if TYPES[type_asked] == "portrait" else type_asked)
+    if TYPES[type_asked] == "auto":  # what our choice found; we do not tell products from animals or cars
+        found = {"person": "person", "object": "other"}[served.headers["X-Subject"]]
+    else:
+        found = "person" if TYPES[type_asked] == "portrait" else type_asked
+    return _answer(served, call.request, found)
 
 
 def error_body(status: int, code: str, message: str) -> tuple[int, dict]:
