@@ -51,7 +51,7 @@ def decoded(data: bytes) -> np.ndarray:
 def test_layers_equal_the_separate_results() -> None:
     body = json.loads(run(P.LAYERS_JSON.tensor))
     layers = {name: base64.b64decode(data) for name, data in body["layers"].items()}
-    assert set(layers) == set(P.LAYER_NAMES)
+    assert set(layers) == set(P.DEFAULT_LAYERS)
     assert layers["depth"] == run(P.DEPTH_IMAGE.tensor)
     assert layers["matte"] == run(P.MASK_IMAGE.tensor)
     assert layers["foreground"] == run(P.CUTOUT_IMAGE.tensor)
@@ -61,6 +61,42 @@ def test_layers_equal_the_separate_results() -> None:
     assert np.array_equal(background[..., 3], 255 - matte)  # the background layer is the rest of the photo
     only = json.loads(run(P.LAYERS_JSON.tensor, {"INCLUDE": b"matte"}))
     assert list(only["layers"]) == ["matte"] and "depth_near" not in only
+
+
+def test_without_a_face_the_face_layers_are_empty_and_the_other_masks_follow_the_matte() -> None:
+    plain = scene()
+    at = Scene(plain.size, plain.photo_size, plain.rgb, plain.model_alpha, plain.model_depth, faces=[])
+    body = json.loads(run(P.LAYERS_JSON.tensor, {"INCLUDE": b"matte,person,face,hair,faces"}, at=at))
+    assert body["faces"] == []
+    layers = {name: decoded(base64.b64decode(data)) for name, data in body["layers"].items()}
+    assert not layers["face"].any() and not layers["hair"].any() and not layers["person"].any()
+    assert layers["matte"].any()
+    assert run(P.FACE_COUNT.tensor, at=at) == [0.0]
+    background = decoded(run(P.MASK_IMAGE.tensor, {"LAYER": b"background"}, at=at))
+    assert np.array_equal(background, 255 - layers["matte"])
+    with pytest.raises(ImageError, match="faces step"):  # an ensemble without the faces step cannot make them
+        run(P.MASK_IMAGE.tensor, {"LAYER": b"eyes"})
+
+
+def test_the_subject_a_by_faces_step_chose_is_the_subject_header() -> None:
+    plain = scene()
+    at = Scene(plain.size, plain.photo_size, plain.rgb, plain.model_alpha, plain.model_depth, subject_kind=1)
+    assert run(P.SUBJECT.tensor, at=at) == [1.0]
+    assert run(P.SUBJECT.tensor) == [-1.0]  # a fixed variant's: the gateway fills in the declared one
+
+
+def test_a_tap_on_the_subject_selects_the_matte_and_taps_outside_the_photo_are_refused() -> None:
+    plain = scene(photo_size=(WIDTH * 2, HEIGHT * 2))  # taps are in pixels of the photo, twice the output's
+    at = Scene(plain.size, plain.photo_size, plain.rgb, plain.model_alpha, plain.model_depth, faces=[])
+    rows, cols = SUBJECT
+    tap = {"POINT_X": (cols.start + cols.stop), "POINT_Y": (rows.start + rows.stop)}  # the subject's centre
+    out = compose({P.SELECT_IMAGE.tensor, P.SELECTED.tensor}, at, Values(tap), {}, 1, 40_000_000)
+    assert P.SELECT_SOURCES[int(out[P.SELECTED.tensor][0])] == "object"
+    assert np.array_equal(decoded(out[P.SELECT_IMAGE.tensor]), decoded(run(P.MASK_IMAGE.tensor, at=at)))
+    with pytest.raises(ParameterError, match=f"outside the upright photo of {WIDTH * 2}x{HEIGHT * 2}"):
+        run(P.SELECT_IMAGE.tensor, {"POINT_X": WIDTH * 2, "POINT_Y": 0}, at=at)
+    with pytest.raises(ParameterError, match="at most 16"):
+        run(P.SELECT_IMAGE.tensor, {"POINT_X": 0, "POINT_Y": 0, "NEGATIVE": ";".join(["1,1"] * 16).encode()}, at=at)
 
 
 def test_a_colour_background_shows_where_the_subject_is_not() -> None:

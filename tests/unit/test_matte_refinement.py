@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.product import FOREGROUND_BOX, MATTE_REFINED, PRODUCT
+from contract.product import FACE_COUNT, FOREGROUND_BOX, MATTE_REFINED, PRODUCT, SUBJECT
 from evaluation.composites import composites
 from gateway.routes.images import _header_outputs
 from imaging import matte
@@ -128,10 +128,12 @@ def test_the_flag_is_a_header_of_mask_and_cutout() -> None:
     for name in ("mask", "cutout"):
         operation = PRODUCT.operation(name)
         assert MATTE_REFINED in operation.header_outputs and operation.uses_pixels
-        box = {FOREGROUND_BOX.tensor: np.array([[3, 4, 50, 60]], np.float32)}
+        box = {FOREGROUND_BOX.tensor: np.array([[3, 4, 50, 60]], np.float32), FACE_COUNT.tensor: np.array([[0]])}
         for value, text in ((1.0, "1"), (0.0, "0")):
-            headers = _header_outputs(operation, {MATTE_REFINED.tensor: np.array([[value]], np.float32), **box})
+            headers = _header_outputs(operation, "portrait", {MATTE_REFINED.tensor: np.array([[value]], np.float32),
+                                                              SUBJECT.tensor: np.array([[-1]], np.float32), **box})
             assert headers["X-Matte-Refined"] == text
+            assert headers["X-Subject"] == "person"  # the portrait variant's, the ensemble left it undecided
             assert [headers[f"X-Foreground-{side}"] for side in ("Left", "Top", "Width", "Height")] == [
                 "3", "4", "50", "60"]
 

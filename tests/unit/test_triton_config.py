@@ -1,4 +1,5 @@
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -40,17 +41,32 @@ def test_committed_configs_match_the_generator(target: str, tmp_path: Path) -> N
 def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     configs = repository_configs(load_catalog(), "cpu")
     ensembles = [name for name, config in configs.items() if config.get("platform") == "ensemble"]
-    variants = ["fast", "portrait", "object", "object-lite"]
+    variants = ["auto", "fast", "portrait", "object", "object-lite"]
     edits = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "style"]
     assert ensembles == [*(f"photo_{op}_{v}" for op in edits for v in variants), "photo_upscale_quality",
                          "photo_upscale_sharp", "photo_upscale_fast", "photo_erase",
-                         *(f"photo_layers_{v}" for v in variants)]
+                         *(f"photo_layers_{v}" for v in variants), *(f"photo_select_{v}" for v in variants)]
+    # auto: the faces step, then the choice step, which calls one of the two mattes (neither is a step of its own)
+    auto = configs["photo_cutout_auto"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in auto] == ["preprocess", "faces", "matte_auto", "postprocess"]
+    assert {"MATTE_PORTRAIT_INPUT", "MATTE_OBJECT_INPUT", "RGB"} <= set(auto[0]["output_map"])
+    assert auto[2]["input_map"]["FACES"] == auto[1]["output_map"]["FACES"]
+    assert auto[3]["input_map"]["ALPHA"] == auto[2]["output_map"]["ALPHA"]
+    assert "FACES" not in auto[3]["input_map"]  # the cutout itself needs no faces
+    assert configs["matte_auto"]["parameters"]["with_face"]["string_value"] == "matte_portrait"
+    assert configs["matte_auto"]["parameters"]["without_face"]["string_value"] == "matte_object"
+    # A fixed matte with the faces step for the compose step's face layers.
+    mask = configs["photo_mask_fast"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in mask] == ["preprocess", "faces", "matte_fast", "postprocess"]
+    assert mask[-1]["input_map"]["FACES"] == mask[1]["output_map"]["FACES"]
+    models = json.loads(configs["faces"]["parameters"]["models"]["string_value"])
+    assert [models[role]["name"] for role in ("detector", "landmarks", "irises")] == list(PRODUCT.face_models)
     cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "postprocess"]
     assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels
     assert "MAX_SIDE" in cutout[0]["input_map"] and "FORMAT" in cutout[2]["input_map"]  # each parameter to its step
     assert "FORMAT" not in cutout[0]["input_map"] and "MAX_SIDE" not in cutout[2]["input_map"]
-    assert [o["name"] for o in configs["photo_depth_portrait"]["output"]] == ["DEPTH_IMAGE", "DEPTH_RANGE"]
+    assert [o["name"] for o in configs["photo_depth_portrait"]["output"]] == ["DEPTH_IMAGE", "DEPTH_RANGE", "SUBJECT"]
     bokeh = configs["photo_bokeh_object"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in bokeh] == ["preprocess", "depth", "matte_object", "postprocess"]
     background = configs["photo_background_portrait"]
@@ -66,15 +82,15 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     assert [step["model_name"] for step in erase] == ["preprocess", "postprocess"]
     assert erase[-1]["input_map"]["ERASE_MASK"] == "ERASE_MASK"
     crop = configs["photo_crop_portrait"]
-    assert {o["name"]: o["dims"] for o in crop["output"]} == {"CROP_IMAGE": [1], "CROP_BOX": [4]}
+    assert {o["name"]: o["dims"] for o in crop["output"]} == {"CROP_IMAGE": [1], "CROP_BOX": [4], "SUBJECT": [1]}
 
 
 def test_a_declared_variant_is_all_it_takes_for_an_ensemble() -> None:
-    product = with_variant(PRODUCT, "mask", Variant("sharp", ("matte_object_lite",), "test-only variant"))
+    product = with_variant(PRODUCT, "cutout", Variant("sharp", ("matte_object_lite",), "test-only variant"))
     configs = repository_configs(load_catalog(), "cpu", product)
-    steps = configs["photo_mask_sharp"]["ensemble_scheduling"]["step"]
+    steps = configs["photo_cutout_sharp"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in steps] == ["preprocess", "matte_object_lite", "postprocess"]
-    assert "photo_mask_sharp" not in repository_configs(load_catalog(), "cpu")
+    assert "photo_cutout_sharp" not in repository_configs(load_catalog(), "cpu")
 
 
 def test_a_declared_model_missing_from_the_catalog_is_refused() -> None:
@@ -98,6 +114,9 @@ def test_model_steps_batch_dynamically_and_pixel_models_take_one_photo() -> None
                 continue
             assert config["max_batch_size"] > 1
             assert "dynamic_batching" in config
+            if source.output == "tensors":  # every face (and both eyes of each) of a photo in one call
+                assert config["max_batch_size"] >= 2 * PRODUCT.max_faces
+                assert [o["name"] for o in config["output"]] == list(source.output_shapes)
 
 
 def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() -> None:
@@ -107,14 +126,17 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
                       configs[name]["parameters"]["intra_op_spinning"]["string_value"])
                for name, source in load_catalog().items() if source.output != "rgb"}
     assert layouts == {"depth": (2, "1", "0"), "matte_fast": (2, "1", "0"), "matte_portrait": (1, "2", "0"),
-                       "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0")}
+                       "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0"),
+                       **{name: (2, "1", "0") for name in PRODUCT.face_models}}
 
 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:
     warmup = repository_configs(load_catalog(), "cpu")["postprocess"]["model_warmup"][0]["inputs"]
     parameters = {p.tensor for p in PRODUCT.compose_parameters()}
     parts = {part.tensor for part in PRODUCT.image_parts()}
-    assert set(warmup) == {"OUTPUT_SIZE", "PHOTO_SIZE", "DEPTH", "ALPHA", "RGB", "MODEL_RGB", *parameters, *parts}
+    assert set(warmup) == {"OUTPUT_SIZE", "PHOTO_SIZE", "DEPTH", "ALPHA", "RGB", "MODEL_RGB", "FACES", *parameters,
+                           *parts}
+    assert warmup["FACES"]["zero_data"]  # no face: every face layer is made, empty
     write_configs(tmp_path, load_catalog(), "cpu")
     folder = tmp_path / "postprocess" / "warmup"
     height, width = struct.unpack("<2i", (folder / "output_size").read_bytes())
