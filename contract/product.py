@@ -173,8 +173,8 @@ ERASE_MASK = ImagePart("mask", "ERASE_MASK", "What to erase: white (or any value
 
 DEPTH_IMAGE = ImageOutput("DEPTH_IMAGE", "Depth map, near = bright: 16-bit greyscale PNG (8-bit in WebP/JPEG)",
                           16, PNG_GREY)
-MASK_IMAGE = ImageOutput("MASK_IMAGE", "8-bit alpha matte, or the layer asked for (a face part, hair, person, background)", 8,
-                         PNG_GREY)
+MASK_IMAGE = ImageOutput("MASK_IMAGE", "8-bit alpha matte, or the layer asked for (a face part, hair, person, "
+                         "background)", 8, PNG_GREY)
 CUTOUT_IMAGE = ImageOutput("CUTOUT_IMAGE", "RGBA: the subject with the matte as alpha", 8, PNG_RGBA)
 BACKGROUND_IMAGE = ImageOutput("BACKGROUND_IMAGE", "The photo on its new background (RGBA when the colour has alpha)",
                                8, PNG_RGB)

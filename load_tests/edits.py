@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from contract.product import FORMATS, PRODUCT
+from contract.product import FACE_LAYER_NAMES, FORMATS, PRODUCT
 from load_tests import report
 from load_tests.traffic_mix import SIZES, photo_jpeg
 
@@ -37,6 +37,16 @@ PIXEL_CALLS = (
     ("upscale?model=fast&scale=2", "upscale", (576, 432), {"model": "fast", "scale": 2}, False),
     ("upscale?model=quality&scale=2", "upscale", (288, 216), {"model": "quality", "scale": 2}, False),
     ("erase (a tenth of the photo)", "erase", SIZES["1MP"], {}, True),
+)
+# Faces at 1 MP: the person matte alone (the baseline), the layers with every face part, the automatic choice, and
+# select at a tap (on the astronaut's suit: the matte; on the wall: the classical region).
+FACE_CALLS = (
+    ("mask?model=portrait", "mask", {"model": "portrait"}),
+    ("mask (model=auto: faces, then portrait)", "mask", {}),
+    ("layers?include=person,<every face part>,faces", "layers",
+     {"include": ",".join(("person", *FACE_LAYER_NAMES, "faces"))}),
+    ("select at a tap on the person", "select", {"x": 225, "y": 557}),
+    ("select at a tap on the wall", "select", {"x": 765, "y": 152}),
 )
 FORMAT_CALLS = ("cutout", "mask", "bokeh", "depth")
 PHOTOS = ("1MP", "12MP")
@@ -99,6 +109,20 @@ def pixel_rows(client: httpx.Client, repeats: int) -> list[dict]:
     return rows
 
 
+def face_rows(client: httpx.Client, repeats: int) -> list[dict]:
+    photo, rows, baseline = photo_jpeg("1MP"), [], None
+    for label, operation, query in FACE_CALLS:
+        _post(client, operation, photo, query)  # warm-up
+        timed = [_post(client, operation, photo, query) for _ in range(repeats)]
+        p50 = median(ms for ms, _ in timed)
+        baseline = baseline or p50
+        headers = timed[-1][1].headers
+        rows.append({"endpoint": label, "p50_ms": p50, "extra_ms": p50 - baseline,
+                     "answer": ", ".join(f"{name}: {headers[name]}" for name in ("X-Subject", "X-Faces", "X-Selected")
+                                         if name in headers)})
+    return rows
+
+
 def format_rows(client: httpx.Client) -> list[dict]:
     photo, rows = photo_jpeg("12MP"), []
     for operation in FORMAT_CALLS:
@@ -116,10 +140,12 @@ def format_rows(client: httpx.Client) -> list[dict]:
 def measure(measured: dict, port: int, key: str, repeats: int) -> report.Section:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers={"X-API-Key": key}) as client:
         latency, pixels, formats = latency_rows(client, repeats), pixel_rows(client, 3), format_rows(client)
+        faces = face_rows(client, repeats)
     query = ", ".join(f"{op}: `{'&'.join(f'{k}={v}' for k, v in q.items()) or 'defaults'}`" for op, q in CALLS.items())
     return report.section("edits", "Edits and output formats", measured, [
         {"heading": "## Edits: one request at a time, through the gateway, beside the plain cutout",
-         "text": [f"Default matte (portrait), concurrency 1, median of {repeats} after a warm-up; {query}. "
+         "text": [f"Default matte (auto: portrait for the astronaut), concurrency 1, median of {repeats} after a "
+                  f"warm-up; {query}. "
                   "ratio = p50 / the cutout's p50 at the same photo size."],
          "columns": [["endpoint", "`{endpoint}`"], ["photo", "{photo} JPEG"], ["p50 ms", "{p50_ms:.0f}"],
                      ["ratio to cutout", "{ratio:.2f}"]], "rows": latency},
@@ -128,6 +154,11 @@ def measure(measured: dict, port: int, key: str, repeats: int) -> report.Section
                   "photo and mask)."],
          "columns": [["endpoint", "`{endpoint}`"], ["photo", "{photo}"], ["result", "{result}"],
                      ["p50 ms", "{p50_ms:.0f}"]], "rows": pixels},
+        {"heading": "## Faces, layers and select, 1 MP photo",
+         "text": [f"Concurrency 1, median of {repeats} after a warm-up. extra = p50 - the person matte's alone "
+                  "(mask?model=portrait): the face detector, landmarks and irises, and the layers or the selection."],
+         "columns": [["endpoint", "`{endpoint}`"], ["p50 ms", "{p50_ms:.0f}"], ["extra ms", "{extra_ms:+.0f}"],
+                     ["answer", "{answer}"]], "rows": faces},
         {"heading": "## Output bytes per format, 12 MP photo",
          "text": ["One request each (the time includes the models and the encode; PNG is lossless, WebP 100 is "
                   "lossless WebP, JPEG is for opaque results only)."],

@@ -127,7 +127,7 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
                for name, source in load_catalog().items() if source.output != "rgb"}
     assert layouts == {"depth": (2, "1", "0"), "matte_fast": (2, "1", "0"), "matte_portrait": (1, "2", "0"),
                        "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0"),
-                       **{name: (2, "1", "0") for name in PRODUCT.face_models}}
+                       **dict.fromkeys(PRODUCT.face_models, (2, "1", "0"))}
 
 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:
