@@ -17,7 +17,7 @@ import dataclasses
 import io
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +133,16 @@ def test_the_client_has_every_operation_parameter_type_enum_default_and_bound_of
     assert set(OPERATIONS) == {*PRODUCT.operation_names, "usage"}
     bokeh = {p.name: p for p in OPERATIONS["bokeh"].params}
     assert (bokeh["aperture"].minimum, bokeh["aperture"].maximum, bokeh["aperture"].default) == (0, 10, 4.0)
-    assert bokeh["model"].enum == ("fast", "portrait", "object", "object-lite")
+    assert bokeh["model"].enum == ("auto", "fast", "portrait", "object", "object-lite") and bokeh["model"].default == (
+        "auto")
     assert OPERATIONS["background"].parts == ("background",)
-    assert OPERATIONS["crop"].headers == ("X-Crop-Box",)
+    assert OPERATIONS["crop"].headers == ("X-Crop-Box", "X-Subject")
+    assert OPERATIONS["mask"].param("layer").enum == ("subject", "person", "face", "eyes", "irises", "brows", "lips",
+                                                      "mouth", "hair", "background")
+    select = OPERATIONS["select"]
+    assert [p.name for p in select.params] == ["model", "max_side", "format", "quality", "x", "y", "points",
+                                               "negative"]
+    assert select.headers == ("X-Selected", "X-Faces", "X-Subject") and select.media_types[0] == "image/png"
 
 
 def test_operations_py_is_what_the_generator_writes_from_the_document(document) -> None:
@@ -158,6 +165,22 @@ def _annotation(method: Callable[..., Any], name: str) -> Any:
     return eval(method.__annotations__[name], vars(client_module))  # the module's own names (Model, Format...)
 
 
+def required_parameters(name: str) -> tuple[str, ...]:
+    """The parameters a method must be given: an operation's only ``one_of`` group when the contract requires it
+    and it names parameters, not image parts (select's tap ``x``, ``y``; not erase's ``mask`` part)."""
+    if name not in PRODUCT.operation_names:
+        return ()
+    operation = PRODUCT.operation(name)
+    parts = {part.name for part in operation.image_parts}
+    if operation.one_of_required and len(operation.one_of) == 1 and not set(operation.one_of[0]) & parts:
+        return operation.one_of[0]
+    return ()
+
+
+# Parameters that take (x, y) pairs as well as the query's "x,y;x,y" text (the client joins them).
+POINT_LISTS = {("select", "points"), ("select", "negative")}
+
+
 def _allowed(annotation: Any) -> tuple[Any, ...]:
     """The members of ``X | None``, and a Literal's values in place of the Literal."""
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
@@ -178,16 +201,26 @@ def test_each_method_takes_exactly_the_operations_parameters_typed_as_the_docume
     method = getattr(cls, name)
     signature = inspect.signature(method)
     keywords = {n: p for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    expected = [p.name for p in operation.params] + list(operation.parts)
+    required = required_parameters(name)
+    expected = [*required, *(p.name for p in operation.params if p.name not in required), *operation.parts]
     if operation.takes_photo:
         expected.append("idempotency_key")
         assert list(signature.parameters)[1] == "photo"
-    assert list(keywords) == expected
-    assert all(p.default is None for p in keywords.values())  # left out: the service's default applies
+    assert list(keywords) == expected  # the required ones first, then the document's order
+    # Left out: the service's default applies; a required one has no default.
+    assert all((p.default is inspect.Parameter.empty) == (n in required) for n, p in keywords.items())
+    assert all(p.default is None for n, p in keywords.items() if n not in required)
     python_types = {"integer": int, "number": float, "string": str}
     for param in operation.params:
+        where = f"{cls.__name__}.{name}({param.name})"
+        if param.name in required:
+            assert _annotation(method, param.name) is python_types[param.type], where
+            continue
         allowed = _allowed(_annotation(method, param.name))
-        assert allowed == (param.enum or (python_types[param.type],)), f"{cls.__name__}.{name}({param.name})"
+        if (name, param.name) in POINT_LISTS:
+            assert allowed == (str, Sequence[tuple[int, int]]), where
+            continue
+        assert allowed == (param.enum or (python_types[param.type],)), where
     assert inspect.iscoroutinefunction(method) == (cls is AsyncClient)
 
 

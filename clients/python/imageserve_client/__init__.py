@@ -1,4 +1,5 @@
-"""Python client for the imageserve photo API: depth maps, mattes, cutouts, backgrounds, bokeh, tone, crops.
+"""Python client for the imageserve photo API: depth maps, mattes, cutouts, backgrounds, bokeh, tone, crops,
+face and part layers, and selection at a tap.
 
     from imageserve_client import Client
 

@@ -1,10 +1,13 @@
-"""What the sync and async clients share: photos to bytes, requests from the operation tables, the retry rule."""
+"""What the sync and async clients share: photos to bytes, tap points to text, requests from the operation tables,
+the retry rule."""
 
 from __future__ import annotations
 
 import io
+import operator
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
@@ -59,6 +62,25 @@ def photo_bytes(photo: Photo, what: str = "photo") -> bytes:
         return encode_image(photo)
     raise TypeError(f"the {what} must be bytes, a path, a binary file object or a PIL image, "
                     f"not {type(photo).__name__}")
+
+
+def _point(point: object, what: str) -> str:
+    """One ``(x, y)`` pair of whole non-negative pixels as ``"x,y"``."""
+    pair = () if isinstance(point, str | bytes) else tuple(point) if hasattr(point, "__iter__") else ()
+    if len(pair) != 2 or not all(hasattr(v, "__index__") and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"{what} must be (x, y) pairs of whole pixels, like [(120, 80), (130, 90)], not {point!r}")
+    x, y = (operator.index(v) for v in pair)
+    if x < 0 or y < 0:
+        raise ValueError(f"{what}: {point!r} is off the photo; x and y are pixels of the upright photo, 0 or more")
+    return f"{x},{y}"
+
+
+def join_points(points: str | Sequence[Sequence[int]] | None, what: str) -> str | None:
+    """``points`` as the query's ``"x,y;x,y"``: a string goes as it is (the service checks it), a sequence of
+    ``(x, y)`` pairs of whole pixels of the upright photo is joined; None stays None (not sent)."""
+    if points is None or isinstance(points, str):
+        return points
+    return ";".join(_point(point, what) for point in points)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Each method takes the photo (bytes, a path, a binary file object or a PIL image) and the operation's query
 parameters as keyword arguments, exactly those of the gateway's OpenAPI document (``operations.py``, checked
-by the service's test suite). A parameter left as None is not sent, so the service's default applies. The
+by the service's test suite). A parameter left as None is not sent, so the service's default applies; only
+``select``'s tap (``x``, ``y``) must be given, and its ``points`` may be ``(x, y)`` pairs, joined here. The
 answer is an ``ImageResult`` (``LayersResult`` for ``layers``, ``UsageReport`` for ``usage``); a failure
 is raised as an ``ImageserveError`` subclass (``errors.py``).
 
@@ -16,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
 
-from ._request import Photo, Prepared, Retry, prepare
+from ._request import Photo, Prepared, Retry, join_points, prepare
 from .errors import from_response, from_transport, retry_after_s
 from .results import ImageResult, LayersResult, UsageReport
 
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 60.0  # the service's request budget is 30 s, plus the upload
 
-Model = Literal["fast", "portrait", "object", "object-lite"]
+Model = Literal["auto", "fast", "portrait", "object", "object-lite"]  # auto: portrait when a face is found
 Format = Literal["auto", "png", "webp", "jpeg"]
 Fit = Literal["cover", "contain"]
 AdjustBy = Literal["matte", "depth"]
@@ -40,6 +41,8 @@ Style = Literal["golden-pastel", "bold-lines", "soft-sketch", "shards", "crimson
 Keep = Literal["none", "person"]
 UpscaleModel = Literal["quality", "sharp", "fast"]
 Scale = Literal[2, 4]
+Layer = Literal["subject", "person", "face", "eyes", "irises", "brows", "lips", "mouth", "hair", "background"]
+Points = str | Sequence[tuple[int, int]]  # "x,y;x,y" or [(x, y), ...] in pixels of the upright photo
 
 
 class _Base:
@@ -128,9 +131,12 @@ class Client(_Base):
         return self._call("depth", locals())
 
     def mask(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
-             format: Format | None = None, quality: int | None = None,
+             format: Format | None = None, quality: int | None = None, layer: Layer | None = None,
              idempotency_key: str | None = None) -> ImageResult:
-        """The subject's 8-bit alpha matte; ``matte_refined`` says whether it was refined against the photo."""
+        """The subject's 8-bit alpha matte; ``matte_refined`` says whether it was refined against the photo,
+        ``subject`` whether it shows a ``person`` or an ``object``. ``layer`` asks for another 8-bit mask of the
+        photo's size: ``person`` (the matte when it shows a person, else empty), a face part (``face``, ``eyes``,
+        ``irises``, ``brows``, ``lips``, ``mouth``, ``hair``: empty when ``faces`` is 0) or ``background``."""
         return self._call("mask", locals())
 
     def cutout(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
@@ -195,9 +201,21 @@ class Client(_Base):
 
     def layers(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
                include: str | None = None, idempotency_key: str | None = None) -> LayersResult:
-        """Depth, matte, foreground and background (or those ``include`` names, comma-separated) as PNG bytes
-        from one call: ``result.layers["matte"]``, ``result.image("foreground")``."""
+        """Depth, matte, foreground and background (or those ``include`` names, comma-separated, of these and
+        ``person``, ``face``, ``eyes``, ``irises``, ``brows``, ``lips``, ``mouth``, ``hair``) as PNG bytes from
+        one call: ``result.layers["matte"]``, ``result.image("foreground")``; ``faces`` in ``include`` adds
+        ``result.faces``, every face's box, keypoints, landmarks and irises."""
         return self._call("layers", locals())
+
+    def select(self, photo: Photo, *, x: int, y: int, model: Model | None = None, max_side: int | None = None,
+               format: Format | None = None, quality: int | None = None, points: Points | None = None,
+               negative: Points | None = None, idempotency_key: str | None = None) -> ImageResult:
+        """The 8-bit mask of what is under the tap at ``x``, ``y`` (pixels of the upright photo): a face part,
+        the subject's matte, or else the region grown from the tap; ``points`` are more taps on the same thing and
+        ``negative`` taps on what must not be selected (``[(x, y), ...]`` or ``"x,y;x,y"``). ``selected`` says
+        what was chosen (``region``, ``person``, ``object`` or a face part)."""
+        points, negative = join_points(points, "points"), join_points(negative, "negative")
+        return self._call("select", locals())
 
     def usage(self, *, days: int | None = None) -> UsageReport:
         """The tenant's usage per UTC day and operation over the last ``days`` (default 30), and its balance."""
@@ -281,7 +299,7 @@ class AsyncClient(_Base):
         return await self._call("depth", locals())
 
     async def mask(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
-                   format: Format | None = None, quality: int | None = None,
+                   format: Format | None = None, quality: int | None = None, layer: Layer | None = None,
                    idempotency_key: str | None = None) -> ImageResult:
         """See ``Client.mask``."""
         return await self._call("mask", locals())
@@ -346,6 +364,14 @@ class AsyncClient(_Base):
                      include: str | None = None, idempotency_key: str | None = None) -> LayersResult:
         """See ``Client.layers``."""
         return await self._call("layers", locals())
+
+    async def select(self, photo: Photo, *, x: int, y: int, model: Model | None = None,
+                     max_side: int | None = None, format: Format | None = None, quality: int | None = None,
+                     points: Points | None = None, negative: Points | None = None,
+                     idempotency_key: str | None = None) -> ImageResult:
+        """See ``Client.select``."""
+        points, negative = join_points(points, "points"), join_points(negative, "negative")
+        return await self._call("select", locals())
 
     async def usage(self, *, days: int | None = None) -> UsageReport:
         """See ``Client.usage``."""

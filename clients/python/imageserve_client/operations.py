@@ -13,21 +13,27 @@ OPERATIONS: dict[str, Operation] = {
     "depth": Operation(
         "depth", "POST", "/v1/depth",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
         ),
-        headers=("X-Depth-Near", "X-Depth-Far"),
+        headers=("X-Depth-Near", "X-Depth-Far", "X-Subject"),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "mask": Operation(
         "mask", "POST", "/v1/mask",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
+            Param(
+                "layer",
+                "string",
+                default="subject",
+                enum=("subject", "person", "face", "eyes", "irises", "brows", "lips", "mouth", "hair", "background"),
+            ),
         ),
         headers=(
             "X-Matte-Refined",
@@ -35,13 +41,15 @@ OPERATIONS: dict[str, Operation] = {
             "X-Foreground-Top",
             "X-Foreground-Width",
             "X-Foreground-Height",
+            "X-Faces",
+            "X-Subject",
         ),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "cutout": Operation(
         "cutout", "POST", "/v1/cutout",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
@@ -52,13 +60,14 @@ OPERATIONS: dict[str, Operation] = {
             "X-Foreground-Top",
             "X-Foreground-Width",
             "X-Foreground-Height",
+            "X-Subject",
         ),
         media_types=("image/png", "image/webp"),
     ),
     "background": Operation(
         "background", "POST", "/v1/background",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
@@ -73,13 +82,14 @@ OPERATIONS: dict[str, Operation] = {
             "X-Foreground-Top",
             "X-Foreground-Width",
             "X-Foreground-Height",
+            "X-Subject",
         ),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "bokeh": Operation(
         "bokeh", "POST", "/v1/bokeh",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
@@ -88,13 +98,13 @@ OPERATIONS: dict[str, Operation] = {
             Param("focus_depth", "number", minimum=0, maximum=1),
             Param("aperture", "number", default=4.0, minimum=0, maximum=10),
         ),
-        headers=("X-Depth-Near", "X-Depth-Far"),
+        headers=("X-Depth-Near", "X-Depth-Far", "X-Subject"),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "adjust": Operation(
         "adjust", "POST", "/v1/adjust",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
@@ -108,12 +118,13 @@ OPERATIONS: dict[str, Operation] = {
             Param("ramp_near", "number", default=0.7, minimum=0, maximum=1),
             Param("ramp_far", "number", default=0.3, minimum=0, maximum=1),
         ),
+        headers=("X-Subject",),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "crop": Operation(
         "crop", "POST", "/v1/crop",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
@@ -121,13 +132,13 @@ OPERATIONS: dict[str, Operation] = {
             Param("width", "integer", minimum=1, maximum=8192),
             Param("height", "integer", minimum=1, maximum=8192),
         ),
-        headers=("X-Crop-Box",),
+        headers=("X-Crop-Box", "X-Subject"),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "style": Operation(
         "style", "POST", "/v1/style",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
@@ -167,6 +178,7 @@ OPERATIONS: dict[str, Operation] = {
             Param("strength", "number", default=1.0, minimum=0, maximum=1),
             Param("keep", "string", default="none", enum=("none", "person")),
         ),
+        headers=("X-Subject",),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "upscale": Operation(
@@ -192,16 +204,32 @@ OPERATIONS: dict[str, Operation] = {
     "layers": Operation(
         "layers", "POST", "/v1/layers",
         params=(
-            Param("model", "string", default="portrait", enum=("fast", "portrait", "object", "object-lite")),
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param(
                 "include",
                 "string",
                 default="depth,matte,foreground,background",
-                pattern="^(depth|matte|foreground|background)(,(depth|matte|foreground|background))*$",
+                pattern="^(depth|matte|foreground|background|person|face|eyes|irises|brows|lips|mouth|hair|faces)(,(depth|matte|foreground|background|person|face|eyes|irises|brows|lips|mouth|hair|faces))*$",
             ),
         ),
+        headers=("X-Subject", "X-Faces"),
         media_types=("application/json",),
+    ),
+    "select": Operation(
+        "select", "POST", "/v1/select",
+        params=(
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
+            Param("max_side", "integer", default=0, minimum=0, maximum=8192),
+            Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
+            Param("quality", "integer", default=90, minimum=1, maximum=100),
+            Param("x", "integer", minimum=0, maximum=40000000),
+            Param("y", "integer", minimum=0, maximum=40000000),
+            Param("points", "string", default="", pattern="^([0-9]{1,8},[0-9]{1,8}(;[0-9]{1,8},[0-9]{1,8}){0,14})?$"),
+            Param("negative", "string", default="", pattern="^([0-9]{1,8},[0-9]{1,8}(;[0-9]{1,8},[0-9]{1,8}){0,14})?$"),
+        ),
+        headers=("X-Selected", "X-Faces", "X-Subject"),
+        media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "usage": Operation(
         "usage", "GET", "/v1/usage",

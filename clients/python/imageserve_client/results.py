@@ -6,8 +6,10 @@ first request's for an idempotent replay), ``credits_charged`` / ``credits_remai
 ``replayed`` (``Idempotent-Replayed``: a retry that was not billed again) and the key's rate-limit bucket
 (``RateLimit-*``). An image result adds the operation's own headers,
 parsed: ``depth_near``/``depth_far`` (depth, bokeh), ``matte_refined`` and ``foreground_box`` (mask, cutout,
-background: the subject's ``(x, y, width, height)`` in pixels of the result) and ``crop_box`` (crop,
-``(x, y, width, height)`` in pixels of the upright photo).
+background: the subject's ``(x, y, width, height)`` in pixels of the result), ``crop_box`` (crop,
+``(x, y, width, height)`` in pixels of the upright photo), ``subject`` (every operation on a matte: ``person``
+or ``object``, what ``model=auto`` chose), ``faces`` (mask, select: the faces found) and ``selected`` (select:
+``region``, ``person``, ``object`` or the face part under the tap).
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def _box(value: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+def _label(value: str) -> str:
+    return value.strip()
+
+
 # Each operation header of operations.py -> the ImageResult field it fills and how it is read. A header the
 # tables name and this does not is a test failure (tests/unit/test_python_client.py), not a silent drop.
 HEADER_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -71,6 +77,9 @@ HEADER_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "X-Foreground-Top": ("foreground_top", _whole),
     "X-Foreground-Width": ("foreground_width", _whole),
     "X-Foreground-Height": ("foreground_height", _whole),
+    "X-Subject": ("subject", _label),
+    "X-Faces": ("faces", _whole),
+    "X-Selected": ("selected", _label),
 }
 
 
@@ -130,6 +139,9 @@ class ImageResult(Answer):
     foreground_top: int | None = None
     foreground_width: int | None = None
     foreground_height: int | None = None
+    subject: str | None = None  # person | object
+    faces: int | None = None  # faces found (at most 8); 0: the face layers are empty
+    selected: str | None = None  # region | person | object | face | eyes | irises | brows | lips | mouth | hair
 
     @classmethod
     def from_response(cls, operation: str, headers: tuple[str, ...], response: httpx.Response,
@@ -171,7 +183,11 @@ class ImageResult(Answer):
 @dataclass(frozen=True, kw_only=True)
 class LayersResult(Answer):
     """``/v1/layers``: the sizes, the depth range and each requested layer as PNG bytes (byte for byte the
-    separate calls' PNGs). ``data`` is the JSON as sent, the layers still base64."""
+    separate calls' PNGs). ``faces`` (with ``include=faces``) lists every face found in pixels of the upright
+    photo: ``box`` [x, y, w, h], ``score``, ``keypoints`` [[x, y] * 6], ``landmarks`` [[x, y] * 468] and
+    ``irises`` ([[x, y] * 5] per eye, the centre first), those two None when not found. ``subject`` and
+    ``face_count`` are the ``X-Subject`` and ``X-Faces`` headers. ``data`` is the JSON as sent, the layers
+    still base64."""
 
     width: int
     height: int
@@ -180,15 +196,21 @@ class LayersResult(Answer):
     depth_near: float | None
     depth_far: float | None
     layers: dict[str, bytes] = field(repr=False)
+    faces: list[dict[str, Any]] | None = field(default=None, repr=False)
+    subject: str | None = None
+    face_count: int | None = None
     data: dict[str, Any] = field(repr=False)
 
     @classmethod
     def from_response(cls, response: httpx.Response, attempts: int) -> LayersResult:
         data = json.loads(response.content)
         layers = {name: base64.b64decode(text, validate=True) for name, text in data.get("layers", {}).items()}
+        subject, faces = response.headers.get("x-subject"), response.headers.get("x-faces")
         return cls(width=int(data["width"]), height=int(data["height"]), photo_width=data.get("photo_width"),
                    photo_height=data.get("photo_height"), depth_near=data.get("depth_near"),
-                   depth_far=data.get("depth_far"), layers=layers, data=data,
+                   depth_far=data.get("depth_far"), layers=layers, faces=data.get("faces"),
+                   subject=None if subject is None else _label(subject),
+                   face_count=None if faces is None else _whole(faces), data=data,
                    **Answer.fields_from(response, attempts))
 
     @property
@@ -196,9 +218,12 @@ class LayersResult(Answer):
         return tuple(self.layers)
 
     def image(self, name: str) -> Image.Image:
-        """One layer decoded (needs Pillow): ``depth`` I;16, ``matte`` L, ``foreground`` RGBA, ``background`` RGB."""
+        """One layer decoded (needs Pillow): ``depth`` I;16, ``matte`` L, ``foreground`` RGBA, ``background`` RGB,
+        ``person`` and the face layers (``face``, ``eyes``, ``irises``, ``brows``, ``lips``, ``mouth``, ``hair``)
+        L; ``faces`` is not an image but ``self.faces``."""
         if name not in self.layers:
-            raise KeyError(f"no layer {name!r} in this result; it has {list(self.layers)} (ask with include=...)")
+            hint = " (faces is JSON: read result.faces)" if name == "faces" else " (ask with include=...)"
+            raise KeyError(f"no layer {name!r} in this result; it has {list(self.layers)}{hint}")
         return _decode(self.layers[name])
 
     def images(self) -> dict[str, Image.Image]:
