@@ -15,9 +15,11 @@
     bgColor: $("bg-color"), backgroundRun: $("background-run"), aspect: $("aspect"), cropRun: $("crop-run"),
     cropBox: $("crop-box"), log: document.querySelector("#call-log tbody"), style: $("style"),
     strength: $("strength"), strengthValue: $("strength-value"), keepPerson: $("keep-person"),
-    styleRun: $("style-run"), upscaleRun: $("upscale-run"),
+    styleRun: $("style-run"), upscaleRun: $("upscale-run"), selectRun: $("select-run"), eraseRun: $("erase-run"),
+    selected: $("selected"),
   };
   const ACTIONS = [el.analyse, el.bokehRun, el.backgroundRun, el.cropRun, el.styleRun, el.upscaleRun];
+  const NO_MATTE = new Set(["erase"]);  // operations without the `model` parameter
 
   let apiKey = "";      // the pasted key, in memory only
   let photo = null;     // the chosen File
@@ -25,6 +27,7 @@
   const objectUrls = new Map();  // <img> id -> the object URL it shows (revoked when replaced)
   const latest = new Map();      // operation -> number of its newest call (older answers are not shown)
   let calls = 0;
+  let selection = null;  // the newest /v1/select mask (a Blob), what "Erase the selection" sends
 
   function setImage(img, blob) {
     const old = objectUrls.get(img.id);
@@ -53,6 +56,8 @@
   function updateButtons() {
     const ready = apiKey !== "" && photo !== null;
     for (const button of ACTIONS) button.disabled = !ready;
+    el.selectRun.disabled = !ready || focus === null;
+    el.eraseRun.disabled = !ready || selection === null;
   }
 
   function logCall(entry) {
@@ -90,13 +95,16 @@
     return { code: "http_error", message: text.slice(0, 300) || response.statusText, requestId };
   }
 
-  // One API call: the photo as the multipart field `image`, the parameters in the query string.
-  async function call(operation, params) {
+  // One API call: the photo as the multipart field `image` (and `parts`, name -> Blob), the parameters in the
+  // query string.
+  async function call(operation, params, parts = {}) {
     const number = ++calls;
     latest.set(operation, number);
     const query = new URLSearchParams({ model: el.model.value, max_side: el.maxSide.value, ...params });
+    if (NO_MATTE.has(operation)) query.delete("model");
     const form = new FormData();
     form.append("image", photo, "photo");  // the file's own name is not sent
+    for (const [name, blob] of Object.entries(parts)) form.append(name, blob, name);
     const started = performance.now();
     let response;
     try {
@@ -122,11 +130,11 @@
     return { blob: body, headers: response.headers, entry, current: latest.get(operation) === number };
   }
 
-  async function show(operation, params, onResult) {
+  async function show(operation, params, onResult, parts = {}) {
     clearError();
     setStatus(`${operation}…`);
     try {
-      const result = await call(operation, params);
+      const result = await call(operation, params, parts);
       if (!result.current) return;  // a newer call of this operation was made meanwhile
       setImage($(`${operation}-img`), result.blob);
       $(`${operation}-meta`).textContent = describe(result.entry);
@@ -172,6 +180,21 @@
     show("upscale", { model: "fast", scale: "2" }).catch(() => {});
   }
 
+  // The mask of what is under the clicked point (pixels of the upright photo, as for the bokeh's focus).
+  function select() {
+    if (!focus) return;
+    show("select", { x: String(focus.x), y: String(focus.y) }, (result) => {
+      selection = result.blob;
+      el.selected.textContent = result.headers.get("X-Selected") ?? "–";
+      updateButtons();
+    }).catch(() => {});
+  }
+
+  // Object removal of the selection: the select answer sent back as erase's `mask` part (a tap, two calls).
+  function erase() {
+    if (selection) show("erase", {}, null, { mask: selection }).catch(() => {});
+  }
+
   // The style names as the service declares them (its OpenAPI document), not a second list here.
   async function loadStyles() {
     try {
@@ -194,6 +217,8 @@
     if (!file) return;
     photo = file;
     focus = null;
+    selection = null;
+    el.selected.textContent = "–";
     el.focusMark.hidden = true;
     el.focusText.textContent = "on the subject (click the photo to choose a point)";
     setImage(el.photoImg, file);
@@ -215,6 +240,7 @@
     el.focusMark.style.top = `${(100 * y) / img.naturalHeight}%`;
     el.focusMark.hidden = false;
     el.focusText.textContent = `x ${x}, y ${y} (pixels of the photo)`;
+    updateButtons();
     if (apiKey) bokeh();
   }
 
@@ -252,6 +278,8 @@
   el.styleRun.addEventListener("click", style);
   el.style.addEventListener("change", () => { if (apiKey && photo) style(); });
   el.upscaleRun.addEventListener("click", upscale);
+  el.selectRun.addEventListener("click", select);
+  el.eraseRun.addEventListener("click", erase);
   loadStyles();
   el.photoImg.addEventListener("error", () => {
     if (photo) setStatus("this browser cannot show the photo; the API may still read it");

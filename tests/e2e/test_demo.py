@@ -187,6 +187,13 @@ def test_demo_shows_results_edits_and_credits(browser: WebDriver, gateway_url: s
         wait_for_images(browser, "style-img")
         browser.find_element(By.ID, "upscale-run").click()
         wait_for_images(browser, "upscale-img")
+        # Select at the clicked point (her suit: the person), then erase that selection.
+        browser.find_element(By.ID, "select-run").click()
+        wait_for_images(browser, "select-img")
+        WebDriverWait(browser, 60, poll_frequency=0.2).until(
+            lambda d: d.find_element(By.ID, "erase-run").is_enabled(), "the erase button after the selection")
+        browser.find_element(By.ID, "erase-run").click()
+        wait_for_images(browser, "erase-img")
         responses = api_calls(network(browser))
         measured.update(check_edits(browser, rgb, responses))
         measured["calls"] = check_credits(browser, responses, http)
@@ -263,14 +270,27 @@ def check_edits(driver: WebDriver, rgb: np.ndarray, responses: dict[str, dict]) 
     assert styled.shape == rgb.shape and measured["style_difference"] > 20, "the photo is restyled"
     upscaled = pixels(driver, "upscale-img")[..., :3]
     assert upscaled.shape == (1024, 1024, 3), "2x the 512x512 photo"
+
+    select = [r for r in responses.values() if urlsplit(r["url"]).path == "/v1/select"]
+    assert len(select) == 1 and select[0]["headers"]["x-selected"] == "person"
+    assert parse_qs(urlsplit(select[0]["url"]).query)["x"] == [str(focus_x)]
+    assert driver.find_element(By.ID, "selected").text == "person"
+    chosen = pixels(driver, "select-img")[..., 0]
+    assert chosen[TORSO].mean() > 230 and chosen[WALL].mean() < 25, "the tap on her suit selects her"
+    erased = pixels(driver, "erase-img")[..., :3].astype(np.float32)
+    outside = chosen < 8
+    measured.update(erase_torso_change=float(np.abs(erased[TORSO] - rgb[TORSO]).mean()),
+                    erase_outside_change=float(np.abs(erased[outside] - rgb[outside]).mean()))
+    assert erased.shape == rgb.shape and measured["erase_torso_change"] > 30, "the selection is erased"
+    assert measured["erase_outside_change"] < 2, "outside the selection the photo is unchanged"
     return measured
 
 
 def check_credits(driver: WebDriver, responses: dict[str, dict], http: httpx.Client) -> list[dict]:
     """Every call in the page's log shows the credits and request id of the response Chromium received."""
     rows = driver.execute_script(CALL_LOG_JS)
-    assert sorted(row["operation"] for row in rows) == ["background", "bokeh", "crop", "cutout", "depth", "mask",
-                                                        "style", "upscale"]
+    assert sorted(row["operation"] for row in rows) == ["background", "bokeh", "crop", "cutout", "depth", "erase",
+                                                        "mask", "select", "style", "upscale"]
     assert set(responses) == {row["request-id"] for row in rows}
     for row in rows:
         headers = responses[row["request-id"]]["headers"]
