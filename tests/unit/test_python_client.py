@@ -15,6 +15,7 @@ import asyncio
 import base64
 import dataclasses
 import io
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -502,6 +503,72 @@ def test_results_parse_headers_layers_and_usage() -> None:
     assert "Idempotency-Key" not in script.requests[-1].headers
 
 
+def test_select_sends_the_tap_and_joins_point_pairs() -> None:
+    script = Script(PNG_OK)
+    client = mock_client(script)
+    client.select(PHOTO, x=10, y=np.int64(20), points=[(1, 2), (3, np.int64(4))], negative="5,6")
+    client.select(PHOTO, x=0, y=7, negative=[[8, 9]], model="fast", format="png")
+    client.select(PHOTO, x=1, y=1, points=[])
+    first, second, empty = (dict(r.url.params) for r in script.requests)
+    assert first == {"x": "10", "y": "20", "points": "1,2;3,4", "negative": "5,6"}
+    assert second == {"model": "fast", "format": "png", "x": "0", "y": "7", "negative": "8,9"}
+    assert empty == {"x": "1", "y": "1", "points": ""}  # no more taps: the service's default
+    for bad, kind, words in [([(1, 2, 3)], TypeError, "(x, y) pairs"), ([(1.5, 2)], TypeError, "whole pixels"),
+                             (["1,2"], TypeError, "pairs"), ([7], TypeError, "pairs"),
+                             ([(True, 2)], TypeError, "pairs"), ([(4, -1)], ValueError, "off the photo")]:
+        with pytest.raises(kind, match=re.escape(words)):
+            client.select(PHOTO, x=1, y=1, points=bad)
+        with pytest.raises(kind, match="negative"):
+            client.select(PHOTO, x=1, y=1, negative=bad)
+    with pytest.raises(TypeError, match="'x'"):
+        client.select(PHOTO, y=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="x must be an integer"):
+        client.select(PHOTO, x=2.5, y=3)  # type: ignore[arg-type]
+    assert len(script.requests) == 3  # none of the bad ones was sent
+
+    async def run() -> None:
+        async with AsyncClient(BASE, "key", transport=httpx.MockTransport(script)) as async_client:
+            await async_client.select(PHOTO, x=5, y=6, points=[(7, 8), (9, 10)], negative=[(0, 0)])
+
+    asyncio.run(run())
+    assert dict(script.requests[-1].url.params) == {"x": "5", "y": "6", "points": "7,8;9,10", "negative": "0,0"}
+
+
+def test_subject_faces_and_selected_headers_and_the_faces_of_layers_are_parsed() -> None:
+    matte = _png(Image.new("L", (8, 6), 200))
+    face = {"box": [1.0, 2.0, 3.5, 4.0], "score": 0.93, "keypoints": [[2.0, 3.0]] * 6,
+            "landmarks": [[2.5, 3.5]] * 468, "irises": [[[2.0, 3.0]] * 5] * 2}
+    layers = {"width": 8, "height": 6, "photo_width": 8, "photo_height": 6,
+              "faces": [face, {**face, "landmarks": None, "irises": None}],
+              "layers": {"face": base64.b64encode(matte).decode()}}
+    script = Script(
+        httpx.Response(200, content=matte, headers={"Content-Type": "image/png", "X-Selected": "eyes",
+                                                    "X-Faces": "2", "X-Subject": "person"}),
+        httpx.Response(200, content=matte, headers={"Content-Type": "image/png", "X-Subject": "object",
+                                                    "X-Faces": "0", "X-Matte-Refined": "1"}),
+        httpx.Response(200, content=matte, headers={"Content-Type": "image/png", "X-Subject": "person"}),
+        httpx.Response(200, json=layers, headers={"X-Subject": "person", "X-Faces": "2"}),
+        httpx.Response(200, json={**layers, "faces": None, "layers": {}}),
+    )
+    client = mock_client(script)
+    tap = client.select(PHOTO, x=3, y=4)
+    assert (tap.selected, tap.faces, tap.subject, tap.operation) == ("eyes", 2, "person", "select")
+    mask = client.mask(PHOTO, layer="hair")
+    assert (mask.subject, mask.faces, mask.selected, mask.matte_refined) == ("object", 0, None, True)
+    assert dict(script.requests[1].url.params) == {"layer": "hair"}
+    crop = client.crop(PHOTO, aspect="1:1")
+    assert (crop.subject, crop.faces) == ("person", None)  # crop declares X-Subject, not X-Faces
+    result = client.layers(PHOTO, include="face,faces")
+    assert result.faces == layers["faces"] and result.faces[0]["box"] == [1.0, 2.0, 3.5, 4.0]
+    assert len(result.faces[0]["landmarks"]) == 468 and result.faces[1]["irises"] is None
+    assert (result.subject, result.face_count) == ("person", 2) and result.names == ("face",)
+    assert result.image("face").mode == "L"
+    with pytest.raises(KeyError, match="result.faces"):
+        result.image("faces")
+    bare = client.layers(PHOTO)
+    assert (bare.faces, bare.subject, bare.face_count) == (None, None, None)
+
+
 # ---- 3. through the real gateway app in process ---------------------------------------------------------------
 
 
@@ -544,6 +611,25 @@ def test_every_operation_through_the_gateway_app(gateway: TestClient) -> None:
     assert calls.inputs[5]["ADJUST_BY"] == "depth" and calls.inputs[5]["BG_SATURATION"] == -0.5
     report = client.usage(days=1)
     assert report.balance == remaining[-1] and {row.operation for row in report.usage} == set(results)
+
+
+def test_select_and_mask_layers_through_the_gateway_app(gateway: TestClient) -> None:
+    _, _, key = tenant_key(gateway, credits=100, rate_per_s=50, burst=50)
+    client = client_for(gateway, key)
+    tap = client.select(PHOTO, x=12, y=30, points=[(14, 31), (15, 33)], negative=[(0, 0)], format="png")
+    hair = client.mask(PHOTO, layer="hair")
+    assert tap.content == hair.content == b"\x89PNG fake" and tap.operation == "select"
+    # FakeTriton answers zeros: the first label of each header (region; object) and no faces.
+    assert (tap.selected, tap.faces, tap.subject) == ("region", 0, "object")
+    assert (hair.subject, hair.faces, hair.selected) == ("object", 0, None)
+    assert tap.credits_charged == PRODUCT.operation("select").base_credits + 1
+    calls = gateway.app.state.triton
+    sent = calls.inputs[0]
+    assert (sent["POINT_X"], sent["POINT_Y"], sent["POINTS"], sent["NEGATIVE"]) == (12, 30, "14,31;15,33", "0,0")
+    assert calls.inputs[1]["LAYER"] == "hair"
+    with pytest.raises(BadRequest) as raised:
+        client.select(PHOTO, x=1, y=1, points=[(i, i) for i in range(16)])  # 17 points with the tap: too many
+    assert raised.value.code == "invalid_parameter" and "points" in raised.value.message
 
 
 def test_the_gateway_apps_errors_and_replays_through_the_client(gateway: TestClient) -> None:
