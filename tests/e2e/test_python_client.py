@@ -3,7 +3,8 @@
 Each result must decode at the right size and type, the parsed headers must hold (depth range, crop box,
 matte flag, credits), ``layers`` must equal the mask call byte for byte, and a bad parameter must raise
 ``BadRequest`` with the service's code. The photo goes in as each kind the client takes: bytes, a path, a file
-object and a PIL image.
+object and a PIL image. ``model=auto`` must say ``person`` for the astronaut and ``object`` for the cup, and a tap
+on the astronaut's body must select the person.
 """
 
 from __future__ import annotations
@@ -116,6 +117,26 @@ def test_layers_equal_the_mask_calls_bytes(results) -> None:
     assert layers.layers["matte"] == results["mask"].content
     assert (layers.width, layers.height) == SIZE and layers.image("foreground").mode == "RGBA"
     assert layers.depth_near is None  # not asked for
+
+
+def test_auto_tells_a_person_from_an_object_and_a_tap_selects_the_person(client: Client, photo: bytes,
+                                                                          photos: dict[str, np.ndarray]) -> None:
+    coffee = client.mask(jpeg_bytes(photos["coffee"]))
+    assert coffee.subject == "object" and coffee.faces == 0
+    astronaut = client.mask(photo)
+    assert astronaut.subject == "person" and astronaut.faces == 1
+    tap = client.select(photo, x=100, y=330)  # the suit, below the face
+    assert (tap.selected, tap.subject, tap.faces) == ("person", "person", 1)
+    chosen, person = np.asarray(tap.image()) >= 128, np.asarray(astronaut.image()) >= 128
+    assert tap.image().mode == "L" and chosen.shape == SIZE[::-1] and chosen[330, 100]
+    assert (chosen & person).sum() / (chosen | person).sum() >= 0.9  # the person: the matte, as /v1/mask
+    layers = client.layers(photo, include="face,faces")
+    assert layers.subject == "person" and layers.face_count == 1 and len(layers.faces) == 1
+    x, y, w, h = layers.faces[0]["box"]
+    assert 0 <= x and 0 <= y and x + w <= SIZE[0] and y + h <= SIZE[1] and len(layers.faces[0]["landmarks"]) == 468
+    face = np.asarray(layers.image("face"))
+    rows, cols = np.nonzero(face >= 128)
+    assert layers.image("face").mode == "L" and x - 2 <= cols.mean() <= x + w + 2 and y - 2 <= rows.mean() <= y + h + 2
 
 
 def test_a_bad_parameter_raises_bad_request_with_the_services_code_and_is_not_billed(client: Client,
