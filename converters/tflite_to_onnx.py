@@ -27,12 +27,20 @@ the ONNX output names and their dims without the batch, in the TFLite graph's
 output order. Each output is then returned in TFLite's own element order,
 reshaped to ``[batch, *dims]`` (e.g. TFLite ``[1, 1, 1, 1404]`` -> ``[batch, 1404]``).
 
-Supported TFLite ops (those of the selfie segmentation, face detection, face
-landmark and iris landmark models): ADD, AVERAGE_POOL_2D, CONCATENATION,
-CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE (fp16 constants, folded into float32
-initializers), HARD_SWISH, LOGISTIC, MAX_POOL_2D, MUL, PAD, PRELU, RELU,
-RESHAPE, RESIZE_BILINEAR and the custom op Convolution2DTransposeBias. Anything
-else raises :class:`converters.errors.ConversionError` naming the op.
+Sparse constants (the full-range face detector stores most of its fp16
+weights that way) are decoded into dense arrays when the model is read, from
+the tensor's SparsityParameters (TFLite's format: a traversal order of the
+dimensions, optional block dimensions, and per traversed dimension either DENSE
+or SPARSE_CSR segments and indices); DENSIFY then only hands the dense array on,
+so the ONNX graph holds ordinary dense initializers.
+
+Supported TFLite ops (those of the selfie segmentation, face detection short
+and full range, face landmark and iris landmark models): ADD, AVERAGE_POOL_2D,
+CONCATENATION, CONV_2D, DENSIFY (of constants), DEPTH_TO_SPACE, DEPTHWISE_CONV_2D,
+DEQUANTIZE (fp16 constants, folded into float32 initializers), HARD_SWISH,
+LOGISTIC, MAX_POOL_2D, MUL, PAD, PRELU, RELU, RESHAPE, RESIZE_BILINEAR and the
+custom op Convolution2DTransposeBias. Anything else raises
+:class:`converters.errors.ConversionError` naming the op.
 """
 
 from __future__ import annotations
@@ -285,6 +293,24 @@ def _dequantize(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: 
     ctx.constants[outputs[0]] = source.astype(np.float32)
 
 
+def _densify(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    """DENSIFY of a sparse constant: the model reader already decoded it (see :func:`densify`)."""
+    ctx.constants[outputs[0]] = ctx.constant(inputs[0], "DENSIFY input")
+
+
+def _depth_to_space(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
+    """TFLite splits the input depth as (row in the block, column in the block, channel), the channel varying
+    fastest; that is ONNX's DCR mode, which on NCHW reads the channels in the same order."""
+    block = _options(op, tflite.DepthToSpaceOptions).BlockSize()
+    shape = ctx.shape(inputs[0])
+    if len(shape) != 4 or block < 1 or shape[3] % (block * block):
+        raise ConversionError(
+            f"DEPTH_TO_SPACE of {ctx.tensor_name(outputs[0])!r}: input {shape} with block size {block}; "
+            "expected a rank-4 input whose channels are a multiple of block_size ** 2"
+        )
+    ctx.add_node("DepthToSpace", [ctx.value(inputs[0])], [ctx.value(outputs[0])], blocksize=block, mode="DCR")
+
+
 def _conv_2d(ctx: _Context, op: tflite.Operator, inputs: list[int], outputs: list[int]) -> None:
     options = _options(op, tflite.Conv2DOptions)
     kernel = ctx.constant(inputs[1], "CONV_2D kernel").astype(np.float32)  # [O, kh, kw, I]
@@ -481,6 +507,8 @@ _BUILTIN_HANDLERS: dict[str, Handler] = {
     "AVERAGE_POOL_2D": _average_pool_2d,
     "CONCATENATION": _concatenation,
     "CONV_2D": _conv_2d,
+    "DENSIFY": _densify,
+    "DEPTH_TO_SPACE": _depth_to_space,
     "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
     "DEQUANTIZE": _dequantize,
     "HARD_SWISH": _unary("HardSwish"),
@@ -550,8 +578,112 @@ def _parse(tflite_bytes: bytes) -> tflite.Model:
     return model
 
 
+_INDEX_VECTORS = {  # SparseIndexVector union member -> its table
+    tflite.SparseIndexVector.Int32Vector: tflite.Int32Vector,
+    tflite.SparseIndexVector.Uint16Vector: tflite.Uint16Vector,
+    tflite.SparseIndexVector.Uint8Vector: tflite.Uint8Vector,
+}
+
+
+@dataclass(frozen=True)
+class SparseLevel:
+    """One traversed dimension of a sparse tensor: DENSE with ``size`` entries per position of the level
+    above, or SPARSE_CSR, where the position p of the level above holds ``indices[segments[p]:segments[p+1]]``."""
+
+    size: int = 0
+    segments: np.ndarray | None = None
+    indices: np.ndarray | None = None
+
+    @property
+    def dense(self) -> bool:
+        return self.segments is None
+
+
+def _index_vector(kind: int, table: object, what: str) -> np.ndarray:
+    vector_type = _INDEX_VECTORS.get(kind)
+    if vector_type is None or table is None:
+        raise ConversionError(f"{what} is missing or of unknown SparseIndexVector type {kind}; the model is malformed")
+    vector = vector_type()
+    vector.Init(table.Bytes, table.Pos)
+    return vector.ValuesAsNumpy().astype(np.int64) if vector.ValuesLength() else np.zeros(0, np.int64)
+
+
+def _sparsity(parameters: tflite.SparsityParameters, name: str) -> tuple[list[int], list[int], list[SparseLevel]]:
+    """(traversal order, block map, levels) of a tensor's SparsityParameters."""
+    levels = []
+    for position in range(parameters.DimMetadataLength()):
+        metadata = parameters.DimMetadata(position)
+        if metadata.Format() == tflite.DimensionType.DENSE:
+            levels.append(SparseLevel(size=metadata.DenseSize()))
+            continue
+        what = f"sparse constant {name!r} dimension {position}"
+        levels.append(SparseLevel(
+            segments=_index_vector(metadata.ArraySegmentsType(), metadata.ArraySegments(), f"{what} segments"),
+            indices=_index_vector(metadata.ArrayIndicesType(), metadata.ArrayIndices(), f"{what} indices")))
+    traversal = [int(d) for d in parameters.TraversalOrderAsNumpy()] if parameters.TraversalOrderLength() else []
+    block_map = [int(d) for d in parameters.BlockMapAsNumpy()] if parameters.BlockMapLength() else []
+    return traversal, block_map, levels
+
+
+def densify(values: np.ndarray, shape: tuple[int, ...], traversal_order: list[int], block_map: list[int],
+            levels: list[SparseLevel], name: str = "tensor") -> np.ndarray:
+    """The dense array of shape ``shape`` behind TFLite's sparse encoding of ``values`` (in storage order).
+
+    A tensor of rank n with k block dimensions is traversed over n + k dimensions: ``traversal_order`` lists
+    them, the first n a permutation of the tensor's axes (each of size shape / block size when blocked), the
+    last k of the block axes n .. n+k-1, where block axis n + i splits tensor axis ``block_map[i]``.
+    ``levels[j]`` says how dimension ``traversal_order[j]`` is stored. Entries not stored are zero.
+    """
+    rank, blocks = len(shape), len(block_map)
+    if (len(traversal_order) != rank + blocks or len(levels) != rank + blocks
+            or sorted(traversal_order[:rank]) != list(range(rank))
+            or sorted(traversal_order[rank:]) != list(range(rank, rank + blocks))
+            or sorted(block_map) != sorted(set(block_map)) or not set(block_map) <= set(range(rank))):
+        raise ConversionError(
+            f"sparse constant {name!r} of shape {list(shape)}: traversal order {traversal_order}, block map "
+            f"{block_map} and {len(levels)} dimension records do not describe a rank-{rank} tensor"
+        )
+    block_sizes = {axis: levels[traversal_order.index(rank + i)].size for i, axis in enumerate(block_map)}
+    if any(not levels[traversal_order.index(rank + i)].dense for i in range(blocks)) or any(
+            size < 1 or shape[axis] % size for axis, size in block_sizes.items()):
+        raise ConversionError(f"sparse constant {name!r}: block sizes {block_sizes} must be dense and divide "
+                              f"the shape {list(shape)}")
+    extents = [shape[axis] // block_sizes.get(axis, 1) for axis in range(rank)] + [block_sizes[a] for a in block_map]
+    positions = np.zeros(1, np.int64)  # position of each node of the level above in that level's storage
+    coordinates = np.zeros((1, 0), np.int64)  # its coordinates along the dimensions traversed so far
+    for level, axis in zip(levels, traversal_order, strict=True):
+        if level.dense:
+            if level.size != extents[axis]:
+                raise ConversionError(f"sparse constant {name!r}: dense dimension {axis} has {level.size} "
+                                      f"entries, expected {extents[axis]}")
+            children = np.arange(level.size, dtype=np.int64)
+            positions = (positions[:, None] * level.size + children).ravel()
+            coordinates = np.concatenate([np.repeat(coordinates, level.size, axis=0),
+                                          np.tile(children, len(coordinates))[:, None]], axis=1)
+            continue
+        segments, indices = level.segments, level.indices
+        if (len(segments) < 1 or (positions.size and positions.max() + 1 >= len(segments)) or segments[0] != 0
+                or np.any(np.diff(segments) < 0) or segments[-1] != len(indices)
+                or np.any((indices < 0) | (indices >= extents[axis]))):
+            raise ConversionError(f"sparse constant {name!r}: the CSR segments or indices of dimension {axis} "
+                                  "are inconsistent (not increasing, too short, or out of range)")
+        counts = segments[positions + 1] - segments[positions]
+        firsts = np.repeat(segments[positions] - (np.cumsum(counts) - counts), counts)
+        positions = np.arange(int(counts.sum()), dtype=np.int64) + firsts
+        coordinates = np.concatenate([np.repeat(coordinates, counts, axis=0), indices[positions][:, None]], axis=1)
+    if len(positions) != values.size:
+        raise ConversionError(f"sparse constant {name!r} stores {values.size} values but its sparsity "
+                              f"describes {len(positions)}")
+    per_axis = coordinates[:, [traversal_order.index(axis) for axis in range(rank)]]
+    for i, axis in enumerate(block_map):
+        per_axis[:, axis] = per_axis[:, axis] * block_sizes[axis] + coordinates[:, traversal_order.index(rank + i)]
+    dense = np.zeros(int(np.prod(shape)), values.dtype)
+    dense[np.ravel_multi_index(tuple(per_axis.T), shape)] = values.ravel()
+    return dense.reshape(shape)
+
+
 def _load_constants(model: tflite.Model, graph: tflite.SubGraph) -> dict[int, np.ndarray]:
-    """Every tensor backed by a non-empty buffer, as a numpy array in TFLite layout."""
+    """Every tensor backed by a non-empty buffer, as a numpy array in TFLite layout (sparse ones densified)."""
     constants: dict[int, np.ndarray] = {}
     for index in range(graph.TensorsLength()):
         tensor = graph.Tensors(index)
@@ -564,7 +696,13 @@ def _load_constants(model: tflite.Model, graph: tflite.SubGraph) -> dict[int, np
                 f"constant {tensor.Name().decode()!r} has unsupported TFLite tensor type {tensor.Type()}"
             )
         shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
-        constants[index] = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=dtype).reshape(shape)
+        values = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=dtype)
+        sparsity = tensor.Sparsity()
+        if sparsity is None:
+            constants[index] = values.reshape(shape)
+        else:
+            name = tensor.Name().decode("utf-8", errors="replace")
+            constants[index] = densify(values, shape, *_sparsity(sparsity, name), name=name)
     return constants
 
 
