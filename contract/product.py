@@ -332,7 +332,7 @@ PRODUCT = Product(
         ),
         Operation(
             "layers", "The decomposition in one call: depth, matte, foreground, background, person and face layers",
-            "JSON with the upright size, ``depth_near``/``depth_far``, ``subject`` and each layer of ``include`` as "
+            "JSON with the upright size, ``depth_near``/``depth_far`` and each layer of ``include`` as "
             "a base64 PNG, equal to the separate calls' PNGs (face parts and hair: 8-bit masks, as "
             "``/v1/mask?layer=``); ``include=faces`` adds every face's box, keypoints, landmarks and irises. The "
             "photo is decoded once and each model runs once.",

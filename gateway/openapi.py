@@ -79,8 +79,12 @@ def responses(operation: Operation) -> dict[int | str, dict[str, Any]]:
     """The 200 answer of ``operation`` (media type, headers) and every documented error."""
     headers = {**BILLING_HEADERS, **RATE_HEADERS}
     for output in operation.header_outputs:
-        kind = "string" if output.join else "number"  # a joined header holds several numbers: "x,y,w,h"
-        headers.update({name: _header(text, kind) for name, text in output.headers})
+        for name, text in output.headers:
+            if output.labels:  # a word for each value, e.g. X-Subject: person
+                headers[name] = {"description": text, "schema": {"type": "string", "enum": list(output.labels)}}
+            else:  # a joined header holds several numbers: "x,y,w,h"; "{:.0f}" writes whole numbers
+                kind = "string" if output.join else "integer" if output.format == "{:.0f}" else "number"
+                headers[name] = _header(text, kind)
     if operation.parameter(FORMAT.name) is None:
         media_types = [operation.output.media_type]
     else:
