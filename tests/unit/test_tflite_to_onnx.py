@@ -194,11 +194,14 @@ def _concat_options(axis: int) -> tuple[int, Callable[[flatbuffers.Builder], int
 
 
 def _graph_tflite(shapes: list[tuple[int, ...]], constants: dict[int, np.ndarray], ops: list[_Op],
-                  outputs: list[int]) -> bytes:
+                  outputs: list[int], sparsity: dict[int, Callable[[flatbuffers.Builder], int]] | None = None) -> bytes:
     """A TFLite flatbuffer: tensor ``i`` has shape ``shapes[i]`` (float32 unless a constant says otherwise),
-    tensor 0 is the input, ``outputs`` the graph outputs in order."""
+    tensor 0 is the input, ``outputs`` the graph outputs in order. ``sparsity`` writes the SparsityParameters of
+    sparse constants, whose ``constants`` entry is then the stored values only."""
     builder = flatbuffers.Builder(4096)
-    types = {np.dtype("float32"): tflite.TensorType.FLOAT32, np.dtype("int32"): tflite.TensorType.INT32}
+    types = {np.dtype("float32"): tflite.TensorType.FLOAT32, np.dtype("int32"): tflite.TensorType.INT32,
+             np.dtype("float16"): tflite.TensorType.FLOAT16}
+    sparsity = sparsity or {}
 
     def vector(start: Callable[[flatbuffers.Builder, int], None], items: list[int]) -> int:
         start(builder, len(items))
@@ -218,8 +221,11 @@ def _graph_tflite(shapes: list[tuple[int, ...]], constants: dict[int, np.ndarray
     for index, shape in enumerate(shapes):
         name = builder.CreateString(f"t{index}")
         shape_vector = builder.CreateNumpyVector(np.array(shape, np.int32))
+        sparse = sparsity[index](builder) if index in sparsity else None
         tflite.TensorStart(builder)
         tflite.TensorAddShape(builder, shape_vector)
+        if sparse is not None:
+            tflite.TensorAddSparsity(builder, sparse)
         dtype = constants[index].dtype if index in constants else np.dtype("float32")
         tflite.TensorAddType(builder, types[dtype])
         tflite.TensorAddBuffer(builder, index + 1 if index in constants else 0)
@@ -385,3 +391,217 @@ def test_the_face_models_convert_with_the_catalogs_output_names(name: str) -> No
         np.testing.assert_allclose(tensor[0], single[0], rtol=0, atol=1e-5)
         np.testing.assert_allclose(tensor[2], single[0], rtol=0, atol=1e-5)
         assert np.abs(tensor[1] - single[0]).max() > 1e-4  # the other image of the batch gives other numbers
+
+
+# --------------------------------------------------------------------------- sparse weights and DEPTH_TO_SPACE
+
+_INDEX_TYPES = {  # numpy dtype of a sparse index vector -> (union type, the table's Start, AddValues, End)
+    np.dtype("int32"): (tflite.SparseIndexVector.Int32Vector, tflite.Int32VectorStart, tflite.Int32VectorAddValues,
+                        tflite.Int32VectorEnd),
+    np.dtype("uint16"): (tflite.SparseIndexVector.Uint16Vector, tflite.Uint16VectorStart,
+                         tflite.Uint16VectorAddValues, tflite.Uint16VectorEnd),
+    np.dtype("uint8"): (tflite.SparseIndexVector.Uint8Vector, tflite.Uint8VectorStart, tflite.Uint8VectorAddValues,
+                        tflite.Uint8VectorEnd),
+}
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    """How a dense constant is stored sparsely: TFLite's traversal order, block map and per-level format."""
+
+    traversal_order: list[int]
+    dense_levels: list[bool]  # per traversed dimension: DENSE (True) or SPARSE_CSR
+    block_map: tuple[int, ...] = ()
+    block_sizes: tuple[int, ...] = ()
+    index_dtype: str = "uint8"
+
+
+def _encode(dense: np.ndarray, encoding: _Encoding) -> tuple[np.ndarray, list[tuple[int, list[int], list[int]]]]:
+    """TFLite's sparse storage of ``dense``, walked depth first: the stored values and per level (dense size,
+    segments, indices); a CSR level keeps the entries whose sub-tensor holds a non-zero."""
+    rank = dense.ndim
+    split = []  # blocked axis a becomes (a // block, a % block); blocks follow the tensor's own axes
+    for axis in range(rank):
+        size = encoding.block_sizes[encoding.block_map.index(axis)] if axis in encoding.block_map else 1
+        split += [dense.shape[axis] // size, size]
+    expanded = dense.reshape(split)
+    order = [2 * axis for axis in range(rank)] + [2 * axis + 1 for axis in encoding.block_map]
+    unblocked = [2 * axis + 1 for axis in range(rank) if axis not in encoding.block_map]  # of size 1
+    tree = expanded.transpose(order + unblocked).reshape([expanded.shape[i] for i in order])
+    tree = tree.transpose(encoding.traversal_order)
+    values: list[np.ndarray] = []
+    segments: list[list[int]] = [[0] for _ in encoding.dense_levels]
+    indices: list[list[int]] = [[] for _ in encoding.dense_levels]
+
+    def walk(node: np.ndarray, level: int) -> None:
+        if level == len(encoding.dense_levels):
+            values.append(node)
+            return
+        kept = range(len(node)) if encoding.dense_levels[level] else [i for i in range(len(node)) if node[i].any()]
+        for i in kept:
+            indices[level].append(i)
+            walk(node[i], level + 1)
+        segments[level].append(len(indices[level]))
+
+    walk(tree, 0)
+    levels = [(tree.shape[level], segments[level], indices[level]) for level in range(len(encoding.dense_levels))]
+    return np.array(values, dense.dtype), levels
+
+
+def _sparsity_writer(levels: list[tuple[int, list[int], list[int]]],
+                     encoding: _Encoding) -> Callable[[flatbuffers.Builder], int]:
+    def index_vector(builder: flatbuffers.Builder, items: list[int]) -> tuple[int, int]:
+        kind, start, add_values, end = _INDEX_TYPES[np.dtype(encoding.index_dtype)]
+        values = builder.CreateNumpyVector(np.array(items, encoding.index_dtype))
+        start(builder)
+        add_values(builder, values)
+        return kind, end(builder)
+
+    def write(builder: flatbuffers.Builder) -> int:
+        records = []
+        for (size, segments, indices), dense in zip(levels, encoding.dense_levels, strict=True):
+            vectors = None if dense else (index_vector(builder, segments), index_vector(builder, indices))
+            tflite.DimensionMetadataStart(builder)
+            tflite.DimensionMetadataAddFormat(builder, tflite.DimensionType.DENSE if dense
+                                              else tflite.DimensionType.SPARSE_CSR)
+            if vectors is None:
+                tflite.DimensionMetadataAddDenseSize(builder, size)
+            else:
+                (segment_kind, segment_table), (index_kind, index_table) = vectors
+                tflite.DimensionMetadataAddArraySegmentsType(builder, segment_kind)
+                tflite.DimensionMetadataAddArraySegments(builder, segment_table)
+                tflite.DimensionMetadataAddArrayIndicesType(builder, index_kind)
+                tflite.DimensionMetadataAddArrayIndices(builder, index_table)
+            records.append(tflite.DimensionMetadataEnd(builder))
+        traversal = builder.CreateNumpyVector(np.array(encoding.traversal_order, np.int32))
+        block_map = builder.CreateNumpyVector(np.array(encoding.block_map, np.int32)) if encoding.block_map else None
+        tflite.SparsityParametersStartDimMetadataVector(builder, len(records))
+        for record in reversed(records):
+            builder.PrependUOffsetTRelative(record)
+        metadata = builder.EndVector()
+        tflite.SparsityParametersStart(builder)
+        tflite.SparsityParametersAddTraversalOrder(builder, traversal)
+        if block_map is not None:
+            tflite.SparsityParametersAddBlockMap(builder, block_map)
+        tflite.SparsityParametersAddDimMetadata(builder, metadata)
+        return tflite.SparsityParametersEnd(builder)
+
+    return write
+
+
+def _conv_options() -> tuple[int, Callable[[flatbuffers.Builder], int]]:
+    def write(builder: flatbuffers.Builder) -> int:
+        tflite.Conv2DOptionsStart(builder)
+        tflite.Conv2DOptionsAddPadding(builder, tflite.Padding.VALID)
+        tflite.Conv2DOptionsAddStrideW(builder, 1)
+        tflite.Conv2DOptionsAddStrideH(builder, 1)
+        return tflite.Conv2DOptionsEnd(builder)
+
+    return tflite.BuiltinOptions.Conv2DOptions, write
+
+
+def _sparse_kernel(out_channels: int, in_channels: int, seed: int) -> np.ndarray:
+    """A 1x1 conv kernel [O, 1, 1, I] with about half its weights, and some whole rows and blocks, zero."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(size=(out_channels, 1, 1, in_channels)).astype(np.float32)
+    kernel[rng.random(kernel.shape) < 0.5] = 0
+    kernel[1] = 0  # an output channel with no weight at all
+    kernel[..., :4][2] = 0  # and a zero block of 4 input channels
+    return kernel
+
+
+def _sparse_conv_tflite(kernel: np.ndarray, encoding: _Encoding, fp16: bool) -> bytes:
+    """input [1, 3, 3, I] -> CONV_2D 1x1 whose kernel is DENSIFY (then DEQUANTIZE when fp16) of a sparse
+    constant stored with ``encoding``, as MediaPipe's full-range face detector stores its weights."""
+    stored = kernel.astype(np.float16) if fp16 else kernel
+    values, levels = _encode(stored, encoding)
+    out_channels, _, _, in_channels = kernel.shape
+    shapes = [(1, 3, 3, in_channels), kernel.shape, kernel.shape, kernel.shape, (1, 3, 3, out_channels)]
+    ops = [_Op(OP.DENSIFY, [1], [2])]
+    if fp16:
+        ops.append(_Op(OP.DEQUANTIZE, [2], [3]))
+    ops.append(_Op(OP.CONV_2D, [0, 3 if fp16 else 2, -1], [4], _conv_options()))
+    return _graph_tflite(shapes, {1: values}, ops, outputs=[4], sparsity={1: _sparsity_writer(levels, encoding)})
+
+
+ENCODINGS = {
+    # MediaPipe's face_detection_full_range_sparse: row-major, the input channels of each filter in CSR
+    "mediapipe_csr_last": (_Encoding([0, 1, 2, 3], [True, True, True, False]), True),
+    # axes permuted: per input channel, the output channels that use it, then the (1 x 1) rest dense
+    "permuted": (_Encoding([3, 0, 1, 2], [True, False, True, True], index_dtype="int32"), False),
+    # blocks of 4 input channels: CSR over the blocks of each filter, each kept block dense
+    "blocks_of_4": (_Encoding([0, 1, 2, 3, 4], [True, True, True, False, True], block_map=(3,), block_sizes=(4,),
+                              index_dtype="uint16"), False),
+}
+
+
+@pytest.mark.parametrize("label", list(ENCODINGS))
+def test_sparse_kernels_are_densified_in_tflites_layout(label: str) -> None:
+    encoding, fp16 = ENCODINGS[label]
+    kernel = _sparse_kernel(6, 8, seed=len(label))
+    values, _ = _encode(kernel, encoding)
+    assert 0 < values.size < kernel.size  # the storage really is sparse
+    model = convert_tflite(_sparse_conv_tflite(kernel, encoding, fp16))
+    assert "DENSIFY" not in {node.op_type for node in model.graph.node}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).normal(size=(2, 3, 3, 8)).astype(np.float32)
+    (y,) = session.run(None, {"image": x.transpose(0, 3, 1, 2)})
+    weights = kernel.astype(np.float16).astype(np.float32) if fp16 else kernel
+    want = np.einsum("nhwi,oi->nhwo", x, weights[:, 0, 0, :])
+    np.testing.assert_allclose(y.transpose(0, 2, 3, 1), want, rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_storage_that_does_not_add_up_is_refused() -> None:
+    encoding, _ = ENCODINGS["mediapipe_csr_last"]
+    kernel = _sparse_kernel(6, 8, seed=1)
+    values, levels = _encode(kernel, encoding)
+    shapes = [(1, 3, 3, 8), kernel.shape, kernel.shape, (1, 3, 3, 6)]
+    ops = [_Op(OP.DENSIFY, [1], [2]), _Op(OP.CONV_2D, [0, 2, -1], [3], _conv_options())]
+    model = _graph_tflite(shapes, {1: values[:-1]}, ops, [3], sparsity={1: _sparsity_writer(levels, encoding)})
+    with pytest.raises(ConversionError, match=rf"sparse constant 't1' stores {values.size - 1} values but its "
+                                              rf"sparsity describes {values.size}"):
+        convert_tflite(model)
+    levels[3] = (levels[3][0], levels[3][1], [index + 8 for index in levels[3][2]])  # indices past the 8 channels
+    model = _graph_tflite(shapes, {1: values}, ops, [3], sparsity={1: _sparsity_writer(levels, encoding)})
+    with pytest.raises(ConversionError, match="CSR segments or indices of dimension 3 are inconsistent"):
+        convert_tflite(model)
+
+
+def _depth_to_space_options(block: int) -> tuple[int, Callable[[flatbuffers.Builder], int]]:
+    def write(builder: flatbuffers.Builder) -> int:
+        tflite.DepthToSpaceOptionsStart(builder)
+        tflite.DepthToSpaceOptionsAddBlockSize(builder, block)
+        return tflite.DepthToSpaceOptionsEnd(builder)
+
+    return tflite.BuiltinOptions.DepthToSpaceOptions, write
+
+
+def test_depth_to_space_reads_the_depth_as_tflite_does() -> None:
+    block, channels = 2, 3
+    model = convert_tflite(_graph_tflite([(1, 2, 3, block * block * channels), (1, 4, 6, channels)], {},
+                                         [_Op(OP.DEPTH_TO_SPACE, [0], [1], _depth_to_space_options(block))], [1]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.arange(2 * 2 * 3 * 12, dtype=np.float32).reshape(2, 2, 3, 12)
+    (y,) = session.run(None, {"image": x.transpose(0, 3, 1, 2)})
+    # TFLite: output[n, h * b + i, w * b + j, c] = input[n, h, w, (i * b + j) * channels + c]
+    want = x.reshape(2, 2, 3, block, block, channels).transpose(0, 1, 3, 2, 4, 5).reshape(2, 4, 6, channels)
+    channel_first = x.reshape(2, 2, 3, channels, block, block).transpose(0, 1, 4, 2, 5, 3).reshape(2, 4, 6, channels)
+    assert not np.array_equal(want, channel_first)  # the input tells DCR from CRD apart
+    np.testing.assert_array_equal(y.transpose(0, 2, 3, 1), want)
+
+
+def test_depth_to_space_of_channels_that_do_not_split_is_refused() -> None:
+    model = _graph_tflite([(1, 2, 3, 6), (1, 4, 6, 1)], {},
+                          [_Op(OP.DEPTH_TO_SPACE, [0], [1], _depth_to_space_options(2))], [1])
+    with pytest.raises(ConversionError, match=r"DEPTH_TO_SPACE of 't1': input \(1, 2, 3, 6\) with block size 2"):
+        convert_tflite(model)
+
+
+def test_the_full_range_face_detector_converts_without_sparse_or_depth_ops_left() -> None:
+    source = get_source("face_detect_full")
+    model = convert(source, fetch_source(source))
+    assert [(o.name, _dims(o)) for o in model.graph.output] == [("regressors", ["batch", 2304, 16]),
+                                                                 ("scores", ["batch", 2304, 1])]
+    op_types = {node.op_type for node in model.graph.node}
+    assert "DepthToSpace" in op_types and {init.data_type for init in model.graph.initializer} <= {
+        onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
