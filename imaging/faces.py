@@ -1,11 +1,13 @@
 """Face geometry around MediaPipe's face networks (pure NumPy and OpenCV, no Triton).
 
-The networks are BlazeFace short range (the detector, 128x128), FaceMesh (468 landmarks, 192x192 crops) and the
-iris model (64x64 eye crops). This module prepares their inputs and reads their outputs the way MediaPipe's graphs
-do (face_detection_short_range, face_landmark_front, iris_landmark_left_and_right):
+The networks are a BlazeFace detector, FaceMesh (468 landmarks, 192x192 crops) and the iris model (64x64 eye
+crops). This module prepares their inputs and reads their outputs the way MediaPipe's graphs do
+(face_detection_short_range or face_detection_full_range, face_landmark_front, iris_landmark_left_and_right):
 
-- detector: the photo letterboxed into a centred square (black bars), anchors of an SSD grid (strides 8, 16, 16,
-  16: 896 anchors of fixed size), scores through a clipped sigmoid, weighted non-maximum suppression (IoU 0.3);
+- detector: the photo letterboxed into a centred square (black bars), anchors of an SSD grid of fixed size, scores
+  through a clipped sigmoid, weighted non-maximum suppression. Its geometry is a :class:`Detector`: SHORT_RANGE
+  (128x128, strides 8, 16, 16, 16: 896 anchors, faces within about 2 m) or FULL_RANGE (192x192, stride 4: 2304
+  anchors, faces within about 5 m, so also small faces in large photos); DETECTORS finds one by its input side;
 - landmarks: a square crop 1.5 times the detection box's longer side, rotated so that the eyes (detector keypoints
   0 and 1) are level, the network's crop pixels projected back into the photo;
 - irises: per eye a square crop 2.3 times the span of the eye corners (landmarks 33/133 and 362/263), rotated
@@ -18,6 +20,7 @@ Faces, in the order of their scores, are packed into one float32 tensor per phot
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -27,25 +30,66 @@ import numpy as np
 from contract.product import MAX_FACES
 from imaging.tensors import normalize
 
-DETECTOR_SIZE = 128
 LANDMARK_SIZE = 192
 EYE_SIZE = 64
-NUM_ANCHORS = 896
 NUM_KEYPOINTS = 6  # the subject's right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion
 NUM_LANDMARKS = 468
 IRIS_POINTS = 5  # centre, then four on the rim
 EYE_CONTOUR_POINTS = 71
-DETECTOR_NORMALIZATION = "symmetric"  # MediaPipe's float range [-1, 1]
 LANDMARK_NORMALIZATION = "unit"  # [0, 1], both the landmark and the iris network
 EYE_CORNERS = ((33, 133), (362, 263))  # the subject's right eye, then left; each pair runs left to right
 FLIPPED_EYES = (False, True)  # the iris network sees the subject's left eye mirrored
 
-_ANCHOR_STRIDES = (8, 16, 16, 16)
-_ANCHORS_PER_LAYER = 2  # aspect ratio 1 and the interpolated scale, both of fixed size 1
 _FACE_ROI_SCALE = 1.5
 _EYE_ROI_SCALE = 2.3
 _SUPPRESSION_IOU = 0.3
-_SCORE_CLIP = 100.0
+_BOX_VALUES = 4 + 2 * NUM_KEYPOINTS  # per anchor: box centre x, y, width, height, then the keypoints
+
+
+@dataclass(frozen=True)
+class Detector:
+    """The geometry of one BlazeFace detector, as its MediaPipe graph sets it.
+
+    ``size``: the square input side (ImageToTensorCalculator, float range of ``normalization``); ``strides`` and
+    ``anchors_per_layer``: SsdAnchorsCalculator's layers, each with an anchor per aspect ratio (only 1) plus one
+    for the interpolated scale when that is on, all of fixed size 1 and centred in their cells;
+    ``coordinate_scale``: TensorsToDetectionsCalculator's x, y, w and h scale (all equal: the regressors are in
+    input pixels); ``min_score``, ``score_clip``: its min_score_thresh and score_clipping_thresh;
+    ``suppression_iou``: NonMaxSuppressionCalculator's min_suppression_threshold (weighted, IoU).
+    """
+
+    name: str
+    size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int
+    coordinate_scale: float
+    min_score: float
+    suppression_iou: float
+    score_clip: float = 100.0
+    normalization: str = "symmetric"  # MediaPipe's float range [-1, 1]
+
+    def __post_init__(self) -> None:
+        if (self.size < 1 or not self.strides or min(self.strides) < 1 or self.anchors_per_layer < 1
+                or not self.coordinate_scale > 0 or not 0 < self.min_score < 1 or not 0 < self.suppression_iou < 1):
+            raise ValueError(f"Detector {self.name!r} needs a size, strides and anchors per layer of at least 1, a "
+                             f"positive coordinate scale and a min score and IoU threshold in (0, 1); got {self}")
+
+    @property
+    def num_anchors(self) -> int:
+        return sum(math.ceil(self.size / stride) ** 2 * self.anchors_per_layer for stride in self.strides)
+
+
+# Read from mediapipe 0.10.14's face_detection_{short,full}_range_cpu.binarypb, their subgraphs expanded
+# (tests/integration/test_face_geometry.py checks them against the graphs).
+SHORT_RANGE = Detector(name="face_detection_short_range", size=128, strides=(8, 16, 16, 16), anchors_per_layer=2,
+                       coordinate_scale=128.0, min_score=0.5, suppression_iou=0.3)
+FULL_RANGE = Detector(name="face_detection_full_range", size=192, strides=(4,), anchors_per_layer=1,
+                      coordinate_scale=192.0, min_score=0.6, suppression_iou=0.3)
+DETECTORS = {detector.size: detector for detector in (SHORT_RANGE, FULL_RANGE)}  # by the catalogued input side
+# The short-range detector's, for callers that know only that one.
+DETECTOR_SIZE = SHORT_RANGE.size
+NUM_ANCHORS = SHORT_RANGE.num_anchors
+DETECTOR_NORMALIZATION = SHORT_RANGE.normalization
 
 
 @dataclass(frozen=True)
@@ -84,27 +128,40 @@ def _check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"the photo must be an 8-bit RGB array of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
 
 
-def ssd_anchors() -> np.ndarray:
-    """The detector's 896 anchor centres (x, y) in [0, 1] of its input, in the order of its outputs.
+def _check_detector(detector: Detector) -> None:
+    if not isinstance(detector, Detector):
+        raise ValueError(f"detector must be an imaging.faces.Detector (SHORT_RANGE or FULL_RANGE), got {detector!r}")
 
-    Layers of one stride share a grid: stride 8 gives 16x16 cells of 2 anchors, the three stride-16 layers 8x8
-    cells of 6. Anchors have a fixed size of 1, so only their centres matter.
+
+def ssd_anchors(detector: Detector = SHORT_RANGE) -> np.ndarray:
+    """The detector's anchor centres (x, y) in [0, 1] of its input, in the order of its outputs.
+
+    Consecutive layers of one stride share a grid, row-major, each cell holding their anchors in turn: short range
+    has 16x16 cells of 2 anchors (stride 8), then 8x8 cells of 6 (the three stride-16 layers); full range 48x48
+    cells of 1 (stride 4). Anchors have a fixed size of 1, so only their centres matter.
     """
+    _check_detector(detector)
     centres = []
     layer = 0
-    while layer < len(_ANCHOR_STRIDES):
-        stride = _ANCHOR_STRIDES[layer]
-        same = sum(1 for s in _ANCHOR_STRIDES[layer:] if s == stride)
-        cells = math.ceil(DETECTOR_SIZE / stride)
+    while layer < len(detector.strides):
+        stride = detector.strides[layer]
+        same = 1
+        while layer + same < len(detector.strides) and detector.strides[layer + same] == stride:
+            same += 1
+        cells = math.ceil(detector.size / stride)
         grid = (np.arange(cells, dtype=np.float64) + 0.5) / cells
         y, x = np.meshgrid(grid, grid, indexing="ij")
         cell_centres = np.stack([x.ravel(), y.ravel()], axis=1)
-        centres.append(np.repeat(cell_centres, same * _ANCHORS_PER_LAYER, axis=0))
+        centres.append(np.repeat(cell_centres, same * detector.anchors_per_layer, axis=0))
         layer += same
     return np.concatenate(centres).astype(np.float32)
 
 
-_ANCHORS = ssd_anchors()
+@functools.cache
+def _anchors(detector: Detector) -> np.ndarray:
+    anchors = ssd_anchors(detector)
+    anchors.flags.writeable = False
+    return anchors
 
 
 def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -151,18 +208,19 @@ def _square_roi(centre: np.ndarray, side: float, angle: float, size: int) -> np.
     return np.concatenate([linear, offset[:, None]], axis=1)
 
 
-def detector_input(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The detector's input (3, 128, 128) float32 in [-1, 1] and the affine from its pixels to the photo's.
+def detector_input(rgb: np.ndarray, detector: Detector = SHORT_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's input (3, size, size) float32 in [-1, 1] and the affine from its pixels to the photo's.
 
     The photo is centred in a square of its longer side with black bars (MediaPipe's keep_aspect_ratio with
-    BORDER_ZERO), then scaled to 128.
+    BORDER_ZERO), then scaled to the detector's size (128 short range, 192 full range).
     """
     _check_rgb(rgb)
+    _check_detector(detector)
     height, width = rgb.shape[:2]
     side = max(width, height)
-    affine = _square_roi(np.array([width / 2, height / 2]), side, 0.0, DETECTOR_SIZE)
-    crop = _warp(rgb, affine, DETECTOR_SIZE, cv2.BORDER_CONSTANT)
-    return normalize(crop, DETECTOR_NORMALIZATION), affine
+    affine = _square_roi(np.array([width / 2, height / 2]), side, 0.0, detector.size)
+    crop = _warp(rgb, affine, detector.size, cv2.BORDER_CONSTANT)
+    return normalize(crop, detector.normalization), affine
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -197,34 +255,40 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
 
 
 def decode_detections(regressors: np.ndarray, scores: np.ndarray, transform: np.ndarray,
-                      min_score: float = 0.5) -> list[Face]:
+                      min_score: float | None = None, detector: Detector = SHORT_RANGE) -> list[Face]:
     """Faces from the detector's outputs for one photo, best first, in photo pixels.
 
-    ``regressors`` (896, 16) or (1, 896, 16): per anchor the box centre offset and size, then six keypoints, in
-    input pixels; ``scores`` (896,), (896, 1) or (1, 896, 1) logits; ``transform`` is detector_input's affine.
+    ``regressors`` (n, 16) or (1, n, 16), n the detector's anchors (896 short range, 2304 full range): per anchor
+    the box centre offset and size, then six keypoints, in input pixels; ``scores`` (n,), (n, 1) or (1, n, 1)
+    logits; ``transform`` is detector_input's affine; ``min_score`` defaults to the detector's (0.5 short range,
+    0.6 full range).
     """
+    _check_detector(detector)
+    count = detector.num_anchors
     regressors = np.asarray(regressors, dtype=np.float32)
     scores = np.asarray(scores, dtype=np.float32)
-    if regressors.shape not in ((NUM_ANCHORS, 16), (1, NUM_ANCHORS, 16)):
-        raise ValueError(f"regressors must have shape ({NUM_ANCHORS}, 16) or (1, {NUM_ANCHORS}, 16) (one photo), "
-                         f"got {regressors.shape}")
-    if scores.size != NUM_ANCHORS or scores.shape not in ((NUM_ANCHORS,), (NUM_ANCHORS, 1), (1, NUM_ANCHORS, 1)):
-        raise ValueError(f"scores must have {NUM_ANCHORS} logits, shape ({NUM_ANCHORS},), ({NUM_ANCHORS}, 1) or "
-                         f"(1, {NUM_ANCHORS}, 1), got {scores.shape}")
+    if regressors.shape not in ((count, _BOX_VALUES), (1, count, _BOX_VALUES)):
+        raise ValueError(f"regressors must have shape ({count}, {_BOX_VALUES}) or (1, {count}, {_BOX_VALUES}) (one "
+                         f"photo of {detector.name}), got {regressors.shape}")
+    if scores.shape not in ((count,), (count, 1), (1, count, 1)):
+        raise ValueError(f"scores must have {count} logits ({detector.name}), shape ({count},), ({count}, 1) or "
+                         f"(1, {count}, 1), got {scores.shape}")
     _check_shape("transform", transform, (2, 3))
+    min_score = detector.min_score if min_score is None else min_score
     if not 0 < min_score < 1:
         raise ValueError(f"min_score must be between 0 and 1 (exclusive), got {min_score}")
-    raw = regressors.reshape(NUM_ANCHORS, 16).astype(np.float64) / DETECTOR_SIZE
-    probability = 1 / (1 + np.exp(-np.clip(scores.reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
+    raw = regressors.reshape(count, _BOX_VALUES).astype(np.float64) / detector.coordinate_scale
+    clip = detector.score_clip
+    probability = 1 / (1 + np.exp(-np.clip(scores.reshape(-1).astype(np.float64), -clip, clip)))
     keep = probability >= min_score
-    anchors = _ANCHORS[keep].astype(np.float64)
+    anchors = _anchors(detector)[keep].astype(np.float64)
     raw, probability = raw[keep], probability[keep]
     centre = raw[:, :2] + anchors
     half = raw[:, 2:4] / 2
-    boxes = np.concatenate([centre - half, centre + half], axis=1) * DETECTOR_SIZE
-    keypoints = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]) * DETECTOR_SIZE
+    boxes = np.concatenate([centre - half, centre + half], axis=1) * detector.size
+    keypoints = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]) * detector.size
     faces = []
-    for box, points, score in weighted_nms(boxes, keypoints, probability):
+    for box, points, score in weighted_nms(boxes, keypoints, probability, detector.suppression_iou):
         (x0, y0), (x1, y1) = apply_affine(transform, box.reshape(2, 2))
         faces.append(Face(box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score=score,
                           keypoints=apply_affine(transform, points).astype(np.float32)))
