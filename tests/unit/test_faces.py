@@ -21,6 +21,41 @@ def test_anchors_cover_both_grids_in_output_order() -> None:
     np.testing.assert_allclose(anchors[-1], [15 / 16, 15 / 16])
 
 
+def test_full_range_anchors_are_one_per_cell_of_a_48_grid() -> None:
+    anchors = fc.ssd_anchors(fc.FULL_RANGE)
+    assert anchors.shape == (2304, 2) == (fc.FULL_RANGE.num_anchors, 2)
+    np.testing.assert_allclose(anchors[:2], [[1 / 96, 1 / 96], [3 / 96, 1 / 96]])
+    np.testing.assert_allclose(anchors[48], [1 / 96, 3 / 96])  # the second row
+    np.testing.assert_allclose(anchors[-1], [95 / 96, 95 / 96])
+    assert fc.DETECTORS == {128: fc.SHORT_RANGE, 192: fc.FULL_RANGE}
+    assert (fc.DETECTOR_SIZE, fc.NUM_ANCHORS) == (128, 896)  # the short-range names kept for older callers
+
+
+def test_full_range_input_is_192_and_decodes_in_its_pixels() -> None:
+    photo = np.full((300, 600, 3), 200, dtype=np.uint8)
+    tensor, affine = fc.detector_input(photo, fc.FULL_RANGE)
+    assert tensor.shape == (3, 192, 192)
+    np.testing.assert_allclose(fc.apply_affine(affine, [[0, 0], [192, 192]]), [[0, -150], [600, 450]])
+    regressors = np.zeros((2304, 16), dtype=np.float32)
+    scores = np.full((2304, 1), -50.0, dtype=np.float32)
+    anchor = 20 * 48 + 30  # row 20, column 30: centre (122, 82) of the 192 input
+    regressors[anchor, :4] = [2.0, -2.0, 24.0, 12.0]
+    regressors[anchor, 4:] = np.tile([2.0, -2.0], 6)
+    scores[anchor] = 0.3  # sigmoid 0.574: below full range's 0.6, above short range's 0.5
+    assert fc.decode_detections(regressors, scores, affine, detector=fc.FULL_RANGE) == []
+    scores[anchor] = 1.0
+    (face,) = fc.decode_detections(regressors, scores, affine, detector=fc.FULL_RANGE)
+    scale = 600 / 192
+    np.testing.assert_allclose(face.box, [(124 - 12) * scale, (80 - 6) * scale - 150, 24 * scale, 12 * scale],
+                               atol=1e-4)
+    np.testing.assert_allclose(face.keypoints, np.tile([124 * scale, 80 * scale - 150], (6, 1)), atol=1e-3)
+    scores[anchor] = 0.3
+    (found,) = fc.decode_detections(regressors, scores, affine, min_score=0.55, detector=fc.FULL_RANGE)
+    assert found.score == pytest.approx(1 / (1 + math.exp(-0.3)))  # a given min_score wins over the detector's
+    with pytest.raises(ValueError, match=r"regressors must have shape \(2304, 16\).*face_detection_full_range"):
+        fc.decode_detections(regressors[:896], scores[:896], affine, detector=fc.FULL_RANGE)
+
+
 def test_letterbox_centres_the_photo_between_black_bars_and_maps_back() -> None:
     photo = np.full((200, 400, 3), 128, dtype=np.uint8)
     photo[120:124, 300:304] = 255  # a white dot centred at (302, 122)
@@ -256,6 +291,10 @@ def test_pack_round_trip_and_json() -> None:
     (lambda: fc.decode_detections(np.zeros((896, 16)), np.zeros(896), np.eye(2, 3), min_score=1.5), "min_score"),
     (lambda: fc.detector_input(np.zeros((10, 10), dtype=np.uint8)), r"8-bit RGB array of shape \(H, W, 3\)"),
     (lambda: fc.detector_input(np.zeros((10, 10, 3), dtype=np.float32)), "8-bit RGB"),
+    (lambda: fc.detector_input(np.zeros((10, 10, 3), dtype=np.uint8), detector=192), "must be an imaging.faces.Det"),
+    (lambda: fc.ssd_anchors(detector="full"), "SHORT_RANGE or FULL_RANGE"),
+    (lambda: replace(fc.FULL_RANGE, min_score=0.0), "min score and IoU threshold in \\(0, 1\\)"),
+    (lambda: replace(fc.FULL_RANGE, strides=()), "needs a size, strides and anchors per layer of at least 1"),
     (lambda: fc.landmarks_from(np.zeros(1400), np.eye(2, 3)), "1404 values"),
     (lambda: fc.eye_crops(np.zeros((478, 3)), np.zeros((9, 9, 3), np.uint8)), r"landmarks must have shape \(468, 3\)"),
     (lambda: fc.irises_from(np.zeros((2, 213)), np.zeros((2, 10)), np.zeros((2, 2, 3))), r"iris must have shape"),
