@@ -322,13 +322,17 @@ PRODUCT = Product(
             parameters=(SCALE, FORMAT, QUALITY), uses_pixels=True, output_scale="scale",
         ),
         Operation(
-            "erase", "Object removal: the masked region filled from its surroundings",
-            "The multipart part ``mask`` marks what to remove. The fill is classical (OpenCV's Telea inpainting "
-            "at reduced size, onion-peeled from the boundary, upscaled and blended into the full-resolution "
-            "photo); outside the mask every pixel is the photo's own. No learned inpainting model with shippable "
-            "weights is in a package registry yet; the fill is one step (``imaging.erase``) a model can replace.",
-            output=ERASE_IMAGE, base_credits=2, parameters=IMAGE_RESULT, uses_pixels=True,
-            image_parts=(ERASE_MASK,), one_of=(("mask",),),
+            "erase", "Object removal: the masked or tapped region filled from its surroundings",
+            "Exactly one of the multipart part ``mask`` (white marks what to remove) or a tap ``x``, ``y`` (with "
+            "``points`` and ``negative``: what ``/v1/select`` with the matte of ``model`` selects there). The "
+            "fill is classical (OpenCV's Telea inpainting at reduced size, onion-peeled from the boundary, upscaled "
+            "and blended into the full-resolution photo); outside the region every pixel is the photo's own. No "
+            "learned inpainting model with shippable weights is in a package registry yet; the fill is one step "
+            "(``imaging.erase``) a model can replace. With ``mask`` no matte runs (``model`` is unused).",
+            output=ERASE_IMAGE, base_credits=2, variants=MATTE_VARIANTS, default_variant="auto",
+            parameters=(*IMAGE_RESULT, POINT_X, POINT_Y, POINTS, NEGATIVE), uses_pixels=True, uses_faces=True,
+            image_parts=(ERASE_MASK,), one_of=(("mask",), ("x", "y")), plain_with="mask",
+            header_outputs=(SELECTED,),
         ),
         Operation(
             "layers", "The decomposition in one call: depth, matte, foreground, background, person and face layers",

@@ -199,14 +199,18 @@ class Operation:
     output_scale: str = ""
     # The faces step (``Product.faces_step``) runs and hands the faces found to the compose step.
     uses_faces: bool = False
+    # An image part that makes the variants unnecessary: sent, it is served by the ensemble without any variant
+    # (``{prefix}_{name}``, the operation's own models only); the variants serve the alternative (erase: an
+    # uploaded mask, or a tap through the selection, which needs a matte).
+    plain_with: str = ""
 
     @property
     def variant_names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.variants)
 
     def variant(self, name: str) -> Variant | None:
-        """The variant called ``name``; None for an operation without variants."""
-        if not self.variants:
+        """The variant called ``name``; None for an operation without variants, or "" with ``plain_with``."""
+        if not self.variants or (self.plain_with and not name):
             return None
         for variant in self.variants:
             if variant.name == name:
@@ -231,7 +235,14 @@ class Operation:
     def needs_faces(self, variant: str) -> bool:
         """The ensemble of ``variant`` runs the faces step (for the compose step, or to choose the matte)."""
         chosen = self.variant(variant)
+        if chosen is None and self.plain_with:
+            return False
         return self.uses_faces or bool(chosen and chosen.by_faces)
+
+    @property
+    def variants_of_ensembles(self) -> tuple[str, ...]:
+        """The variant of each of its ensembles ("" for the one without)."""
+        return (*(("",) if self.plain_with else ()), *(self.variant_names or ("",)))
 
     @property
     def triton_outputs(self) -> tuple[str, ...]:
@@ -315,6 +326,9 @@ class Product:
             if len(set(names)) != len(names):
                 raise ContractError(f"operation {op.name!r} declares a parameter twice: {names}")
             self._check_one_of(op)
+            if op.plain_with and (op.plain_with not in {part.name for part in op.image_parts} or not op.variants):
+                raise ContractError(f"operation {op.name!r}: plain_with {op.plain_with!r} must name one of its image "
+                                    "parts, and the operation needs variants for the alternative")
             tensors = [self.tensors.image, *op.input_tensors, *op.triton_outputs]
             if len(set(tensors)) != len(tensors):
                 raise ContractError(f"operation {op.name!r}: its ensemble's inputs and outputs {tensors} must have "
@@ -349,14 +363,14 @@ class Product:
 
     def ensemble_name(self, operation: Operation, variant: str) -> str:
         operation.variant(variant)  # refuses an unknown variant
-        parts = [self.ensemble_prefix, operation.name, *([variant] if operation.variants else [])]
+        parts = [self.ensemble_prefix, operation.name, *([variant] if operation.variants and variant else [])]
         return "_".join(parts)
 
     def ensembles(self) -> list[Ensemble]:
         """Every ensemble of the product, in declaration order."""
         found = []
         for op in self.operations:
-            for variant in op.variant_names or ("",):
+            for variant in op.variants_of_ensembles:
                 found.append(Ensemble(self.ensemble_name(op, variant), op, variant, op.models_of(variant)))
         return found
 

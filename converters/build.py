@@ -169,7 +169,8 @@ def build_repository(repository: Path, target: str, with_weights: bool = True,
     (converters/catalog.py; None: ``$IMAGESERVE_DEPTH_MODEL``, by default FastDepth)."""
     sources = serving_catalog(depth_model)
     if with_weights:
-        require_exporters(sources)
+        require_exporters(served_sources(sources))
     write_configs(repository, sources, target)
-    return build_weights(repository, sources) if with_weights else []
+    # Only what the product serves: a catalogued model no ensemble uses would be a folder without a config.
+    return build_weights(repository, served_sources(sources)) if with_weights else []
 

@@ -14,7 +14,7 @@ import skimage.data
 from PIL import Image
 from sqlalchemy.orm import sessionmaker
 
-from converters.catalog import load_catalog
+from contract.product import PRODUCT
 from gateway.db import make_engine, session_factory
 from gateway.migrate import upgrade
 from stack.ports import free_port
@@ -47,7 +47,7 @@ def photos(astronaut: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     """The real tritonserver on free ports, serving the built model repository."""
-    missing = sorted(name for name in load_catalog() if not (MODEL_REPOSITORY / name / "1" / "model.onnx").exists())
+    missing = sorted(name for name in PRODUCT.models() if not (MODEL_REPOSITORY / name / "1" / "model.onnx").exists())
     if missing:
         pytest.fail(f"models not built: {missing}; run `make models` (make test does it)")
     ports = TritonPorts(free_port(), free_port(), free_port())

@@ -299,14 +299,23 @@ def _upscaled(scene: Scene, values: Values) -> np.ndarray:
     return cv2.resize(made, (width * scale, height * scale), interpolation=cv2.INTER_AREA)
 
 
-def _erased(scene: Scene, part: bytes, max_pixels: int) -> np.ndarray:
-    if not part:
-        raise ParameterError("give the region to erase as a multipart part named mask (white = erase)")
-    try:
-        mask = np.asarray(Photo(part, max_pixels).decode(), dtype=np.uint8)
-    except ImageError as exc:
-        raise ParameterError(f"the mask part: {exc}") from None
-    return eraser.fill(scene.photo, eraser.read_mask(mask, scene.size))
+def _erased(scene: Scene, values: Values, part: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
+    """The photo with the region filled, and what the region is: -1 for the uploaded ``mask``, else the
+    selection's source (an index into SELECT_SOURCES) at the tap."""
+    if part:
+        try:
+            mask = np.asarray(Photo(part, max_pixels).decode(), dtype=np.uint8)
+        except ImageError as exc:
+            raise ParameterError(f"the mask part: {exc}") from None
+        return eraser.fill(scene.photo, eraser.read_mask(mask, scene.size)), -1.0
+    if values.get(P.POINT_X) is None:
+        raise ParameterError("give the region to erase as a multipart part named mask (white = erase), or tap it "
+                             "with x and y")
+    selected, source = _selected(scene, values)
+    if not (selected >= 128).any():
+        raise ParameterError("the tap selected nothing to erase (a negative point took it all); tap on what to "
+                             "remove, or send it as a mask part")
+    return eraser.fill(scene.photo, selected >= 128), source
 
 
 def _layers_json(scene: Scene, values: Values, compress_level: int) -> bytes:
@@ -379,14 +388,16 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
         P.ADJUST_IMAGE.tensor: lambda: _encode(_adjusted(scene, values), values, compress_level),
         P.STYLE_IMAGE.tensor: lambda: _encode(_styled(scene, values), values, compress_level),
         P.UPSCALE_IMAGE.tensor: lambda: _encode(_upscaled(scene, values), values, compress_level),
-        P.ERASE_IMAGE.tensor: lambda: _encode(_erased(scene, parts.get(P.ERASE_MASK.tensor, b""), max_pixels),
-                                              values, compress_level),
         P.LAYERS_JSON.tensor: lambda: _layers_json(scene, values, compress_level),
     }
     for tensor, make in makers.items():
         if tensor in wanted:
             out[tensor] = make()
-    if P.SELECT_IMAGE.tensor in wanted or P.SELECTED.tensor in wanted:
+    if P.ERASE_IMAGE.tensor in wanted:
+        erased, source = _erased(scene, values, parts.get(P.ERASE_MASK.tensor, b""), max_pixels)
+        out[P.ERASE_IMAGE.tensor] = _encode(erased, values, compress_level)
+        out[P.SELECTED.tensor] = [source]
+    elif P.SELECT_IMAGE.tensor in wanted or P.SELECTED.tensor in wanted:
         mask, source = _selected(scene, values)
         out[P.SELECT_IMAGE.tensor] = _encode(mask, values, compress_level)
         out[P.SELECTED.tensor] = [source]

@@ -133,6 +133,8 @@ async def serve(call: ImageCall, product: Product, operation: Operation | None, 
                 operation, variant, query, upload = await read()
                 _permit(product, operation, principal.operations)
                 fmt = _admit(operation, query, _bounds(product, operation, settings.max_output_side), request)
+            if operation.plain_with and upload.parts.get(operation.plain_with) is not None:
+                variant = ""  # e.g. erase with an uploaded mask: no matte is needed, so none runs
             request.state.access.update(operation=operation.name, **({"variant": variant} if variant else {}))
             metrics.request_bytes.labels(operation.name).inc(len(upload.data))
             info = _inspect(operation, upload, settings.max_pixels, query)

@@ -178,3 +178,24 @@ def test_bad_taps_are_refused_and_cost_nothing(http: httpx.Client, params: dict,
     assert response.status_code == 400, response.text
     assert says in response.text
     assert http.get("/v1/usage").json() == before
+
+
+def test_erase_at_a_tap_fills_what_select_selects_there(http: httpx.Client) -> None:
+    selected = mask(post(http, "/v1/select", ASTRONAUT, x=TANK[0], y=TANK[1])) >= 128
+    response = post(http, "/v1/erase", ASTRONAUT, x=TANK[0], y=TANK[1])
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Selected"] == "region"
+    erased = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+    assert np.array_equal(erased[~selected], ASTRONAUT[~selected].astype(int)), "outside the selection: the photo"
+    assert np.abs(erased[selected] - ASTRONAUT[selected]).mean() > 10, "the tank is filled from around it"
+
+
+def test_erase_with_a_mask_runs_no_matte_and_refuses_both_ways_at_once(http: httpx.Client) -> None:
+    region = np.zeros(ASTRONAUT.shape[:2], np.uint8)
+    region[20:100, 390:430] = 255
+    files = {"image": ("photo.png", png(ASTRONAUT), "image/png"), "mask": ("mask.png", png(region), "image/png")}
+    response = http.post("/v1/erase", files=files)
+    assert response.status_code == 200, response.text
+    assert "X-Selected" not in response.headers  # the uploaded mask, no selection
+    both = http.post("/v1/erase", params={"x": 10, "y": 10}, files=files)
+    assert both.status_code == 400 and "mask" in both.text

@@ -45,7 +45,11 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     edits = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "style"]
     assert ensembles == [*(f"photo_{op}_{v}" for op in edits for v in variants), "photo_upscale_quality",
                          "photo_upscale_sharp", "photo_upscale_fast", "photo_erase",
-                         *(f"photo_layers_{v}" for v in variants), *(f"photo_select_{v}" for v in variants)]
+                         *(f"photo_erase_{v}" for v in variants), *(f"photo_layers_{v}" for v in variants),
+                         *(f"photo_select_{v}" for v in variants)]
+    # erase with an uploaded mask runs no matte; at a tap, the faces and the chosen matte select the region.
+    tapped = configs["photo_erase_auto"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in tapped] == ["preprocess", "faces", "matte_auto", "postprocess"]
     # auto: the faces step, then the choice step, which calls one of the two mattes (neither is a step of its own)
     auto = configs["photo_cutout_auto"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in auto] == ["preprocess", "faces", "matte_auto", "postprocess"]
@@ -124,7 +128,7 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
     layouts = {name: (configs[name]["instance_group"][0]["count"],
                       configs[name]["parameters"]["intra_op_threads"]["string_value"],
                       configs[name]["parameters"]["intra_op_spinning"]["string_value"])
-               for name, source in load_catalog().items() if source.output != "rgb"}
+               for name, source in load_catalog().items() if source.output != "rgb" and name in PRODUCT.models()}
     assert layouts == {"depth": (2, "1", "0"), "matte_fast": (2, "1", "0"), "matte_portrait": (1, "2", "0"),
                        "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0"),
                        **dict.fromkeys(PRODUCT.face_models, (2, "1", "0"))}
