@@ -401,14 +401,20 @@ def compose(wanted: set[str], scene: Scene, values: Values, parts: dict[str, byt
         mask, source = _selected(scene, values)
         out[P.SELECT_IMAGE.tensor] = _encode(mask, values, compress_level)
         out[P.SELECTED.tensor] = [source]
-    if P.SUBJECT.tensor in wanted:
-        out[P.SUBJECT.tensor] = [float(scene.subject_kind)]
-    if P.FACE_COUNT.tensor in wanted:
-        out[P.FACE_COUNT.tensor] = [float(len(scene.found_faces))]
     if P.CROP_IMAGE.tensor in wanted or P.CROP_BOX.tensor in wanted:
         pixels, box = _crop(scene, values)
         out[P.CROP_IMAGE.tensor] = _encode(pixels, values, compress_level)
         out[P.CROP_BOX.tensor] = box
+    return out | _header_values(wanted, scene)
+
+
+def _header_values(wanted: set[str], scene: Scene) -> dict[str, list[float]]:
+    """The header outputs in ``wanted`` that describe the scene rather than one result."""
+    out: dict[str, list[float]] = {}
+    if P.SUBJECT.tensor in wanted:
+        out[P.SUBJECT.tensor] = [float(scene.subject_kind)]
+    if P.FACE_COUNT.tensor in wanted:
+        out[P.FACE_COUNT.tensor] = [float(len(scene.found_faces))]
     if P.DEPTH_RANGE.tensor in wanted:
         out[P.DEPTH_RANGE.tensor] = [scene.depth.near, scene.depth.far]
     if P.MATTE_REFINED.tensor in wanted:
