@@ -3,6 +3,15 @@
 The networks are the served ones in model_repository (``make models`` writes them). ``check_face_layers`` holds the
 real-photo assertions, for the Triton tests to call on the faces they get served. The parity test compares the
 landmarks with MediaPipe's own FaceMesh, run in .venv-mediapipe.
+
+The detector tests compare both detectors (imaging.faces.SHORT_RANGE and FULL_RANGE, converted here from the
+catalog's face_detect and face_detect_full, as the full-range one is not served) with MediaPipe's FaceDetection
+solution (model_selection 0 and 1) and check the Detector specs against MediaPipe's graphs. Fed MediaPipe's own
+sampling (bilinear, straight from the photo), our decoding gives MediaPipe's boxes to 0.01 px. The served input is
+area-averaged first where it shrinks the photo 2x or more (imaging.faces._warp), which MediaPipe does not do, so
+served boxes differ from MediaPipe's by up to about one pixel of the detector's input: measured 0.7 px on the
+astronaut (512x512, 2.7 photo px per input px), 3.3 px on two astronauts side by side (1024x512, 5.3) and 11 px on
+two astronauts at 704 px in a 2048x1024 canvas (10.7); keypoints 1.7, 7.3 and 15.8 px; scores 0.01 to 0.08 apart.
 """
 
 from __future__ import annotations
@@ -20,8 +29,12 @@ import onnxruntime as ort
 import pytest
 from skimage import data
 
+from converters.build import convert
+from converters.catalog import get_source
+from converters.fetch import fetch_source
 from imaging import faces as fc
 from imaging.face_layers import face_layers
+from imaging.tensors import normalize
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +44,11 @@ MODELS = {name: ROOT / "model_repository" / name / "1" / "model.onnx"
 MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 MAX_MEAN_LANDMARK_PX = 1.0  # against MediaPipe's FaceMesh; measured 0.31 to 0.40 px on faces about 100 px wide
 GEOMETRY_MS_PER_FACE = 60.0  # measured 16.8 ms (2 faces at 1330x752, layers with hair; one shared CPU)
+DETECTOR_MODELS = {fc.SHORT_RANGE: "face_detect", fc.FULL_RANGE: "face_detect_full"}
+MEDIAPIPE_SELECTION = {fc.SHORT_RANGE: 0, fc.FULL_RANGE: 1}  # FaceDetection(model_selection=...)
+SAME_SAMPLING_PX = 0.5  # boxes and keypoints against MediaPipe's, our decoding fed its sampling: measured < 0.01
+SERVED_INPUT_PX = 1.5  # served boxes against MediaPipe's, in detector input pixels: measured 1.03 at most
+SERVED_KEYPOINT_INPUT_PX = 2.0  # the same for keypoints: measured 1.48 at most
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +208,238 @@ def test_geometry_time_per_face_at_one_megapixel(sessions, two_faces: np.ndarray
     print(f"face geometry at {width}x{height}: {per_face_ms:.1f} ms per face ({len(faces)} faces)")
     assert len(faces) == 2
     assert per_face_ms < GEOMETRY_MS_PER_FACE
+
+
+# --------------------------------------------------------------------------- the detectors against MediaPipe's
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict[fc.Detector, ort.InferenceSession]:
+    """Both detectors, converted from the catalog as the build would (face_detect_full is not served)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    sessions = {}
+    for detector, name in DETECTOR_MODELS.items():
+        source = get_source(name)
+        assert fc.DETECTORS[source.input_width] is detector and source.normalization == detector.normalization
+        sessions[detector] = ort.InferenceSession(convert(source, fetch_source(source)).SerializeToString(), options,
+                                                  providers=["CPUExecutionProvider"])
+    return sessions
+
+
+def _astronaut_pair() -> np.ndarray:
+    """1024x512: the astronaut and its mirror image; each face about a tenth of the width, too small for short range."""
+    photo = data.astronaut()
+    return np.ascontiguousarray(np.hstack([photo, photo[:, ::-1]]))
+
+
+def _far_pair() -> np.ndarray:
+    """2048x1024 grey, the astronaut and its mirror image at 704x704: faces of 125 to 135 px, about 6 % of the width
+    (12 px in the full-range input). At 512x512 (faces 5 % of the width) MediaPipe's own full-range detector finds
+    neither face, at 640 both at scores of 0.63 and 0.66 (ours: one)."""
+    canvas = np.full((1024, 2048, 3), 128, np.uint8)
+    astronaut = cv2.resize(data.astronaut(), (704, 704), interpolation=cv2.INTER_CUBIC)
+    canvas[160:864, 256:960] = astronaut
+    canvas[160:864, 1088:1792] = astronaut[:, ::-1]
+    return canvas
+
+
+PHOTOS = {"astronaut": data.astronaut, "pair": _astronaut_pair, "far": _far_pair}
+# Where each copy of the 512x512 astronaut lies in the two-face photos, left to right: (x, y, scale, mirrored).
+PLACEMENTS = {"pair": ((0, 0, 1.0, False), (512, 0, 1.0, True)),
+              "far": ((256, 160, 704 / 512, False), (1088, 160, 704 / 512, True))}
+
+
+def detect(rgb: np.ndarray, detector: fc.Detector, session: ort.InferenceSession,
+           mediapipe_sampling: bool = False) -> list[fc.Face]:
+    """The detector's faces, left to right; ``mediapipe_sampling`` feeds it the photo sampled as MediaPipe does
+    (bilinear on the same grid, without area-averaging first)."""
+    tensor, transform = fc.detector_input(rgb, detector)
+    if mediapipe_sampling:
+        crop = cv2.warpAffine(rgb, transform, (detector.size, detector.size),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        tensor = normalize(crop, detector.normalization)
+    regressors, scores = session.run(None, {"image": tensor[None]})
+    return sorted(fc.decode_detections(regressors[0], scores[0], transform, detector=detector),
+                  key=lambda face: face.box[0])
+
+
+_MEDIAPIPE_DETECTION = """
+import json, sys
+import numpy as np
+import mediapipe as mp
+selection, confidence = int(sys.argv[1]), float(sys.argv[2])
+found = {}
+for path in sys.argv[3:]:
+    image = np.load(path)
+    height, width = image.shape[:2]
+    with mp.solutions.face_detection.FaceDetection(model_selection=selection,
+                                                   min_detection_confidence=confidence) as detection:
+        faces = detection.process(image).detections or []
+    found[path] = [{"box": [face.location_data.relative_bounding_box.xmin * width,
+                            face.location_data.relative_bounding_box.ymin * height,
+                            face.location_data.relative_bounding_box.width * width,
+                            face.location_data.relative_bounding_box.height * height],
+                    "keypoints": [[point.x * width, point.y * height]
+                                  for point in face.location_data.relative_keypoints],
+                    "score": face.score[0]} for face in faces]
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def mediapipe_faces(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[fc.Detector, str], list[dict]]:
+    """(detector, photo) -> MediaPipe's FaceDetection faces, left to right, at the detector's own min score (the
+    solution's min_detection_confidence replaces the graph's; its default 0.5 would lower full range's 0.6)."""
+    assert MEDIAPIPE_PYTHON.is_file(), "MediaPipe's venv is missing: make .venv-mediapipe/.installed"
+    folder = tmp_path_factory.mktemp("detection")
+    paths = {}
+    for name, make in PHOTOS.items():
+        paths[name] = folder / f"{name}.npy"
+        np.save(paths[name], make())
+    found = {}
+    for detector, selection in MEDIAPIPE_SELECTION.items():
+        result = subprocess.run([str(MEDIAPIPE_PYTHON), "-c", _MEDIAPIPE_DETECTION, str(selection),
+                                 str(detector.min_score), *map(str, paths.values())],
+                                capture_output=True, text=True, timeout=120, check=True)
+        by_path = json.loads(result.stdout.strip().splitlines()[-1])
+        for name, path in paths.items():
+            found[detector, name] = sorted(by_path[str(path)], key=lambda face: face["box"][0])
+    return found
+
+
+def _assert_like_mediapipe(ours: list[fc.Face], theirs: list[dict], box_px: float, keypoint_px: float,
+                           score: float, label: str) -> None:
+    assert len(ours) == len(theirs), f"{label}: {len(ours)} faces, MediaPipe {len(theirs)}"
+    for face, reference in zip(ours, theirs, strict=True):
+        box_error = float(np.abs(np.array(face.box) - reference["box"]).max())
+        keypoint_error = float(np.abs(face.keypoints - np.array(reference["keypoints"])).max())
+        assert box_error <= box_px, f"{label}: box {np.round(face.box, 1)} against {np.round(reference['box'], 1)}"
+        assert keypoint_error <= keypoint_px, f"{label}: keypoints {keypoint_error:.2f} px from MediaPipe's"
+        assert abs(face.score - reference["score"]) <= score, f"{label}: score {face.score} against {reference}"
+
+
+@pytest.mark.parametrize("name", list(PLACEMENTS))
+def test_full_range_finds_both_small_faces_that_short_range_misses(name: str, detectors) -> None:
+    photo = PHOTOS[name]()
+    assert detect(photo, fc.SHORT_RANGE, detectors[fc.SHORT_RANGE]) == []
+    faces = detect(photo, fc.FULL_RANGE, detectors[fc.FULL_RANGE])
+    assert len(faces) == 2, f"{len(faces)} faces found"
+    (single,) = detect(data.astronaut(), fc.FULL_RANGE, detectors[fc.FULL_RANGE])
+    x, y, size, _ = single.box
+    input_px = max(photo.shape[:2]) / fc.FULL_RANGE.size
+    for face, (left, top, scale, mirrored) in zip(faces, PLACEMENTS[name], strict=True):
+        # where the astronaut's face is found on its own, moved to this copy, within 2 pixels of the detector's
+        # input for the centre and 2.5 for the size (the faces are 18 to 20 input px wide in the pair, 12 to 13 in
+        # the far pair; measured at most 1.3 and 1.8 input px)
+        centre_x = 512 - (x + size / 2) if mirrored else x + size / 2
+        expected = np.array([left + centre_x * scale, top + (y + size / 2) * scale])
+        centre = np.array([face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2])
+        print(f"{name}: centre {np.abs(centre - expected).max() / input_px:.2f}, size "
+              f"{abs(face.box[2] - size * scale) / input_px:.2f} input px from the single astronaut's")
+        assert np.abs(centre - expected).max() < 2 * input_px, (name, centre, expected)
+        assert abs(face.box[2] - size * scale) < 2.5 * input_px, (name, face.box, size * scale)
+        right_eye, left_eye, _, mouth = face.keypoints[:4]  # the subject's right eye on the photo's left
+        assert right_eye[0] < left_eye[0] and max(right_eye[1], left_eye[1]) < mouth[1]
+
+
+@pytest.mark.parametrize("detector", [fc.SHORT_RANGE, fc.FULL_RANGE], ids=lambda d: d.name)
+@pytest.mark.parametrize("name", list(PHOTOS))
+def test_boxes_match_mediapipes_face_detection(name: str, detector: fc.Detector, detectors,
+                                               mediapipe_faces) -> None:
+    photo, theirs = PHOTOS[name](), mediapipe_faces[detector, name]
+    session = detectors[detector]
+    _assert_like_mediapipe(detect(photo, detector, session, mediapipe_sampling=True), theirs, SAME_SAMPLING_PX,
+                           SAME_SAMPLING_PX, 0.005, f"{name}, {detector.name}, MediaPipe's sampling")
+    scale = max(photo.shape[:2]) / detector.size  # photo pixels per detector input pixel
+    _assert_like_mediapipe(detect(photo, detector, session), theirs, SERVED_INPUT_PX * scale,
+                           SERVED_KEYPOINT_INPUT_PX * scale, 0.1, f"{name}, {detector.name}, served input")
+
+
+def test_full_and_short_range_agree_on_the_astronaut(detectors, mediapipe_faces) -> None:
+    photo = data.astronaut()
+    (full,) = detect(photo, fc.FULL_RANGE, detectors[fc.FULL_RANGE])
+    (short,) = detect(photo, fc.SHORT_RANGE, detectors[fc.SHORT_RANGE])
+    size = short.box[2]
+    # Where the face is: the eyes, nose tip and mouth within 6 % of the box (measured 2.3 to 5.4 %), the box
+    # centres' x within 2 % (0.5 %).
+    assert np.linalg.norm(full.keypoints[:4] - short.keypoints[:4], axis=1).max() < 0.06 * size
+    assert abs((full.box[0] + full.box[2] / 2) - (short.box[0] + short.box[2] / 2)) < 0.02 * size
+    # How the box is drawn differs: full range's is 10 % larger and reaches 15 % higher (the forehead); MediaPipe's
+    # two solutions differ alike, measured within 1 px of ours.
+    ours = np.subtract(full.box, short.box)
+    theirs = np.subtract(mediapipe_faces[fc.FULL_RANGE, "astronaut"][0]["box"],
+                         mediapipe_faces[fc.SHORT_RANGE, "astronaut"][0]["box"])
+    assert 0.05 * size < ours[2] < 0.15 * size and ours[1] < -0.1 * size
+    np.testing.assert_allclose(ours, theirs, atol=1.5)
+
+
+_MEDIAPIPE_DETECTOR_OPTIONS = """
+import json, sys
+from pathlib import Path
+import mediapipe
+from mediapipe.calculators.tensor import image_to_tensor_calculator_pb2 as to_tensor
+from mediapipe.calculators.tensor import tensors_to_detections_calculator_pb2 as to_detections
+from mediapipe.calculators.tflite import ssd_anchors_calculator_pb2 as anchors
+from mediapipe.calculators.util import non_max_suppression_calculator_pb2 as suppression
+from mediapipe.framework import calculator_pb2
+from mediapipe.python._framework_bindings import validated_graph_config
+folder = Path(mediapipe.__file__).parent / "modules" / "face_detection"
+kinds = {"input": to_tensor.ImageToTensorCalculatorOptions, "anchors": anchors.SsdAnchorsCalculatorOptions,
+         "decoding": to_detections.TensorsToDetectionsCalculatorOptions}
+found = {}
+for name in sys.argv[1:]:
+    validated = validated_graph_config.ValidatedGraphConfig()  # the graph with its subgraphs expanded
+    validated.initialize(binary_graph_path=str(folder / f"{name}_cpu.binarypb"))
+    graph = calculator_pb2.CalculatorGraphConfig.FromString(validated.binary_config)
+    options = {}
+    for node in graph.node:
+        for packed in node.node_options:
+            for key, kind in kinds.items():
+                if packed.Is(kind.DESCRIPTOR):
+                    options[key] = kind()
+                    packed.Unpack(options[key])
+        extension = suppression.NonMaxSuppressionCalculatorOptions.ext
+        if node.options.HasExtension(extension):
+            options["suppression"] = node.options.Extensions[extension]
+    given, grid, decoding, nms = options["input"], options["anchors"], options["decoding"], options["suppression"]
+    found[name] = {
+        "size": [given.output_tensor_width, given.output_tensor_height, grid.input_size_width,
+                 grid.input_size_height],
+        "float_range": [given.output_tensor_float_range.min, given.output_tensor_float_range.max],
+        "letterbox": given.keep_aspect_ratio and given.border_mode == given.BORDER_ZERO,
+        "strides": list(grid.strides), "num_layers": grid.num_layers,
+        "anchors_per_layer": len(grid.aspect_ratios) + (grid.interpolated_scale_aspect_ratio > 0),
+        "unit_anchors": grid.fixed_anchor_size and list(grid.aspect_ratios) == [1.0]
+                        and (grid.anchor_offset_x, grid.anchor_offset_y) == (0.5, 0.5),
+        "num_boxes": decoding.num_boxes,
+        "layout": [decoding.num_coords, decoding.box_coord_offset, decoding.keypoint_coord_offset,
+                   decoding.num_keypoints, decoding.num_values_per_keypoint, decoding.reverse_output_order],
+        "scales": [decoding.x_scale, decoding.y_scale, decoding.w_scale, decoding.h_scale],
+        "sigmoid": decoding.sigmoid_score, "score_clip": decoding.score_clipping_thresh,
+        "min_score": decoding.min_score_thresh,
+        "suppression": [nms.min_suppression_threshold, nms.algorithm == nms.WEIGHTED,
+                        nms.overlap_type == nms.INTERSECTION_OVER_UNION],
+    }
+print(json.dumps(found))
+"""
+
+
+def test_the_detector_specs_are_mediapipes_graph_options() -> None:
+    assert MEDIAPIPE_PYTHON.is_file(), "MediaPipe's venv is missing: make .venv-mediapipe/.installed"
+    names = [detector.name for detector in fc.DETECTORS.values()]
+    result = subprocess.run([str(MEDIAPIPE_PYTHON), "-c", _MEDIAPIPE_DETECTOR_OPTIONS, *names], capture_output=True,
+                            text=True, timeout=120, check=True)
+    graphs = json.loads(result.stdout.strip().splitlines()[-1])
+    for detector in fc.DETECTORS.values():
+        graph = graphs[detector.name]
+        assert graph["size"] == [detector.size] * 4 and graph["letterbox"] and graph["unit_anchors"]
+        assert graph["float_range"] == {"symmetric": [-1.0, 1.0]}[detector.normalization]
+        assert (graph["strides"], graph["num_layers"]) == (list(detector.strides), len(detector.strides))
+        assert graph["anchors_per_layer"] == detector.anchors_per_layer
+        assert graph["num_boxes"] == detector.num_anchors == len(fc.ssd_anchors(detector))
+        assert graph["layout"] == [16, 0, 4, fc.NUM_KEYPOINTS, 2, True]  # x, y, w, h, then (x, y) per keypoint
+        assert graph["scales"] == [detector.coordinate_scale] * 4
+        assert graph["sigmoid"] and graph["score_clip"] == detector.score_clip
+        assert graph["min_score"] == pytest.approx(detector.min_score)
+        assert graph["suppression"] == [pytest.approx(detector.suppression_iou), True, True]
