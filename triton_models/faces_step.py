@@ -32,7 +32,12 @@ class TritonPythonModel:
         self.models = parameters.json("models")
         self.max_faces = parameters.int("max_faces")
         self.logger = pb_utils.Logger
-        expected = {"detector": geometry.DETECTOR_NORMALIZATION, "landmarks": geometry.LANDMARK_NORMALIZATION,
+        side = self.models["detector"]["size"][0]
+        if side not in geometry.DETECTORS:
+            raise ValueError(f"the detector {self.models['detector']['name']!r} takes {side} px; imaging.faces "
+                             f"knows detectors of {sorted(geometry.DETECTORS)} px")
+        self.detector = geometry.DETECTORS[side]  # its anchors, thresholds and normalisation
+        expected = {"detector": self.detector.normalization, "landmarks": geometry.LANDMARK_NORMALIZATION,
                     "irises": geometry.LANDMARK_NORMALIZATION}
         for role, normalization in expected.items():
             if self.models[role]["normalization"] != normalization:
@@ -57,9 +62,9 @@ class TritonPythonModel:
     def find(self, rgb: np.ndarray) -> list[geometry.Face]:
         """The largest ``max_faces`` faces whose landmark crop the landmark network confirms, with landmarks and
         irises."""
-        tensor, letterbox = geometry.detector_input(rgb)
+        tensor, letterbox = geometry.detector_input(rgb, self.detector)
         regressors, scores = self._run("detector", [tensor], ["regressors", "scores"])
-        faces = geometry.decode_detections(regressors[0], scores[0], letterbox)
+        faces = geometry.decode_detections(regressors[0], scores[0], letterbox, detector=self.detector)
         faces = sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)[:self.max_faces]
         if not faces:
             return []

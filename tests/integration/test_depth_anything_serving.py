@@ -28,9 +28,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
 
+from contract.product import PRODUCT
 from converters import hub_depth_anything as hub
 from converters.build import build_repository
-from converters.catalog import DEPTH_MODEL_ENV, load_catalog, load_hub_sources
+from converters.catalog import DEPTH_MODEL_ENV, load_hub_sources
 from stack.ports import free_port
 from stack.triton import TritonPorts, TritonServer
 from tests.conftest import MODEL_REPOSITORY
@@ -77,7 +78,7 @@ def _ramp_model(torch: ModuleType, transformers: ModuleType) -> Any:
 
 def _link_other_models(repository: Path) -> None:
     """The other catalog models' built weights and stamps, so that the build converts only ``depth``."""
-    for name in load_catalog():
+    for name in PRODUCT.models():
         if name == "depth":
             continue
         built = MODEL_REPOSITORY / name / "1" / "model.onnx"

@@ -39,8 +39,7 @@ from imaging.tensors import normalize
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[2]
-MODELS = {name: ROOT / "model_repository" / name / "1" / "model.onnx"
-          for name in ("face_detect", "face_landmarks", "iris_landmarks")}
+MODELS = {name: ROOT / "model_repository" / name / "1" / "model.onnx" for name in ("face_landmarks", "iris_landmarks")}
 MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 MAX_MEAN_LANDMARK_PX = 1.0  # against MediaPipe's FaceMesh; measured 0.31 to 0.40 px on faces about 100 px wide
 GEOMETRY_MS_PER_FACE = 60.0  # measured 16.8 ms (2 faces at 1330x752, layers with hair; one shared CPU)
@@ -55,7 +54,11 @@ SERVED_KEYPOINT_INPUT_PX = 2.0  # the same for keypoints: measured 1.48 at most
 def sessions() -> dict[str, ort.InferenceSession]:
     missing = [str(path) for path in MODELS.values() if not path.is_file()]
     assert not missing, f"face models missing: {missing}; run `make models` first"
-    return {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) for name, path in MODELS.items()}
+    source = get_source("face_detect")  # the short-range detector: catalogued, not served; converted as the build would
+    detector = ort.InferenceSession(convert(source, fetch_source(source)).SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+    return {"face_detect": detector, **{name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                                        for name, path in MODELS.items()}}
 
 
 def find_faces(rgb: np.ndarray, sessions: dict[str, ort.InferenceSession]) -> list[fc.Face]:

@@ -12,7 +12,6 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from contract.product import LAYER_NAMES, PRODUCT, TENSORS
-from converters.catalog import load_catalog
 from stack.triton import TritonServer
 from tests.conftest import jpeg_bytes
 
@@ -74,7 +73,7 @@ def png(array: np.ndarray) -> Image.Image:
 
 
 def test_every_model_is_ready(client) -> None:
-    for model in ["preprocess", "postprocess", *load_catalog(), *ENSEMBLES]:
+    for model in ["preprocess", "postprocess", *PRODUCT.models(), *ENSEMBLES]:
         assert client.is_model_ready(model), model
 
 

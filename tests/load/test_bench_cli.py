@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from contract.product import PRODUCT
 from converters.catalog import load_catalog
 from converters.triton_config import repository_configs
 from load_tests import bench, report
@@ -23,7 +24,7 @@ from tests.conftest import MODEL_REPOSITORY
 from tests.load.test_checks_and_load import FakeTarget
 from tests.load.test_report import EARLIER, RUN
 
-MODELS = [name for name, source in load_catalog().items() if source.output != "rgb"]  # the load mix's
+MODELS = [name for name in PRODUCT.models() if load_catalog()[name].output != "rgb"]  # the load mix's
 
 
 def test_the_baseline_is_the_generated_repository_and_a_variant_changes_only_what_it_says() -> None:

@@ -28,8 +28,8 @@ from imaging import tensors
 def test_catalog_has_the_served_models() -> None:
     catalog = load_catalog()
     assert set(catalog) == {"depth", "matte_fast", "matte_portrait", "matte_object", "matte_object_lite", "style",
-                            "upscale_sharp", "upscale_fast", "upscale_psnr_x4", "face_detect", "face_landmarks",
-                            "iris_landmarks"}
+                            "upscale_sharp", "upscale_fast", "upscale_psnr_x4", "face_detect", "face_detect_full",
+                            "face_landmarks", "iris_landmarks"}
     assert {name for name, source in catalog.items() if source.output == "rgb"} == {"style", "upscale_sharp",
                                                                                       "upscale_fast",
                                                                                       "upscale_psnr_x4"}
@@ -236,6 +236,7 @@ def test_fetch_extracts_and_verifies_the_weights_file_beside_the_model_file(
 
 FACE_MODELS = {  # name: (input_size, normalization, output_shapes)
     "face_detect": ((128, 128), "symmetric", {"regressors": (896, 16), "scores": (896, 1)}),
+    "face_detect_full": ((192, 192), "symmetric", {"regressors": (2304, 16), "scores": (2304, 1)}),
     "face_landmarks": ((192, 192), "unit", {"landmarks": (1404,), "face_flag": (1,)}),
     "iris_landmarks": ((64, 64), "unit", {"eye_contour": (213,), "iris": (15,)}),
 }
@@ -249,7 +250,7 @@ def test_the_face_models_are_raw_tensor_sources_from_the_mediapipe_wheel() -> No
         assert (source.input_size, source.normalization) == (size, normalization)
         assert source.output_shapes == shapes and list(source.output_shapes) == list(shapes)  # in output order
         assert source.license.startswith("Apache-2.0") and source.file.startswith("mediapipe/modules/")
-    assert len({get_source(name).file_sha256 for name in FACE_MODELS}) == 3
+    assert len({get_source(name).file_sha256 for name in FACE_MODELS}) == len(FACE_MODELS)
     assert len({get_source(name).package_sha256 for name in FACE_MODELS}) == 1  # one wheel
     assert all(source.output_shapes == {} for name, source in load_catalog().items() if name not in FACE_MODELS)
 
