@@ -11,7 +11,15 @@ import triton_python_backend_utils as pb_utils
 
 
 class ModelCallError(RuntimeError):
-    """The called model failed or is not loaded; the message names it (an internal error, not the caller's)."""
+    """The called model failed; the message names it (an internal error, not the caller's)."""
+
+
+class ModelUnavailable(ModelCallError):
+    """The called model is not loaded (it failed to load, or was unloaded): the ensemble answers NOT_FOUND, which
+    the gateway reports as 503 ``model_unavailable``, as for a missing ensemble."""
+
+
+UNAVAILABLE_SIGNS = ("is not ready", "unknown model", "not found")  # Triton's words for a model it cannot run
 
 
 def call_model(model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
@@ -22,5 +30,7 @@ def call_model(model: str, inputs: dict[str, np.ndarray], outputs: list[str]) ->
     )
     response = request.exec()
     if response.has_error():
-        raise ModelCallError(f"model {model!r} failed: {response.error().message()}")
+        message = response.error().message()
+        unavailable = any(sign in message.lower() for sign in UNAVAILABLE_SIGNS)
+        raise (ModelUnavailable if unavailable else ModelCallError)(f"model {model!r} failed: {message}")
     return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contract.schema import Ensemble, Product
 from gateway.deps import MetricsDep, TritonDep
 
 router = APIRouter(tags=["operations"])
@@ -46,13 +47,26 @@ async def readyz(request: Request, triton: TritonDep) -> JSONResponse:
     """``ready`` when every model is loaded; ``degraded`` (still 200, so the replica keeps serving the
     endpoints that work) when some are missing, which ``missing`` names; 503 when none can serve.
 
+    An ensemble is ready when it and every model its steps call (the faces step's networks, the matte a by-faces
+    step chooses) are: Triton itself sees only the ensemble's own steps.
+
     The answer is kept for ``READINESS_TTL_S``: a flood of probes costs Triton one round of checks a second."""
-    models = await request.app.state.readiness.get(
-        lambda: triton.model_readiness([e.name for e in request.app.state.product.ensembles()]))
+    product = request.app.state.product
+    called = {e.name: _called_models(product, e) for e in product.ensembles()}
+    every = list(dict.fromkeys([*called, *(m for models in called.values() for m in models)]))
+    ready = await request.app.state.readiness.get(lambda: triton.model_readiness(every))
+    models = {name: ready.get(name, False) and all(ready.get(m, False) for m in called[name]) for name in called}
     missing = sorted(name for name, ready in models.items() if not ready)
     status = "ready" if not missing else "degraded" if len(missing) < len(models) else "not_ready"
     body = {"status": status, "models": models, "missing": missing}
     return JSONResponse(body, status_code=503 if status == "not_ready" else 200)
+
+
+def _called_models(product: Product, ensemble: Ensemble) -> list[str]:
+    """The models an ensemble's steps call beside its own steps (``Variant.by_faces``, ``Operation.uses_faces``)."""
+    operation = ensemble.operation
+    faces = list(product.face_models) if operation.needs_faces(ensemble.variant) else []
+    return [*ensemble.models, *faces]
 
 
 metrics_router = APIRouter(tags=["operations"])

@@ -112,3 +112,27 @@ def test_an_ensemble_input_named_like_an_output_is_refused() -> None:
                                                                              tensor=background.output.tensor),))
     with pytest.raises(ContractError, match="distinct tensor names"):
         type(PRODUCT)(**{**_fields(PRODUCT), "operations": (clash,)})
+
+
+def test_an_ensemble_whose_called_model_is_down_is_not_ready(client: TestClient) -> None:
+    """Triton sees only an ensemble's own steps; the matte the auto step calls and the faces step's networks are
+    called through Triton, so /readyz checks them too."""
+    triton = client.app.state.triton
+
+    async def without(models: list[str]) -> dict[str, bool]:
+        return {name: name != "matte_object" for name in models}
+
+    triton.model_readiness = without
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "degraded"
+    assert "photo_cutout_auto" in ready["missing"] and "photo_cutout_object" in ready["missing"]
+    assert ready["models"]["photo_cutout_portrait"] and ready["models"]["photo_mask_fast"]
+
+    async def no_faces(models: list[str]) -> dict[str, bool]:
+        return {name: name != PRODUCT.face_models[0] for name in models}
+
+    triton.model_readiness = no_faces
+    client.app.state.readiness = type(client.app.state.readiness)()  # a fresh answer, not the cached one
+    ready = client.get("/readyz").json()
+    assert "photo_mask_fast" in ready["missing"]  # the mask's face layers need the detector
+    assert ready["models"]["photo_cutout_portrait"] and ready["models"]["photo_erase"]
