@@ -52,6 +52,8 @@ def _onion_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     ring_index = 0
     while left.any():
         inner = cv2.erode(left.astype(np.uint8), kernel).astype(bool)
+        if np.array_equal(inner, left):  # nothing known borders what is left (it reaches every side): fill it all
+            inner = np.zeros_like(left)
         ring = left & ~inner
         radius = min(MAX_RADIUS_PX, RADIUS_PX + ring_index)
         step = cv2.inpaint(filled, left.astype(np.uint8), radius, cv2.INPAINT_TELEA)

@@ -315,6 +315,9 @@ def _erased(scene: Scene, values: Values, part: bytes, max_pixels: int) -> tuple
     if not (selected >= 128).any():
         raise ParameterError("the tap selected nothing to erase (a negative point took it all); tap on what to "
                              "remove, or send it as a mask part")
+    if (selected >= 128).all():
+        raise ParameterError("the tap selected the whole photo: there is nothing left to fill it from; tap on "
+                             "something smaller, add negative points, or send a mask part")
     return eraser.fill(scene.photo, selected >= 128), source
 
 

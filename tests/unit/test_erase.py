@@ -56,3 +56,12 @@ def test_a_mask_of_another_size_with_the_photos_aspect_is_scaled() -> None:
 def test_unusable_masks_are_refused_with_what_to_do(mask: np.ndarray, problem: str) -> None:
     with pytest.raises(ParameterError, match=problem):
         read_mask(mask, (60, 40))
+
+
+def test_a_hole_with_nothing_known_around_it_ends() -> None:
+    """A hole that is its whole image never shrinks by erosion (OpenCV pads with the maximum): the ring loop must
+    still end (it looped forever on a 1x1 photo tapped for erase before the fix)."""
+    from imaging.erase import _onion_fill
+
+    photo = np.full((3, 4, 3), 90, np.uint8)
+    assert _onion_fill(photo, np.ones((3, 4), bool)).shape == photo.shape
