@@ -432,7 +432,8 @@ def test_triton_image_matches_chart_and_python_requirement() -> None:
 
 # Modules that run in other environments, never in the Triton image: the Depth Anything hub
 # export (.venv-hub) and MediaPipe's reference runtime (.venv-mediapipe).
-NOT_IN_TRITON_IMAGE = frozenset({"converters/hub_depth_anything.py", "converters/mediapipe_reference.py"})
+NOT_IN_TRITON_IMAGE = frozenset({"converters/hub_depth_anything.py", "converters/mediapipe_reference.py",
+                                 "converters/mediapipe_tensors.py"})
 # Injected by Triton's python backend.
 TRITON_PROVIDED = {"triton_python_backend_utils"}
 

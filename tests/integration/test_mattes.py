@@ -32,9 +32,9 @@ PHOTOS = {
     "camera": (lambda: np.repeat(skimage.data.camera()[..., np.newaxis], 3, axis=-1), CAMERA),
     "coffee": (skimage.data.coffee, COFFEE),
 }
-# The person variants on people; the salient-object variants on an object.
-CASES = [("fast", "astronaut"), ("fast", "camera"), ("portrait", "astronaut"), ("portrait", "camera"),
-         ("object", "coffee"), ("object-lite", "coffee")]
+# The person variants on people; the salient-object variants on an object; auto on both (portrait for her face).
+CASES = [("auto", "astronaut"), ("auto", "coffee"), ("fast", "astronaut"), ("fast", "camera"),
+         ("portrait", "astronaut"), ("portrait", "camera"), ("object", "coffee"), ("object-lite", "coffee")]
 
 
 def test_every_variant_is_checked() -> None:

@@ -11,7 +11,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from contract.product import LAYER_NAMES, PRODUCT, TENSORS
+from contract.product import DEFAULT_LAYERS, PRODUCT, TENSORS
 from stack.triton import TritonServer
 from tests.conftest import jpeg_bytes
 
@@ -31,13 +31,14 @@ def _mask_png() -> bytes:
 
 
 # What a direct caller must add to the photo: one alternative of each one_of.
-REQUIRED = {"background": {"COLOR": "1e90ff"}, "crop": {"ASPECT": "4:5"}, "erase": {"ERASE_MASK": _mask_png()}}
+REQUIRED = {"background": {"COLOR": "1e90ff"}, "crop": {"ASPECT": "4:5"}, "erase": {"ERASE_MASK": _mask_png()},
+            "select": {"POINT_X": 120, "POINT_Y": 330}}  # a tap on her suit
 # The result of each operation for a 400x512 photo: PNG mode and size (upscale: of a 50x64 one, at scale 2;
 # Real-ESRGAN and ESRGAN thick take seconds per tile on the CPU).
 EXPECTED = {"depth": ("I;16", (400, 512)), "mask": ("L", (400, 512)), "cutout": ("RGBA", (400, 512)),
             "background": ("RGB", (400, 512)), "bokeh": ("RGB", (400, 512)), "adjust": ("RGB", (400, 512)),
             "crop": ("RGB", (400, 500)), "style": ("RGB", (400, 512)), "erase": ("RGB", (400, 512)),
-            "upscale": ("RGB", (100, 128))}
+            "upscale": ("RGB", (100, 128)), "select": ("L", (400, 512))}
 SHRINK = {"upscale": 8}
 TYPES = {int: ("INT32", np.int32), float: ("FP32", np.float32), str: ("BYTES", np.object_),
          bytes: ("BYTES", np.object_)}
@@ -86,7 +87,7 @@ def test_ensembles_answer_at_the_photo_size_with_only_the_photo_required(client,
     outputs = infer(client, ensemble, photo, ENSEMBLES[ensemble], max_side=None, **REQUIRED.get(operation, {}))
     if operation == "layers":
         body = json.loads(bytes(outputs["LAYERS_JSON"].reshape(-1)[0]))
-        assert (body["width"], body["height"]) == (400, 512) and set(body["layers"]) == set(LAYER_NAMES)
+        assert (body["width"], body["height"]) == (400, 512) and set(body["layers"]) == set(DEFAULT_LAYERS)
         return
     image = png(outputs[ENSEMBLES[ensemble][0]])
     assert (image.mode, image.size) == EXPECTED[operation]
