@@ -179,7 +179,7 @@ def required_parameters(name: str) -> tuple[str, ...]:
 
 
 # Parameters that take (x, y) pairs as well as the query's "x,y;x,y" text (the client joins them).
-POINT_LISTS = {("select", "points"), ("select", "negative")}
+POINT_LISTS = {(name, field) for name in ("select", "erase") for field in ("points", "negative")}
 
 
 def _allowed(annotation: Any) -> tuple[Any, ...]:
@@ -534,6 +534,38 @@ def test_select_sends_the_tap_and_joins_point_pairs() -> None:
     assert dict(script.requests[-1].url.params) == {"x": "5", "y": "6", "points": "7,8;9,10", "negative": "0,0"}
 
 
+def test_erase_sends_the_tap_joins_its_points_and_reads_what_was_selected() -> None:
+    mask = _png(Image.new("L", (64, 64), 0))
+    script = Script(httpx.Response(200, content=PNG_OK.content, headers={"Content-Type": "image/png",
+                                                                          "X-Selected": "person"}))
+    client = mock_client(script)
+    tapped = client.erase(PHOTO, x=12, y=np.int64(30), points=[(14, 31), (15, np.int64(33))], negative="0,0",
+                          model="portrait", format="jpeg")
+    client.erase(PHOTO, mask=mask, max_side=32)
+    tap, masked = script.requests
+    assert dict(tap.url.params) == {"model": "portrait", "format": "jpeg", "x": "12", "y": "30",
+                                    "points": "14,31;15,33", "negative": "0,0"}
+    assert tap.content == PHOTO and tap.headers["Content-Type"] == "image/jpeg"  # a tap needs no form
+    assert (tapped.selected, tapped.operation) == ("person", "erase")
+    assert dict(masked.url.params) == {"max_side": "32"}
+    assert masked.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert b'name="mask"' in masked.content and mask in masked.content and PHOTO in masked.content
+    with pytest.raises(TypeError, match=re.escape("negative must be (x, y) pairs")):
+        client.erase(PHOTO, x=1, y=1, negative=[(1, 2, 3)])
+    with pytest.raises(ValueError, match="points: .* is off the photo"):
+        client.erase(PHOTO, x=1, y=1, points=[(-4, 2)])
+    with pytest.raises(TypeError, match="y must be an integer"):
+        client.erase(PHOTO, x=1, y=2.5)  # type: ignore[arg-type]
+    assert len(script.requests) == 2  # none of the bad ones was sent
+
+    async def run() -> None:
+        async with AsyncClient(BASE, "key", transport=httpx.MockTransport(script)) as async_client:
+            await async_client.erase(PHOTO, x=5, y=6, points=[(7, 8)], negative=[(0, 0), (1, 1)])
+
+    asyncio.run(run())
+    assert dict(script.requests[-1].url.params) == {"x": "5", "y": "6", "points": "7,8", "negative": "0,0;1,1"}
+
+
 def test_subject_faces_and_selected_headers_and_the_faces_of_layers_are_parsed() -> None:
     matte = _png(Image.new("L", (8, 6), 200))
     face = {"box": [1.0, 2.0, 3.5, 4.0], "score": 0.93, "keypoints": [[2.0, 3.0]] * 6,
@@ -630,6 +662,28 @@ def test_select_and_mask_layers_through_the_gateway_app(gateway: TestClient) -> 
     with pytest.raises(BadRequest) as raised:
         client.select(PHOTO, x=1, y=1, points=[(i, i) for i in range(16)])  # 17 points with the tap: too many
     assert raised.value.code == "invalid_parameter" and "points" in raised.value.message
+
+
+def test_erase_at_a_tap_and_with_a_mask_through_the_gateway_app(gateway: TestClient) -> None:
+    _, _, key = tenant_key(gateway, credits=100, rate_per_s=50, burst=50)
+    client = client_for(gateway, key)
+    mask = _png(Image.new("L", (64, 64), 255))
+    tap = client.erase(PHOTO, x=12, y=30, points=[(14, 31)], negative=[(0, 0)], model="fast")
+    masked = client.erase(PHOTO, mask=mask)
+    assert tap.content == masked.content == b"\x89PNG fake" and tap.operation == "erase"
+    assert tap.selected == "region"  # FakeTriton answers zeros: the first label
+    assert tap.credits_charged == masked.credits_charged == PRODUCT.operation("erase").base_credits + 1
+    calls = gateway.app.state.triton
+    assert calls.ensembles == ["photo_erase_fast", "photo_erase"]  # with a mask, the ensemble without a matte
+    sent, uploaded = calls.inputs
+    assert (sent["POINT_X"], sent["POINT_Y"], sent["POINTS"], sent["NEGATIVE"]) == (12, 30, "14,31", "0,0")
+    assert uploaded["ERASE_MASK"] == mask and (uploaded["POINT_X"], uploaded["POINT_Y"]) == (-1, -1)
+    for arguments, words in [({}, "got none"), ({"x": 1, "y": 1, "mask": mask}, "got mask and x with y"),
+                             ({"x": 1}, "y is missing")]:
+        with pytest.raises(BadRequest) as raised:
+            client.erase(PHOTO, **arguments)
+        assert raised.value.code == "invalid_parameter" and words in raised.value.message, arguments
+    assert len(calls.ensembles) == 2  # the refused ones never reached Triton
 
 
 def test_the_gateway_apps_errors_and_replays_through_the_client(gateway: TestClient) -> None:

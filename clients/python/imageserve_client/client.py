@@ -3,9 +3,9 @@
 Each method takes the photo (bytes, a path, a binary file object or a PIL image) and the operation's query
 parameters as keyword arguments, exactly those of the gateway's OpenAPI document (``operations.py``, checked
 by the service's test suite). A parameter left as None is not sent, so the service's default applies; only
-``select``'s tap (``x``, ``y``) must be given, and its ``points`` may be ``(x, y)`` pairs, joined here. The
-answer is an ``ImageResult`` (``LayersResult`` for ``layers``, ``UsageReport`` for ``usage``); a failure
-is raised as an ``ImageserveError`` subclass (``errors.py``).
+``select``'s tap (``x``, ``y``) must be given (``erase`` takes a tap or a ``mask``), and ``points`` and
+``negative`` may be ``(x, y)`` pairs, joined here. The answer is an ``ImageResult`` (``LayersResult`` for
+``layers``, ``UsageReport`` for ``usage``); a failure is raised as an ``ImageserveError`` subclass (``errors.py``).
 
 Retries (``Retry``): 429 and 503 answers with ``Retry-After`` are sent again after that wait, within a bound
 on retries and on total waiting, with the same ``Idempotency-Key`` on every attempt (one is made per call
@@ -192,11 +192,16 @@ class Client(_Base):
         """The photo enlarged ``scale`` (2 or 4) times on each side; priced by the result's megapixels."""
         return self._call("upscale", locals())
 
-    def erase(self, photo: Photo, *, max_side: int | None = None, format: Format | None = None,
-              quality: int | None = None, mask: Photo | None = None,
+    def erase(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
+              format: Format | None = None, quality: int | None = None, x: int | None = None, y: int | None = None,
+              points: Points | None = None, negative: Points | None = None, mask: Photo | None = None,
               idempotency_key: str | None = None) -> ImageResult:
-        """The photo with what ``mask`` (required: an image of the photo's aspect ratio) marks white filled from
-        its surroundings."""
+        """The photo with a region filled from its surroundings; give exactly one of ``mask`` (an image of the
+        photo's aspect ratio: bytes, path, file or PIL image; white marks what to remove) or a tap ``x``, ``y``
+        (pixels of the upright photo; ``points`` and ``negative`` as in ``select``), which erases what ``select``
+        with the matte of ``model`` selects there. ``selected`` says what that was (``region``, ``person``,
+        ``object`` or a face part); it is None with a ``mask``, where ``model`` is unused."""
+        points, negative = join_points(points, "points"), join_points(negative, "negative")
         return self._call("erase", locals())
 
     def layers(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
@@ -354,10 +359,12 @@ class AsyncClient(_Base):
         """See ``Client.upscale``."""
         return await self._call("upscale", locals())
 
-    async def erase(self, photo: Photo, *, max_side: int | None = None, format: Format | None = None,
-                    quality: int | None = None, mask: Photo | None = None,
-                    idempotency_key: str | None = None) -> ImageResult:
+    async def erase(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
+                    format: Format | None = None, quality: int | None = None, x: int | None = None,
+                    y: int | None = None, points: Points | None = None, negative: Points | None = None,
+                    mask: Photo | None = None, idempotency_key: str | None = None) -> ImageResult:
         """See ``Client.erase``."""
+        points, negative = join_points(points, "points"), join_points(negative, "negative")
         return await self._call("erase", locals())
 
     async def layers(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,

@@ -194,11 +194,17 @@ OPERATIONS: dict[str, Operation] = {
     "erase": Operation(
         "erase", "POST", "/v1/erase",
         params=(
+            Param("model", "string", default="auto", enum=("auto", "fast", "portrait", "object", "object-lite")),
             Param("max_side", "integer", default=0, minimum=0, maximum=8192),
             Param("format", "string", default="auto", enum=("auto", "png", "webp", "jpeg")),
             Param("quality", "integer", default=90, minimum=1, maximum=100),
+            Param("x", "integer", minimum=0, maximum=40000000),
+            Param("y", "integer", minimum=0, maximum=40000000),
+            Param("points", "string", default="", pattern="^([0-9]{1,8},[0-9]{1,8}(;[0-9]{1,8},[0-9]{1,8}){0,14})?$"),
+            Param("negative", "string", default="", pattern="^([0-9]{1,8},[0-9]{1,8}(;[0-9]{1,8},[0-9]{1,8}){0,14})?$"),
         ),
         parts=("mask",),
+        headers=("X-Selected",),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
     "layers": Operation(

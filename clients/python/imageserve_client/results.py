@@ -8,8 +8,8 @@ first request's for an idempotent replay), ``credits_charged`` / ``credits_remai
 parsed: ``depth_near``/``depth_far`` (depth, bokeh), ``matte_refined`` and ``foreground_box`` (mask, cutout,
 background: the subject's ``(x, y, width, height)`` in pixels of the result), ``crop_box`` (crop,
 ``(x, y, width, height)`` in pixels of the upright photo), ``subject`` (every operation on a matte: ``person``
-or ``object``, what ``model=auto`` chose), ``faces`` (mask, select: the faces found) and ``selected`` (select:
-``region``, ``person``, ``object`` or the face part under the tap).
+or ``object``, what ``model=auto`` chose), ``faces`` (mask, select: the faces found) and ``selected`` (select,
+and erase at a tap: ``region``, ``person``, ``object`` or the face part under the tap).
 """
 
 from __future__ import annotations
