@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import TypeVar
@@ -17,6 +18,7 @@ import skimage.data
 from PIL import Image
 
 from contract.product import DEPTH_RANGE, PRODUCT
+from contract.schema import SUBJECTS, HeaderOutput
 from load_tests.operations import OPERATIONS, Operation
 from load_tests.png_check import BadResponse, check_png
 
@@ -36,6 +38,8 @@ OPERATION_WEIGHTS = {label: DEFAULT_VARIANT_WEIGHTS.get(e.operation.name, 1)
 PHOTO_WEIGHTS = {"0.3MP": 3, "1MP": 4, "3MP": 2, "12MP": 1}
 # max_side -> weight: most callers want the photo's size, some a 1024-px preview.
 MAX_SIDE_WEIGHTS = {0: 3, 1024: 1}
+WHOLE = "{:.0f}"  # the format of a header output with whole-number values (X-Faces, X-Matte-Refined)
+WHOLE_NUMBER, NUMBER = r"-?[0-9]+", r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"  # as the ensemble's formats write them
 
 
 def check_sizes(names: list[str]) -> list[str]:
@@ -87,10 +91,33 @@ def check_answer(operation: Operation, status: int, headers: Mapping[str, str], 
     charged = headers.get("x-credits-charged", "")
     if billed and (not charged.isdigit() or int(charged) < 1):
         raise BadResponse(f"X-Credits-Charged {charged!r}: every successful call costs at least 1 credit")
-    for output in ENSEMBLES[operation.name].operation.header_outputs:  # e.g. a depth range: numbers, in order
-        try:
-            values = [float(headers[name.lower()]) for name, _ in output.headers]
-        except (KeyError, ValueError):
-            raise BadResponse(f"no numeric {', '.join(name for name, _ in output.headers)}") from None
+    ensemble = ENSEMBLES[operation.name]
+    for output in ensemble.operation.header_outputs:  # e.g. a depth range: numbers, in order; X-Subject: a word
+        values = header_values(output, headers)
         if output.tensor == DEPTH_RANGE.tensor and values != sorted(values):
             raise BadResponse(f"{output.headers[0][0]} {values[0]} > {output.headers[-1][0]} {values[-1]}")
+        variant = ensemble.operation.variant(ensemble.variant)
+        if output.labels == SUBJECTS and variant is not None and variant.subject and values != [variant.subject]:
+            raise BadResponse(f"X-Subject {values[0]!r}, but model={variant.name} always mattes a {variant.subject}")
+
+
+def header_values(output: HeaderOutput, headers: Mapping[str, str]) -> list[float | str]:
+    """The values of ``output``'s headers as declared: words of its labels (X-Subject: person), whole numbers (format
+    ``{:.0f}``: X-Faces) or numbers, a joined header's (X-Crop-Box) split; BadResponse when one is missing or of
+    another kind. ``headers`` answers lower-case names."""
+    values: list[float | str] = []
+    for name, _ in output.headers:
+        if name.lower() not in headers:
+            raise BadResponse(f"no {name} header")
+        text = headers[name.lower()]
+        for value in text.split(output.join) if output.join else [text]:
+            if output.labels:
+                if value not in output.labels:
+                    raise BadResponse(f"{name} {value!r} is not one of {', '.join(output.labels)}")
+                values.append(value)
+                continue
+            whole = output.format == WHOLE
+            if not re.fullmatch(WHOLE_NUMBER if whole else NUMBER, value):
+                raise BadResponse(f"{name} {text!r} is not {'a whole number' if whole else 'a number'}")
+            values.append(float(value))
+    return values
