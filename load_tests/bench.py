@@ -33,8 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
+from contract.product import PRODUCT
 from converters.catalog import load_catalog
-from converters.triton_config import TUNING
+from converters.triton_config import TUNING, fed_by_decode
 from imaging.geometry import output_size
 from load_tests import edits, offline, peer, peer_section, report, services, tuning
 from load_tests.closed_loop import HttpTarget, RunResult, TritonGrpcTarget, percentiles_ms, run_closed_loop
@@ -69,9 +70,12 @@ def _chosen(names: list[str], known: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def default_operations() -> list[Operation]:
-    """One operation per model: the first that uses it."""
-    ops = list(OPERATIONS.values())
-    return [op for i, op in enumerate(ops) if op.model not in {other.model for other in ops[:i]}]
+    """One operation per model an ensemble runs (the served depth and matte models, in ``PRODUCT.models()`` order):
+    the first of a fixed variant that uses it, so that its throughput is that model's, not a choice between two
+    mattes (``auto``; measured with ``--operations mask_auto``)."""
+    catalog, fixed = load_catalog(), [op for op in OPERATIONS.values() if not op.by_faces]
+    models = [name for name in PRODUCT.models() if fed_by_decode(catalog[name])]
+    return [found for name in models if (found := next((op for op in fixed if op.model == name), None))]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -494,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         print(report.write(earlier, args.out).read_text())
         return 0
-    missing = [m for m in load_catalog() if not (MODEL_REPOSITORY / m / "1" / "model.onnx").exists()]
+    missing = [m for m in PRODUCT.models() if not (MODEL_REPOSITORY / m / "1" / "model.onnx").exists()]
     if missing:
         print(f"error: models not built: {missing}; run `make models` first", file=sys.stderr)
         return 2

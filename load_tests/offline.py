@@ -28,13 +28,13 @@ from PIL import Image
 from sqlalchemy import case, delete, or_, update
 
 from contract.product import PRODUCT
-from converters.catalog import ModelSource, load_catalog
+from converters.catalog import ModelSource
 from gateway import keys, ledger
 from gateway.db import OpenReservation, Tenant, UsageRecord, make_engine, session_factory, utcnow
 from gateway.migrate import upgrade
 from imaging.decode import Photo
 from imaging.tensors import model_input
-from load_tests.naive_app import InlineModel, serve_inline
+from load_tests.naive_app import Inline, serve_inline
 from load_tests.operations import LOAD_OPERATIONS
 from load_tests.png_check import PngKind
 from load_tests.report import section
@@ -178,9 +178,9 @@ def hot_path_section(measured: dict, repeats: int, ledger_rows: list[dict], png_
 
 def _png_rows(repeats: int) -> list[dict]:
     """Default strategy against Z_RLE on each operation's real output (default variant) for the 1 MP photo."""
-    models, rows = {name: InlineModel.load(source) for name, source in load_catalog().items()}, []
+    inline, rows = Inline.load(), []
     for operation in (PRODUCT.operation(name) for name in LOAD_OPERATIONS):
-        body, _ = serve_inline(models, photo_jpeg("1MP"), 0, operation, operation.default_variant)
+        body, _ = serve_inline(inline, photo_jpeg("1MP"), 0, operation, operation.default_variant)
         pixels = np.asarray(Image.open(io.BytesIO(body)))
         image, row = Image.fromarray(pixels), {"output": f"{operation.name} ({PngKind.of(operation.output).name})"}
         for name, strategy in (("default", zlib.Z_DEFAULT_STRATEGY), ("rle", zlib.Z_RLE)):

@@ -15,7 +15,8 @@ from load_tests.png_check import PngKind
 
 @dataclass(frozen=True)
 class Operation:
-    """One ensemble: its HTTP path, its Triton name, and the ONNX model doing the work."""
+    """One ensemble: its HTTP path, its Triton name, and the ONNX model doing the work (of a variant that chooses its
+    matte by the faces found, ``auto``: the first, chosen when a face is found; the face networks run too)."""
 
     name: str
     http_path: str
@@ -24,6 +25,7 @@ class Operation:
     png_kind: PngKind
     model: str
     triton_outputs: tuple[str, ...]
+    by_faces: bool = False  # the ensemble chooses its matte by the faces found (``model=auto``)
 
 
 def _operation(ensemble: Ensemble) -> Operation:
@@ -34,6 +36,7 @@ def _operation(ensemble: Ensemble) -> Operation:
         png_output=op.output.tensor, png_kind=PngKind.of(op.output),
         # The operation's own model (depth's, beside the matte it is fused with), else the variant's matte.
         model=ensemble.models[0], triton_outputs=op.triton_outputs,
+        by_faces=bool(op.variant(ensemble.variant) and op.variant(ensemble.variant).by_faces),
     )
 
 

@@ -61,7 +61,7 @@ def variant_configs(name: str) -> dict[str, dict[str, Any]]:
     for step in (PRODUCT.decode_step, PRODUCT.compose_step):
         configs[step]["instance_group"][0]["count"] = getattr(tuned, f"{step}_instances")
     configs[PRODUCT.compose_step]["parameters"]["png_compress_level"]["string_value"] = str(tuned.png_compress_level)
-    for model in (name for name, source in sources.items() if fed_by_decode(source)):  # pixel models: one photo
+    for model in (name for name in PRODUCT.models() if fed_by_decode(sources[name])):  # not the pixel or face models
         layout, config = tuned.layout(model), configs[model]
         config["instance_group"][0]["count"] = layout.instances
         config["parameters"]["intra_op_threads"]["string_value"] = str(layout.intra_op_threads)

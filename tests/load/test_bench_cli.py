@@ -13,7 +13,7 @@ import pytest
 
 from contract.product import PRODUCT
 from converters.catalog import load_catalog
-from converters.triton_config import repository_configs
+from converters.triton_config import fed_by_decode, repository_configs
 from load_tests import bench, report
 from load_tests.closed_loop import RunResult
 from load_tests.operations import OPERATIONS
@@ -24,7 +24,8 @@ from tests.conftest import MODEL_REPOSITORY
 from tests.load.test_checks_and_load import FakeTarget
 from tests.load.test_report import EARLIER, RUN
 
-MODELS = [name for name in PRODUCT.models() if load_catalog()[name].output != "rgb"]  # the load mix's
+# The served models an ensemble runs (not the pixel models, nor the face networks a step calls): the load mix's.
+MODELS = [name for name in PRODUCT.models() if fed_by_decode(load_catalog()[name])]
 
 
 def test_the_baseline_is_the_generated_repository_and_a_variant_changes_only_what_it_says() -> None:
@@ -71,7 +72,8 @@ def test_bench_refuses_bad_arguments(argv: list[str], message: str, capsys) -> N
 
 def test_defaults_one_operation_per_model_and_quick_runs_write_outside_the_results() -> None:
     full = bench.parse_args([])
-    assert [op.model for op in full.operations] == MODELS  # every model, by the first operation that uses it
+    assert [op.model for op in full.operations] == MODELS  # every model, by the first fixed variant that uses it
+    assert not any(op.by_faces for op in full.operations) and any(op.by_faces for op in OPERATIONS.values())
     assert full.sections == ["throughput", "latency", "edits", "peer", "decoding", "start", "first_start", "hot_path"]
     assert full.extra_photos == ["0.3MP", "3MP", "12MP"] and not full.operations_given
     quick = bench.parse_args(["--quick"])

@@ -47,18 +47,34 @@ def test_wrong_pngs_are_refused(body: bytes, size, kind, message: str) -> None:
 
 def test_answers_need_their_credits_and_a_depth_range() -> None:
     png = DEPTH_40x30
-    headers = {"content-type": "image/png", "x-credits-charged": "2"}
+    headers = {"content-type": "image/png", "x-credits-charged": "2", "x-subject": "person"}
     check_answer(DEPTH, 200, {**headers, "x-depth-near": "0.5", "x-depth-far": "3.0"}, png, (40, 30))
-    refined = {name.lower(): "1" for output in PRODUCT.operation("mask").header_outputs for name, _ in output.headers}
-    check_answer(MASK, 200, {"content-type": "image/png", **refined}, MASK_40x30, (40, 30),
-                 billed=False)
-    for status, changed, message in ((200, {}, "X-Depth-Near"), (200, {"x-depth-near": "4", "x-depth-far": "3"},
-                                                                    "X-Depth-Near 4.0 > X-Depth-Far 3.0"),
+    for status, changed, message in ((200, {}, "no X-Depth-Near header"),
+                                     (200, {"x-depth-near": "4", "x-depth-far": "3"},
+                                      "X-Depth-Near 4.0 > X-Depth-Far 3.0"),
+                                     (200, {"x-depth-near": "near", "x-depth-far": "3"}, "'near' is not a number"),
                                      (200, {"x-credits-charged": "0"}, "X-Credits-Charged"),
                                      (200, {"content-type": "text/plain"}, "expected image/png"),
                                      (503, {}, "HTTP 503")):
         with pytest.raises(BadResponse, match=message):
             check_answer(DEPTH, status, {**headers, **changed}, png, (40, 30))
+
+
+def test_labelled_and_whole_number_headers_are_checked_as_declared() -> None:
+    """X-Subject is one of its words (a fixed variant's own), X-Faces and X-Matte-Refined whole numbers."""
+    mask = PRODUCT.operation("mask")
+    whole = {name.lower(): "1" for output in mask.header_outputs if not output.labels for name, _ in output.headers}
+    answer = {"content-type": "image/png", **whole}
+    for subject in ("person", "object"):  # auto decides per photo
+        check_answer(OPERATIONS["mask_auto"], 200, {**answer, "x-subject": subject}, MASK_40x30, (40, 30), billed=False)
+    check_answer(OPERATIONS["mask_fast"], 200, {**answer, "x-subject": "person"}, MASK_40x30, (40, 30), billed=False)
+    for name, changed, message in (("mask_auto", {"x-subject": "1"}, "X-Subject '1' is not one of object, person"),
+                                   ("mask_auto", {"x-subject": "person", "x-faces": "1.5"},
+                                    "X-Faces '1.5' is not a whole number"),
+                                   ("mask_auto", {}, "no X-Subject header"),
+                                   ("mask_fast", {"x-subject": "object"}, "model=fast always mattes a person")):
+        with pytest.raises(BadResponse, match=message):
+            check_answer(OPERATIONS[name], 200, {**answer, **changed}, MASK_40x30, (40, 30), billed=False)
 
 
 def test_the_mix_covers_every_ensemble_in_every_window_of_the_deck() -> None:
