@@ -2,10 +2,12 @@
 
 import asyncio
 import io
+import json
 import urllib.error
 import urllib.request
 
 import pytest
+import skimage.data
 from PIL import Image
 
 from contract.product import PRODUCT
@@ -13,7 +15,7 @@ from converters.catalog import load_catalog
 from imaging.geometry import output_size
 from load_tests.bench import best_limits
 from load_tests.closed_loop import HttpTarget, run_closed_loop
-from load_tests.naive_app import InlineModel, serve_inline
+from load_tests.naive_app import NAIVE_OPERATIONS, Inline, serve_inline
 from load_tests.offline import model_limit
 from load_tests.operations import OPERATIONS
 from load_tests.services import running_naive_app
@@ -32,11 +34,27 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def jpeg(pixels) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_naive_auto_chooses_the_matte_by_the_faces_found_as_the_ensemble_does() -> None:
+    inline, mask = Inline.load(), PRODUCT.operation("mask")
+    for photo, subject, faces, fixed in ((photo_jpeg("0.3MP"), "person", "1", "portrait"),  # the astronaut
+                                         (jpeg(skimage.data.coffee()), "object", "0", "object")):  # a cup, no face
+        auto, headers = serve_inline(inline, photo, 0, mask, "auto")
+        assert (headers["X-Subject"], headers["X-Faces"]) == (subject, faces)
+        assert auto == serve_inline(inline, photo, 0, mask, fixed)[0]  # the chosen matte, computed as its variant's
+    assert serve_inline(inline, photo_jpeg("0.3MP"), 0, mask, "object")[1]["X-Subject"] == "object"  # a fixed one's
+
+
 def test_naive_app_serves_every_operation_as_checked_and_sustains_load() -> None:
     photo, size = photo_jpeg("0.3MP"), output_size(SIZES["0.3MP"], 0)
     cutout = [op for op in OPERATIONS.values() if op.http_path.startswith(PRODUCT.path(PRODUCT.operation("cutout")))]
-    models = {name: InlineModel.load(source) for name, source in load_catalog().items()}
-    expected, _ = serve_inline(models, photo, 0, PRODUCT.operation("cutout"), cutout[-1].name.split("_", 1)[1])
+    expected, _ = serve_inline(Inline.load(), photo, 0, PRODUCT.operation("cutout"), cutout[-1].name.split("_", 1)[1])
+    assert {"depth", "mask", "cutout", "layers"} <= {op.name for op in NAIVE_OPERATIONS}
     with running_naive_app() as naive:
         for operation in OPERATIONS.values():  # each answer checked: status, PNG kind and size, header outputs
             run = asyncio.run(run_closed_loop(HttpTarget(naive.port, operation, photo, size), 1, 0.01, 0.0, 0))
@@ -44,7 +62,11 @@ def test_naive_app_serves_every_operation_as_checked_and_sustains_load() -> None
         assert post(naive.port, cutout[-1].http_path, photo) == (200, expected)  # the variant's own model
         status, depth = post(naive.port, "/v1/depth?max_side=320", photo)
         assert status == 200 and Image.open(io.BytesIO(depth)).size == (320, 240)
-        assert post(naive.port, "/v1/mask?model=none", photo)[0] == 400
+        status, layers = post(naive.port, "/v1/layers?max_side=320", photo)
+        assert status == 200 and json.loads(layers)["width"] == 320
+        status, refused = post(naive.port, "/v1/mask?model=none", photo)
+        assert status == 400 and "must be one of auto, fast" in refused.decode()
+        assert post(naive.port, "/v1/upscale", photo)[0] == 404  # a pixel model: not served inline
         assert post(naive.port, cutout[0].http_path, b"not a photo")[0] == 422
         result = asyncio.run(run_closed_loop(HttpTarget(naive.port, cutout[0], photo, size), concurrency=2,
                                              duration_s=1.0, warmup_s=0.2))
