@@ -1,7 +1,8 @@
 """``python -m load_tests.bench`` (``make bench``): the one benchmark, into the one results document.
 
 Sections (``--sections``; the default is every one but tuning):
-  throughput   one operation per model (fastest first, also at the other photo sizes): a. the ONNX model alone,
+  throughput   one operation per model an ensemble runs, by its first fixed variant (fastest first, also at the
+               other photo sizes; auto's choice between mattes with --operations mask_auto): a. the ONNX model alone,
                b. Triton direct over gRPC, c. the gateway over HTTP, d. a naive one-process FastAPI baseline;
                with CPU and peak memory per process, and plots
   latency      every operation, one request at a time through the gateway, 1 MP and 12 MP
@@ -84,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--sections", type=_split, help=f"from {','.join(SECTIONS)} (default: all but tuning [and first_start])")
     add("--quick", action="store_true", help="smoke run: fewer points, shorter, in build/bench-quick/")
-    add("--operations", type=_split, help="default: one per model (--quick: the first)")
+    add("--operations", type=_split, help="default: one per model, fixed variants (--quick: the first)")
     add("--photo", choices=list(SIZES), default="1MP", help="photo of the main rows")
     add("--extra-photos", type=_split, help="sizes for the first operation too (0.3MP,3MP,12MP; --quick: none)")
     add("--concurrency", type=_split, help="default 1,2,4,8 (1,2,4 for slow models; --quick: 1,4; tuning: 1,4,8)")
