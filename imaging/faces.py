@@ -20,8 +20,10 @@ Faces, in the order of their scores, are packed into one float32 tensor per phot
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -443,3 +445,38 @@ def faces_json(faces: list[Face]) -> list[dict]:
         "landmarks": None if face.landmarks is None else _rounded(face.landmarks[:, :2]),
         "irises": None if face.irises is None else _rounded(face.irises),
     } for face in faces]
+
+
+def detector_for(side: int, model: str) -> Detector:
+    """The detector geometry of a detector network taking ``side`` x ``side`` pixels (``model`` names it)."""
+    if side not in DETECTORS:
+        raise ValueError(f"the detector {model!r} takes {side} px; imaging.faces knows detectors of "
+                         f"{sorted(DETECTORS)} px")
+    return DETECTORS[side]
+
+
+# A face network's run: (role, input tensors one per row, output names) -> the outputs, batch axis first. The
+# roles are "detector", "landmarks" and "irises" (Product.face_models, in that order).
+RunNetwork = Callable[[str, list[np.ndarray], list[str]], list[np.ndarray]]
+
+
+def find_faces(rgb: np.ndarray, run: RunNetwork, detector: Detector, max_faces: int) -> list[Face]:
+    """The largest ``max_faces`` faces of the photo whose landmark crop the landmark network confirms, with their
+    landmarks and irises: the detector on the letterboxed photo, then every face's upright crop in one run, then
+    both eyes of every face in one run. ``run`` says where the networks run (Triton, or ONNX Runtime inline)."""
+    tensor, letterbox = detector_input(rgb, detector)
+    regressors, scores = run("detector", [tensor], ["regressors", "scores"])
+    faces = decode_detections(regressors[0], scores[0], letterbox, detector=detector)
+    faces = sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)[:max_faces]
+    if not faces:
+        return []
+    crops = [landmark_crop(face, rgb) for face in faces]
+    raw, flags = run("landmarks", [crop for crop, _ in crops], ["landmarks", "face_flag"])
+    kept = [dataclasses.replace(face, landmarks=landmarks_from(points, affine))
+            for face, (_, affine), points, flag in zip(faces, crops, raw, flags, strict=True) if face_present(flag)]
+    if not kept:
+        return []
+    eyes = [eye_crops(face.landmarks, rgb) for face in kept]
+    contours, irises = run("irises", [t for tensors, _, _ in eyes for t in tensors], ["eye_contour", "iris"])
+    return [dataclasses.replace(face, irises=irises_from(contours[2 * i:2 * i + 2], irises[2 * i:2 * i + 2], affines))
+            for i, (face, (_, affines, _)) in enumerate(zip(kept, eyes, strict=True))]

@@ -8,7 +8,6 @@ concurrent requests; the geometry between them is ``imaging.faces``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -32,11 +31,8 @@ class TritonPythonModel:
         self.models = parameters.json("models")
         self.max_faces = parameters.int("max_faces")
         self.logger = pb_utils.Logger
-        side = self.models["detector"]["size"][0]
-        if side not in geometry.DETECTORS:
-            raise ValueError(f"the detector {self.models['detector']['name']!r} takes {side} px; imaging.faces "
-                             f"knows detectors of {sorted(geometry.DETECTORS)} px")
-        self.detector = geometry.DETECTORS[side]  # its anchors, thresholds and normalisation
+        # its anchors, thresholds and normalisation
+        self.detector = geometry.detector_for(self.models["detector"]["size"][0], self.models["detector"]["name"])
         expected = {"detector": self.detector.normalization, "landmarks": geometry.LANDMARK_NORMALIZATION,
                     "irises": geometry.LANDMARK_NORMALIZATION}
         for role, normalization in expected.items():
@@ -56,27 +52,5 @@ class TritonPythonModel:
         if rgb.ndim != 4 or rgb.shape[0] != 1 or rgb.shape[3] != 3 or 0 in rgb.shape:
             raise ImageError(f"the faces step needs one RGB photo, [1, height, width, 3]; got {list(rgb.shape)}")
         rgb = np.ascontiguousarray(rgb[0])
-        found = self.find(rgb)
+        found = geometry.find_faces(rgb, self._run, self.detector, self.max_faces)
         return [pb_utils.Tensor(TENSORS.faces, geometry.pack(found, self.max_faces)[np.newaxis])]
-
-    def find(self, rgb: np.ndarray) -> list[geometry.Face]:
-        """The largest ``max_faces`` faces whose landmark crop the landmark network confirms, with landmarks and
-        irises."""
-        tensor, letterbox = geometry.detector_input(rgb, self.detector)
-        regressors, scores = self._run("detector", [tensor], ["regressors", "scores"])
-        faces = geometry.decode_detections(regressors[0], scores[0], letterbox, detector=self.detector)
-        faces = sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)[:self.max_faces]
-        if not faces:
-            return []
-        crops = [geometry.landmark_crop(face, rgb) for face in faces]
-        raw, flags = self._run("landmarks", [tensor for tensor, _ in crops], ["landmarks", "face_flag"])
-        kept = [dataclasses.replace(face, landmarks=geometry.landmarks_from(points, affine))
-                for face, (_, affine), points, flag in zip(faces, crops, raw, flags, strict=True)
-                if geometry.face_present(flag)]
-        if not kept:
-            return []
-        eyes = [geometry.eye_crops(face.landmarks, rgb) for face in kept]
-        contours, irises = self._run("irises", [t for tensors, _, _ in eyes for t in tensors], ["eye_contour", "iris"])
-        return [dataclasses.replace(face, irises=geometry.irises_from(contours[2 * i:2 * i + 2],
-                                                                      irises[2 * i:2 * i + 2], affines))
-                for i, (face, (_, affines, _)) in enumerate(zip(kept, eyes, strict=True))]
