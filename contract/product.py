@@ -117,7 +117,7 @@ CROP_HEIGHT = Parameter("height", int, None, "Height of the result (with width)"
 # 8-bit masks of the face's parts, from the face landmarks (imaging.face_layers), and hair, derived from the matte.
 FACE_LAYER_NAMES = ("face", "eyes", "irises", "brows", "lips", "mouth", "hair")
 DEFAULT_LAYERS = ("depth", "matte", "foreground", "background")
-# ``person``: the matte when it shows a person (X-Subject), else empty; ``faces``: boxes and landmarks as JSON.
+# ``person``: the matte when a face was found (X-Faces > 0), else empty; ``faces``: boxes and landmarks as JSON.
 LAYER_NAMES = (*DEFAULT_LAYERS, "person", *FACE_LAYER_NAMES, "faces")
 INCLUDE = Parameter(
     "include", str, ",".join(DEFAULT_LAYERS), f"Comma-separated layers to return: {', '.join(LAYER_NAMES)} "
@@ -127,7 +127,7 @@ INCLUDE = Parameter(
 )
 MASK_LAYERS = ("subject", "person", *FACE_LAYER_NAMES, "background")
 LAYER = Parameter(
-    "layer", str, "subject", "Which mask: subject (the matte of model), person (the matte when it shows a person, "
+    "layer", str, "subject", "Which mask: subject (the matte of model), person (the matte when a face was found, "
     "else empty), a face part (" + ", ".join(FACE_LAYER_NAMES) + ": empty when no face is found, see X-Faces) or "
     "background (the inverse of the matte)", tensor="LAYER", choices=MASK_LAYERS, example="hair",
 )
