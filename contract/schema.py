@@ -175,9 +175,10 @@ class Operation:
     The ensemble graph is always: decode step -> every model of the operation (and of the chosen
     variant) -> compose step, which makes the outputs; ``uses_pixels`` also hands the decoded photo
     at the output size to the compose step. With ``uses_faces`` or a by-faces variant the faces step runs on
-    the decoded photo too, and a by-faces variant's models are called by its choice step, not run as steps. ``one_of`` lists alternatives of which the caller gives
-    exactly one (each a group of parameter or image-part names given together, e.g. ``("width", "height")``);
-    with ``one_of_required`` False, at most one (none leaves the step its default).
+    the decoded photo too, and a by-faces variant's models are called by its choice step, not run as steps.
+    ``one_of`` lists alternatives of which the caller gives exactly one (each a group of parameter or image-part
+    names given together, e.g. ``("width", "height")``); with ``one_of_required`` False, at most one (none leaves
+    the step its default).
     """
 
     name: str
