@@ -304,7 +304,8 @@ def faces_step_config(sources: dict[str, ModelSource], target: str, product: Pro
         "input": [_tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3])],
         "output": [_tensor(t.faces, "TYPE_FP32", [product.max_faces, FACE_VALUES])],
         "instance_group": [{"count": tuning.preprocess_instances, "kind": "KIND_CPU"}],
-        "parameters": _params(models=json.dumps(models, sort_keys=True), max_faces=product.max_faces),
+        "parameters": _params(models=json.dumps(models, sort_keys=True), max_faces=product.max_faces,
+                              model_input=MODEL_INPUT),
         # No warm-up: its models may still be loading when it is; each of them warms itself up.
     }
 

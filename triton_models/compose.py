@@ -42,9 +42,9 @@ MIN_SUBJECT_FRACTION = 0.005  # a matte covering less of the photo is "no subjec
 FOCUS_WINDOW = 7  # side of the window whose median nearness is the focal plane at a focus point
 FOREGROUND_ALPHA = 13  # of 255: the foreground box bounds the matte from 5 % (a matte's faint haze is not in it)
 PORTRAIT_DEFOCUS = 0.4  # focused on the subject: the backdrop is at least this much farther (nearness units)
-# Results that show the subject over something else: they need its estimated edge colours.
 # A tap on several face layers selects the smallest part under it.
 FINEST_FIRST = ("irises", "eyes", "brows", "lips", "mouth", "face", "hair")
+# Results that show the subject over something else: they need its estimated edge colours.
 SHOWS_SUBJECT = {P.CUTOUT_IMAGE.tensor, P.BACKGROUND_IMAGE.tensor, P.LAYERS_JSON.tensor}
 
 

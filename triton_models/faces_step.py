@@ -21,8 +21,6 @@ from triton_models.model_calls import call_model
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
 
-MODEL_INPUT = "image"  # every converted model's input (converters/onnx_edit.py)
-
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
@@ -30,6 +28,7 @@ class TritonPythonModel:
         # {"detector": {"name": ..., "size": [h, w], "normalization": ...}, "landmarks": ..., "irises": ...}
         self.models = parameters.json("models")
         self.max_faces = parameters.int("max_faces")
+        self.model_input = parameters.text("model_input", "")  # every converted model's input tensor
         self.logger = pb_utils.Logger
         # its anchors, thresholds and normalisation
         self.detector = geometry.detector_for(self.models["detector"]["size"][0], self.models["detector"]["name"])
@@ -45,7 +44,7 @@ class TritonPythonModel:
         return respond_each(requests, self._handle, self.logger)
 
     def _run(self, role: str, tensors: list[np.ndarray], outputs: list[str]) -> list[np.ndarray]:
-        return call_model(self.models[role]["name"], {MODEL_INPUT: np.stack(tensors).astype(np.float32)}, outputs)
+        return call_model(self.models[role]["name"], {self.model_input: np.stack(tensors).astype(np.float32)}, outputs)
 
     def _handle(self, request: Any) -> list:
         rgb = pb_utils.get_input_tensor_by_name(request, TENSORS.pixels).as_numpy()

@@ -27,8 +27,8 @@ class TritonPythonModel:
         parameters = ModelParameters(json.loads(args["model_config"]))
         self.with_face = parameters.text("with_face", "")
         self.without_face = parameters.text("without_face", "")
-        self.model_input = parameters.text("model_input", "image")
-        self.model_output = parameters.text("model_output", "alpha")
+        self.model_input = parameters.text("model_input", "")
+        self.model_output = parameters.text("model_output", "")
         self.logger = pb_utils.Logger
 
     def execute(self, requests: list) -> list:

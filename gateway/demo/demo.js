@@ -19,7 +19,6 @@
     selected: $("selected"),
   };
   const ACTIONS = [el.analyse, el.bokehRun, el.backgroundRun, el.cropRun, el.styleRun, el.upscaleRun];
-  const NO_MATTE = new Set(["erase"]);  // operations without the `model` parameter
 
   let apiKey = "";      // the pasted key, in memory only
   let photo = null;     // the chosen File
@@ -101,7 +100,6 @@
     const number = ++calls;
     latest.set(operation, number);
     const query = new URLSearchParams({ model: el.model.value, max_side: el.maxSide.value, ...params });
-    if (NO_MATTE.has(operation)) query.delete("model");
     const form = new FormData();
     form.append("image", photo, "photo");  // the file's own name is not sent
     for (const [name, blob] of Object.entries(parts)) form.append(name, blob, name);
