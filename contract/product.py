@@ -157,8 +157,14 @@ STYLE_NAMES = (
     "blue-impasto", "bricks", "etching", "starry", "fauve-red", "pastel-blocks", "charcoal", "dark-wash",
     "blue-etching", "patchwork",
 )
-STYLE = Parameter("style", str, "starry", f"Built-in style: {', '.join(STYLE_NAMES)}", tensor="STYLE",
-                  choices=STYLE_NAMES, example="mosaic", step="model")
+DEFAULT_STYLE = "starry"
+STYLE = Parameter("style", str, DEFAULT_STYLE, f"Built-in style: {', '.join(STYLE_NAMES)} ({DEFAULT_STYLE} when "
+                  "neither style nor a style_image part is sent)", tensor="STYLE", choices=STYLE_NAMES,
+                  example="mosaic", step="model")
+STYLE_PART = ImagePart("style_image", "STYLE_SOURCE", "Any picture whose style to use instead of a built-in one (a "
+                       "painting, a texture): its centre square is what counts (JPEG, PNG or WebP)", step="model")
+# The arbitrary-style networks the style step calls for a style image, in this order: predictor, transform.
+STYLE_IMAGE_MODELS = ("style_predict", "style_transform")
 STRENGTH = Parameter("strength", float, 1.0, "How much of the style: 0 the photo, 1 fully styled", tensor="STRENGTH",
                      ge=0, le=1, example=0.8)
 KEEP = Parameter("keep", str, "none", "person: style only the background, keeping the subject of the matte "
@@ -307,11 +313,15 @@ PRODUCT = Product(
             uses_pixels=True, one_of=(("aspect",), ("width", "height")),
         ),
         _image_operation(
-            "style", "Restyle the photo as a painting: one of 26 built-in styles",
-            "The style network runs on the photo at up to 1024 pixels on its longest side (the catalog's "
-            "working size); the result is scaled to the output size and mixed with the photo by ``strength``. "
-            "``keep=person`` styles only the background, through the matte of ``model``.",
+            "style", "Restyle the photo: one of 26 built-in styles, or the style of any picture",
+            "Either ``style`` (a built-in style, the default) or a multipart part ``style_image``: any picture, "
+            "whose style a second network reads from its centre square (arbitrary style transfer). The style "
+            "network runs on the photo at up to 1024 pixels on its longest side (the catalog's working size); the "
+            "result is scaled to the output size and mixed with the photo by ``strength``. ``keep=person`` styles "
+            "only the background, through the matte of ``model``.",
             STYLE_IMAGE, 3, (STYLE, STRENGTH, KEEP), models=("style",), uses_pixels=True,
+            image_parts=(STYLE_PART,), one_of=(("style",), ("style_image",)), one_of_required=False,
+            called_models=STYLE_IMAGE_MODELS,
         ),
         Operation(
             "upscale", "Super-resolution: the photo enlarged 2x or 4x by a learned model",

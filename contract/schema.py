@@ -89,13 +89,18 @@ class Parameter:
 class ImagePart:
     """A second image an operation accepts as a multipart field beside ``image`` (e.g. a new background).
 
-    It passes the same header checks and limits as the photo and reaches the compose step, encoded, in
-    ``tensor``; an absent part is sent as empty bytes.
+    It passes the same header checks and limits as the photo and reaches its ``step`` (the compose step, or
+    "model": the operation's pixel model), encoded, in ``tensor``; an absent part is sent as empty bytes.
     """
 
     name: str  # the multipart field
     tensor: str
     description: str
+    step: str = "compose"
+
+    def __post_init__(self) -> None:
+        if self.step not in ("compose", "model"):
+            raise ContractError(f"image part {self.name!r}: step {self.step!r}, expected compose or model")
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,10 @@ class Operation:
     # (``{prefix}_{name}``, the operation's own models only); the variants serve the alternative (erase: an
     # uploaded mask, or a tap through the selection, which needs a matte).
     plain_with: str = ""
+    # Catalog models a step of the operation calls through Triton (``triton_models.model_calls``) rather than
+    # running as ensemble steps: served, ready-checked and counted as the operation's (the style step's
+    # predictor and transform for a style image).
+    called_models: tuple[str, ...] = ()
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -231,8 +240,12 @@ class Operation:
         return (*(p.tensor for p in self.parameters), *(part.tensor for part in self.image_parts))
 
     def models_of(self, variant: str) -> tuple[str, ...]:
+        """The models the ensemble of ``variant`` runs as steps."""
         chosen = self.variant(variant)
         return self.models + (chosen.models if chosen else ())
+
+    def parts_of(self, step: str) -> tuple[ImagePart, ...]:
+        return tuple(part for part in self.image_parts if part.step == step)
 
     def needs_faces(self, variant: str) -> bool:
         """The ensemble of ``variant`` runs the faces step (for the compose step, or to choose the matte)."""
@@ -343,9 +356,12 @@ class Product:
         for group in op.one_of:
             for name in group:
                 parameter = op.parameter(name)
-                if name not in parts and (parameter is None or parameter.default is not None):
+                # A default means "this alternative when none is given": only where none may be given.
+                if name not in parts and (parameter is None or (parameter.default is not None
+                                                                and op.one_of_required)):
                     raise ContractError(f"operation {op.name!r}: one_of names {name!r}, which is neither an image "
-                                        f"part nor a parameter without default (default=None)")
+                                        f"part nor a parameter without default (default=None; a default is allowed "
+                                        f"with one_of_required=False)")
 
     def operation(self, name: str) -> Operation:
         if name not in self._by_name:
@@ -378,7 +394,7 @@ class Product:
 
     def models(self) -> list[str]:
         """Every catalog model some operation uses, in order of first use (the face models last)."""
-        found = [m for e in self.ensembles() for m in e.models]
+        found = [m for e in self.ensembles() for m in (*e.models, *e.operation.called_models)]
         return list(dict.fromkeys(found + (list(self.face_models) if self.faces_used() else [])))
 
     def faces_used(self) -> bool:
@@ -401,8 +417,19 @@ class Product:
         found = [p for e in self.ensembles() if model in e.models for p in e.operation.step_parameters("model")]
         return list({p.tensor: p for p in found}.values())
 
+    def model_parts(self, model: str) -> list[ImagePart]:
+        """Every image part handed to the pixel model ``model`` (step "model") by the operations that use it."""
+        found = [part for e in self.ensembles() if model in e.models for part in e.operation.parts_of("model")]
+        return list({part.tensor: part for part in found}.values())
+
+    def model_calls(self, model: str) -> tuple[str, ...]:
+        """The models the pixel model ``model``'s step calls: those of the operations using it."""
+        found = [m for e in self.ensembles() if model in e.models for m in e.operation.called_models]
+        return tuple(dict.fromkeys(found))
+
     def image_parts(self) -> list[ImagePart]:
-        return list({part.tensor: part for op in self.operations for part in op.image_parts}.values())
+        """Every image part the compose step takes."""
+        return list({part.tensor: part for op in self.operations for part in op.parts_of("compose")}.values())
 
     def image_outputs(self) -> list[ImageOutput]:
         return list({op.output.tensor: op.output for op in self.operations}.values())

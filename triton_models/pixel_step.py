@@ -1,5 +1,6 @@
-"""A pixel model's step: the decoded photo (``RGB``) and the operation's parameters in, new pixels
-(``MODEL_RGB``) out, one photo per request, with the network's session opened once per instance.
+"""A pixel model's step: the decoded photo (``RGB``), the operation's parameters and its step-"model" image
+parts in, new pixels (``MODEL_RGB``) out, one photo per request, with the network's session opened once per
+instance.
 
 ``style_step`` and ``upscale_step`` say what the network does with the photo (``transform``).
 """
@@ -33,6 +34,7 @@ class PixelStep:
         self.session: Session = open_session(path, runtime, self.parameters.int("threads"),
                                              bool(self.parameters.int("spinning")))
         self.request_parameters = PRODUCT.model_parameters(self.name)
+        self.request_parts = PRODUCT.model_parts(self.name)
         self.setup()
 
     def setup(self) -> None:
@@ -54,5 +56,8 @@ class PixelStep:
             value = None if tensor is None else tensor.as_numpy().reshape(-1)[0]
             value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
             values[parameter.name] = parameter.default if value is None or value == parameter.unset else value
+        for part in self.request_parts:  # encoded bytes; b"" when not sent
+            tensor = pb_utils.get_input_tensor_by_name(request, part.tensor)
+            values[part.name] = b"" if tensor is None else bytes(tensor.as_numpy().reshape(-1)[0])
         result = self.transform(np.ascontiguousarray(rgb[0]), values)
         return [pb_utils.Tensor(OUTPUT, result[np.newaxis])]

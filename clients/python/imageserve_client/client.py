@@ -180,9 +180,10 @@ class Client(_Base):
 
     def style(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
               format: Format | None = None, quality: int | None = None, style: Style | None = None,
-              strength: float | None = None, keep: Keep | None = None,
+              strength: float | None = None, keep: Keep | None = None, style_image: Photo | None = None,
               idempotency_key: str | None = None) -> ImageResult:
-        """The photo restyled with one of the built-in ``style`` names (see the service's /docs), mixed in by
+        """The photo restyled with one of the built-in ``style`` names (see the service's /docs), or in the style
+        of any picture ``style_image`` (bytes, path, file or PIL image; not with ``style``), mixed in by
         ``strength`` (0-1); ``keep="person"`` styles only the background."""
         return self._call("style", locals())
 
@@ -348,7 +349,7 @@ class AsyncClient(_Base):
 
     async def style(self, photo: Photo, *, model: Model | None = None, max_side: int | None = None,
                     format: Format | None = None, quality: int | None = None, style: Style | None = None,
-                    strength: float | None = None, keep: Keep | None = None,
+                    strength: float | None = None, keep: Keep | None = None, style_image: Photo | None = None,
                     idempotency_key: str | None = None) -> ImageResult:
         """See ``Client.style``."""
         return await self._call("style", locals())

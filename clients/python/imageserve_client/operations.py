@@ -145,7 +145,6 @@ OPERATIONS: dict[str, Operation] = {
             Param(
                 "style",
                 "string",
-                default="starry",
                 enum=(
                     "golden-pastel",
                     "bold-lines",
@@ -178,6 +177,7 @@ OPERATIONS: dict[str, Operation] = {
             Param("strength", "number", default=1.0, minimum=0, maximum=1),
             Param("keep", "string", default="none", enum=("none", "person")),
         ),
+        parts=("style_image",),
         headers=("X-Subject",),
         media_types=("image/png", "image/webp", "image/jpeg"),
     ),
