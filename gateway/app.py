@@ -29,7 +29,7 @@ from gateway.limits.upload_bytes import UploadByteBudget
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import ImageRouteGuard, ResponseHeaders
 from gateway.migrate import upgrade
-from gateway.openapi import BILLING_HEADERS, RATE_HEADERS
+from gateway.openapi import BILLING_HEADERS, RATE_HEADERS, document_alternative_defaults
 from gateway.principal_cache import PrincipalCache
 from gateway.request_log import RequestLog
 from gateway.routes import demo, health, removebg, usage
@@ -103,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None, registry: CollectorRegis
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
     document_errors(app)
+    document_alternative_defaults(app, product)
     # Outermost last: the request id and access log, response headers on everything (security, and closing
     # connections whose body was not read), then CORS (only if configured), then the image guard.
     app.add_middleware(ImageRouteGuard, metrics=metrics, limit=ProcessInFlightLimit(settings.max_in_flight),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+
 from contract.product import FORMAT, PRODUCT
-from contract.schema import Operation
+from contract.schema import Operation, Product
 from gateway.errors import ErrorBody, ServiceUnavailable, TooManyRequests, error_classes
 from gateway.image_check import MEDIA_TYPES
 
@@ -98,3 +100,24 @@ def responses(operation: Operation) -> dict[int | str, dict[str, Any]]:
         "headers": headers,
     }
     return {200: ok, **ERRORS}
+
+
+def document_alternative_defaults(app: FastAPI, product: Product) -> None:
+    """A one_of alternative with a default (style's built-in style) is a query parameter without one, so that
+    "not sent" can be told apart (``routes.images``): the document still states the declared default."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operation in product.operations:
+            defaults = {name: operation.parameter(name).default for group in operation.one_of for name in group
+                        if operation.parameter(name) is not None and operation.parameter(name).default is not None}
+            for parameter in schema["paths"][product.path(operation)]["post"]["parameters"]:
+                if parameter["name"] in defaults:
+                    parameter["schema"]["default"] = defaults[parameter["name"]]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -15,6 +15,7 @@
     bgColor: $("bg-color"), backgroundRun: $("background-run"), aspect: $("aspect"), cropRun: $("crop-run"),
     cropBox: $("crop-box"), log: document.querySelector("#call-log tbody"), style: $("style"),
     strength: $("strength"), strengthValue: $("strength-value"), keepPerson: $("keep-person"),
+    styleImage: $("style-image"),
     styleRun: $("style-run"), upscaleRun: $("upscale-run"), selectRun: $("select-run"), eraseRun: $("erase-run"),
     selected: $("selected"),
   };
@@ -168,10 +169,12 @@
     }).catch(() => {});
   }
 
+  // A built-in style, or the chosen picture's style (the `style_image` part; then no `style`).
   function style() {
-    const params = { style: el.style.value, strength: el.strength.value };
+    const picture = el.styleImage.files[0];
+    const params = picture ? { strength: el.strength.value } : { style: el.style.value, strength: el.strength.value };
     if (el.keepPerson.checked) params.keep = "person";
-    show("style", params).catch(() => {});
+    show("style", params, null, picture ? { style_image: picture } : {}).catch(() => {});
   }
 
   function upscale() {
@@ -274,7 +277,11 @@
   el.cropRun.addEventListener("click", crop);
   el.strength.addEventListener("input", () => { el.strengthValue.textContent = el.strength.value; });
   el.styleRun.addEventListener("click", style);
-  el.style.addEventListener("change", () => { if (apiKey && photo) style(); });
+  el.style.addEventListener("change", () => {
+    el.styleImage.value = "";  // a built-in style chosen: the picture's style no longer applies
+    if (apiKey && photo) style();
+  });
+  el.styleImage.addEventListener("change", () => { if (apiKey && photo && el.styleImage.files[0]) style(); });
   el.upscaleRun.addEventListener("click", upscale);
   el.selectRun.addEventListener("click", select);
   el.eraseRun.addEventListener("click", erase);

@@ -57,20 +57,21 @@ def results(client: Client, photo: bytes, astronaut: np.ndarray,
     found["adjust"] = client.adjust(photo, by="depth", fg_brightness=0.2, bg_saturation=-0.6, format="webp")
     found["crop"] = client.crop(photo, aspect="4:5")
     found["layers"] = client.layers(photo, include="matte,foreground")
+    found["style"] = client.style(photo, style_image=backdrop, max_side=256, format="jpeg")  # a picture's style
     return found
 
 
 def test_every_image_operation_decodes_at_the_right_size_and_type(results) -> None:
     expected = {"depth": ("I;16", "image/png"), "mask": ("L", "image/png"), "cutout": ("RGBA", "image/webp"),
                 "background": ("RGB", "image/jpeg"), "bokeh": ("RGB", "image/jpeg"), "adjust": ("RGB", "image/webp"),
-                "crop": ("RGB", "image/png")}
+                "crop": ("RGB", "image/png"), "style": ("RGB", "image/jpeg")}
     for name, (mode, media_type) in expected.items():
         result = results[name]
         assert isinstance(result, ImageResult) and result.operation == name
         decoded = result.image()
         assert (decoded.mode, result.media_type) == (mode, media_type), name
         assert decoded.format == result.format.upper(), name
-        if name == "bokeh":
+        if name in ("bokeh", "style"):
             assert decoded.size == (256, 256)  # max_side
         elif name != "crop":
             assert decoded.size == SIZE, name

@@ -53,6 +53,9 @@ def _query(ensemble: Ensemble) -> tuple[dict[str, object], tuple[str, ...]]:
 
 
 ENDPOINTS = [(PRODUCT.path(e.operation), *_query(e)) for e in PRODUCT.ensembles()]
+# And every image part the first alternative leaves out (a new background, a style image), once per operation.
+ENDPOINTS += [(PRODUCT.path(op), {}, (part.name,)) for op in PRODUCT.operations for part in op.image_parts
+              if not (op.one_of and op.one_of_required and part.name in op.one_of[0])]
 # Upscaling takes seconds per tile on the CPU: its photo has half the others' sides (96x128, one tile).
 UPSCALED = {PRODUCT.path(op) for op in PRODUCT.operations if op.output_scale}
 

@@ -145,6 +145,7 @@ OPERATIONS: dict[str, Operation] = {
             Param(
                 "style",
                 "string",
+                default="starry",
                 enum=(
                     "golden-pastel",
                     "bold-lines",
