@@ -13,6 +13,7 @@ from statistics import median
 
 import httpx
 import numpy as np
+import skimage.data
 from PIL import Image
 
 from contract.product import FACE_LAYER_NAMES, FORMATS, PRODUCT
@@ -30,13 +31,15 @@ CALLS = {
     "style": {"style": "mosaic"},
     "layers": {},
 }
-# The operations on other inputs, at 1 MP of result: (label, operation, photo size, query, with an erase mask).
-# Upscaling makes 1 MP from a quarter of it (scale=2): fast from 0.25 MP, and quality, which takes ~150 s per
-# input megapixel on 2 CPU cores, from 0.06 MP (a quarter of the result) to stay within the request budget.
+# The operations on other inputs, at 1 MP of result: (label, operation, photo size, query, the multipart part
+# sent beside the photo: erase's mask, or a style picture). Upscaling makes 1 MP from a quarter of it (scale=2):
+# fast from 0.25 MP, and quality, which takes ~150 s per input megapixel on 2 CPU cores, from 0.06 MP (a quarter
+# of the result) to stay within the request budget.
 PIXEL_CALLS = (
-    ("upscale?model=fast&scale=2", "upscale", (576, 432), {"model": "fast", "scale": 2}, False),
-    ("upscale?model=quality&scale=2", "upscale", (288, 216), {"model": "quality", "scale": 2}, False),
-    ("erase (a tenth of the photo)", "erase", SIZES["1MP"], {}, True),
+    ("upscale?model=fast&scale=2", "upscale", (576, 432), {"model": "fast", "scale": 2}, None),
+    ("upscale?model=quality&scale=2", "upscale", (288, 216), {"model": "quality", "scale": 2}, None),
+    ("erase (a tenth of the photo)", "erase", SIZES["1MP"], {}, "mask"),
+    ("style with a style_image (600x400)", "style", SIZES["1MP"], {}, "style_image"),
 )
 # Faces at 1 MP: the portrait mask (the baseline), the layers with every face part, the automatic choice, and
 # select at a tap (on the astronaut's suit: the matte; on the wall: the classical region).
@@ -59,14 +62,15 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _post(client: httpx.Client, operation: str, photo: bytes, query: dict,
-          mask: bytes | None = None) -> tuple[float, httpx.Response]:
+          part: tuple[str, bytes] | None = None) -> tuple[float, httpx.Response]:
     started = time.perf_counter()
     path = PRODUCT.path(PRODUCT.operation(operation))
-    if mask is None:
+    if part is None:
         response = client.post(path, content=photo, params=query, headers={"Content-Type": "image/jpeg"})
     else:
+        name, data = part
         response = client.post(path, params=query, files={"image": ("photo.jpg", photo, "image/jpeg"),
-                                                          "mask": ("mask.png", mask, "image/png")})
+                                                          name: (f"{name}.png", data, "image/png")})
     elapsed_ms = (time.perf_counter() - started) * 1e3
     if response.status_code != 200:
         raise RuntimeError(f"{operation} {query}: {response.status_code} {response.text[:200]}")
@@ -92,17 +96,19 @@ def latency_rows(client: httpx.Client, repeats: int) -> list[dict]:
 def pixel_rows(client: httpx.Client, repeats: int) -> list[dict]:
     rows = []
     portrait = Image.open(io.BytesIO(photo_jpeg("1MP")))
-    for label, operation, size, query, with_mask in PIXEL_CALLS:
+    for label, operation, size, query, part_name in PIXEL_CALLS:
         buffer = io.BytesIO()
         portrait.resize(size, Image.Resampling.LANCZOS).save(buffer, format="JPEG", quality=90)
-        mask = None
-        if with_mask:  # a centred box of a tenth of the photo: the astronaut's chest and arm
+        part = None
+        if part_name == "mask":  # a centred box of a tenth of the photo: the astronaut's chest and arm
             box = np.zeros(size[::-1], np.uint8)
             h, w = size[1] // 3, size[0] * 3 // 10
             box[size[1] // 2:size[1] // 2 + h, (size[0] - w) // 2:(size[0] + w) // 2] = 255
-            mask = _png(Image.fromarray(box))
-        _post(client, operation, buffer.getvalue(), query, mask)  # warm-up
-        timed = [_post(client, operation, buffer.getvalue(), query, mask) for _ in range(repeats)]
+            part = (part_name, _png(Image.fromarray(box)))
+        elif part_name == "style_image":  # the coffee photo's colours and texture
+            part = (part_name, _png(Image.fromarray(skimage.data.coffee())))
+        _post(client, operation, buffer.getvalue(), query, part)  # warm-up
+        timed = [_post(client, operation, buffer.getvalue(), query, part) for _ in range(repeats)]
         out = Image.open(io.BytesIO(timed[-1][1].content))
         rows.append({"endpoint": label, "photo": f"{size[0]}x{size[1]}", "result": f"{out.width}x{out.height}",
                      "p50_ms": median(ms for ms, _ in timed)})
@@ -149,9 +155,9 @@ def measure(measured: dict, port: int, key: str, repeats: int) -> report.Section
                   "ratio = p50 / the cutout's p50 at the same photo size."],
          "columns": [["endpoint", "`{endpoint}`"], ["photo", "{photo} JPEG"], ["p50 ms", "{p50_ms:.0f}"],
                      ["ratio to cutout", "{ratio:.2f}"]], "rows": latency},
-        {"heading": "## Upscale and erase, about 1 MP of result",
-         "text": ["Concurrency 1, median of 3 after a warm-up (upscale: default format PNG; erase: a multipart "
-                  "photo and mask)."],
+        {"heading": "## Upscale, erase and the style of a picture, about 1 MP of result",
+         "text": ["Concurrency 1, median of 3 after a warm-up (upscale: default format PNG; erase and style: a "
+                  "multipart photo with its mask or style picture)."],
          "columns": [["endpoint", "`{endpoint}`"], ["photo", "{photo}"], ["result", "{result}"],
                      ["p50 ms", "{p50_ms:.0f}"]], "rows": pixels},
         {"heading": "## Faces, layers and select, 1 MP photo",
