@@ -9,7 +9,16 @@ import pytest
 
 from converters.catalog import load_catalog
 from converters.triton_config import model_config
-from evaluation.runtimes import IOU_TOLERANCE, MAX_MEAN_ABS_DIFF, MIN_SPEARMAN, MODELS, REFERENCE, choose
+from evaluation.runtimes import (
+    IOU_TOLERANCE,
+    MAX_MEAN_ABS_DIFF,
+    MIN_PSNR_TO_FP32,
+    MIN_SPEARMAN,
+    MODELS,
+    PSNR_TOLERANCE,
+    REFERENCE,
+    choose,
+)
 
 RESULTS = Path(__file__).resolve().parents[2] / "evaluation" / "runtime_results.json"
 
@@ -22,7 +31,8 @@ def results() -> dict:
 def test_every_model_of_the_cpu_target_was_measured_on_the_full_set(results: dict) -> None:
     assert set(results["models"]) == set(MODELS) and results["set"] == "full" and results["repeats"] >= 5
     assert results["gates"] == {"iou_tolerance": IOU_TOLERANCE, "max_mean_abs_diff": MAX_MEAN_ABS_DIFF,
-                                "min_spearman": MIN_SPEARMAN, "min_gain": results["gates"]["min_gain"]}
+                                "min_spearman": MIN_SPEARMAN, "psnr_tolerance": PSNR_TOLERANCE,
+                                "min_psnr_to_fp32": MIN_PSNR_TO_FP32, "min_gain": results["gates"]["min_gain"]}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -37,6 +47,9 @@ def test_the_declared_runtime_is_the_measured_choice_and_passed_its_gates(result
     if declared != REFERENCE:  # the gates themselves, not only the recorded verdict
         if "spearman_mean" in gates:
             assert gates["spearman_mean"] >= MIN_SPEARMAN
+        elif "psnr" in gates:  # an upscaler
+            assert abs(gates["psnr"] - gates["psnr_fp32"]) <= PSNR_TOLERANCE
+            assert gates["min_psnr_to_fp32"] is None or gates["min_psnr_to_fp32"] >= MIN_PSNR_TO_FP32
         else:
             assert abs(gates["iou"] - gates["iou_fp32"]) <= IOU_TOLERANCE
             assert gates["mean_abs_diff"] <= MAX_MEAN_ABS_DIFF
@@ -45,9 +58,14 @@ def test_the_declared_runtime_is_the_measured_choice_and_passed_its_gates(result
 
 @pytest.mark.parametrize("name", MODELS)
 def test_the_cpu_config_carries_the_declared_runtime_and_the_gpu_config_none(name: str) -> None:
-    source = load_catalog()[name]
-    assert model_config(source, "cpu")["parameters"]["runtime"] == {"string_value": source.cpu_runtime}
-    assert "parameters" not in model_config(source, "gpu")
+    catalog = load_catalog()
+    source = catalog[name]
+    assert model_config(source, "cpu", catalog)["parameters"]["runtime"] == {"string_value": source.cpu_runtime}
+    gpu = model_config(source, "gpu", catalog)
+    if source.output == "rgb":  # a pixel model's step runs its network itself: on the gpu target, its default
+        assert gpu["parameters"]["runtime"] == {"string_value": REFERENCE}
+    else:
+        assert "parameters" not in gpu
 
 
 
