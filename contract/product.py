@@ -126,6 +126,7 @@ INCLUDE = Parameter(
     pattern_hint=f"a comma-separated list of {', '.join(LAYER_NAMES)}", example="matte,face,eyes,hair",
 )
 MASK_LAYERS = ("subject", "person", *FACE_LAYER_NAMES, "background")
+FACE_NEEDING_LAYERS = ("person", *FACE_LAYER_NAMES)  # the mask layers made from the faces found
 LAYER = Parameter(
     "layer", str, "subject", "Which mask: subject (the matte of model), person (the matte when a face was found, "
     "else empty), a face part (" + ", ".join(FACE_LAYER_NAMES) + ": empty when no face is found, see X-Faces) or "
@@ -220,8 +221,9 @@ SUBJECT = HeaderOutput("SUBJECT", (
     ("X-Subject", "What the matte shows: person or object (with model=auto: person when a face was found)"),
 ), labels=SUBJECTS)
 FACE_COUNT = HeaderOutput("FACE_COUNT", (
-    ("X-Faces", f"Faces found (at most {MAX_FACES}, the largest); 0: the face layers are empty"),
-), format="{:.0f}")
+    ("X-Faces", f"Faces found (at most {MAX_FACES}, the largest); 0: the face layers are empty. On /v1/mask only "
+                "when faces were looked for: model=auto, layer=person or a face part"),
+), format="{:.0f}", unknown_below_zero=True)
 SELECTED = HeaderOutput("SELECTED", (
     ("X-Selected", "What the tap selected: a face part (" + ", ".join(FACE_LAYER_NAMES) + "), person or object "
                    "(the matte), or region (a classical GrabCut region grown from the tap)"),
@@ -278,7 +280,7 @@ PRODUCT = Product(
                          "another. A face part of a photo without a face is an empty mask (200, billed as usual, "
                          "``X-Faces: 0``).",
                          MASK_IMAGE, 1, (LAYER,), header_outputs=(MATTE_REFINED, FOREGROUND_BOX, FACE_COUNT),
-                         uses_pixels=True, uses_faces=True),
+                         uses_pixels=True, uses_faces=True, faces_for=(LAYER.name, FACE_NEEDING_LAYERS)),
         _image_operation("cutout", "The subject cut out (RGBA)",
                          "RGBA: the subject's estimated colour with the matte as alpha; colour under alpha 0 is "
                          "zeroed. PNG or WebP (JPEG cannot carry the alpha).",

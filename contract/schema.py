@@ -15,6 +15,7 @@ PNG_GREY, PNG_RGB, PNG_RGBA = 0, 2, 6  # PNG colour types of the image outputs
 # The ensemble step a parameter is handed to; "model": the operation's pixel model (a catalog model with output
 # "rgb", which maps the decoded photo to new pixels: upscaling, style transfer).
 STEPS = ("decode", "compose", "model")
+FACES_SUFFIX = "_faces"  # an ensemble that runs the faces step beside a twin without it (Operation.faces_for)
 SUBJECTS = ("object", "person")  # what a matte shows, in the order of the SUBJECT tensor's values (0, 1)
 
 
@@ -135,6 +136,8 @@ class HeaderOutput:
     # Words for whole-number values: value i is written as labels[i] (e.g. X-Subject: person); a negative value
     # means "not decided by the ensemble" and leaves the header out.
     labels: tuple[str, ...] = ()
+    # A negative value means "not known by this ensemble" (a count it did not make) and leaves the header out.
+    unknown_below_zero: bool = False
 
     @property
     def values(self) -> int:
@@ -147,7 +150,8 @@ class HeaderOutput:
         if self.labels:
             return {name: self.labels[int(v)] for (name, _), v in zip(self.headers, values, strict=False)
                     if 0 <= v < len(self.labels)}
-        return {name: self.format.format(v) for (name, _), v in zip(self.headers, values, strict=False)}
+        return {name: self.format.format(v) for (name, _), v in zip(self.headers, values, strict=False)
+                if not (self.unknown_below_zero and v < 0)}
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,11 @@ class Operation:
     # running as ensemble steps: served, ready-checked and counted as the operation's (the style step's
     # predictor and transform for a style image).
     called_models: tuple[str, ...] = ()
+    # (parameter, its values that need the faces step) for an operation with ``uses_faces`` whose other results
+    # do not: each variant that is not by-faces gets a second ensemble without the faces step, which serves the
+    # requests with any other value (the face headers are then left out). /v1/mask: only its face layers and
+    # ``person`` need the faces; a subject matte with a fixed variant does not pay for them.
+    faces_for: tuple[str, tuple[str, ...]] = ()
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -248,11 +257,24 @@ class Operation:
         return tuple(part for part in self.image_parts if part.step == step)
 
     def needs_faces(self, variant: str) -> bool:
-        """The ensemble of ``variant`` runs the faces step (for the compose step, or to choose the matte)."""
+        """The (first) ensemble of ``variant`` runs the faces step (for the compose step, or to choose the
+        matte)."""
         chosen = self.variant(variant)
         if chosen is None and self.plain_with:
             return False
         return self.uses_faces or bool(chosen and chosen.by_faces)
+
+    def has_plain_twin(self, variant: str) -> bool:
+        """``variant`` also has an ensemble without the faces step (``faces_for``)."""
+        chosen = self.variant(variant)
+        return bool(self.faces_for) and self.uses_faces and not (chosen and chosen.by_faces)
+
+    def wants_faces(self, values: dict[str, object]) -> bool:
+        """Whether a request with these parameter values (None: not given) needs the faces step, by
+        ``faces_for``."""
+        name, needing = self.faces_for
+        value = values.get(name)
+        return (self.parameter(name).default if value is None else value) in needing
 
     @property
     def variants_of_ensembles(self) -> tuple[str, ...]:
@@ -272,11 +294,14 @@ class Ensemble:
     operation: Operation
     variant: str  # "" for an operation without variants
     models: tuple[str, ...]
+    with_faces: bool = False  # it runs the faces step
 
     @property
     def label(self) -> str:
-        """Short name for reports and load mixes, e.g. ``mask_fast``."""
-        return f"{self.operation.name}_{self.variant}" if self.variant else self.operation.name
+        """Short name for reports and load mixes, e.g. ``mask_fast`` (``mask_fast_faces``: the twin with the
+        faces step, ``Operation.faces_for``)."""
+        label = f"{self.operation.name}_{self.variant}" if self.variant else self.operation.name
+        return f"{label}{FACES_SUFFIX}" if self.with_faces and self.operation.has_plain_twin(self.variant) else label
 
 
 @dataclass(frozen=True)
@@ -341,6 +366,7 @@ class Product:
             if len(set(names)) != len(names):
                 raise ContractError(f"operation {op.name!r} declares a parameter twice: {names}")
             self._check_one_of(op)
+            self._check_faces_for(op)
             if op.plain_with and (op.plain_with not in {part.name for part in op.image_parts} or not op.variants):
                 raise ContractError(f"operation {op.name!r}: plain_with {op.plain_with!r} must name one of its image "
                                     "parts, and the operation needs variants for the alternative")
@@ -349,6 +375,17 @@ class Product:
                 raise ContractError(f"operation {op.name!r}: its ensemble's inputs and outputs {tensors} must have "
                                     "distinct tensor names")
         object.__setattr__(self, "_by_name", by_name)
+
+    @staticmethod
+    def _check_faces_for(op: Operation) -> None:
+        if not op.faces_for:
+            return
+        name, needing = op.faces_for
+        parameter = op.parameter(name)
+        if not op.uses_faces or parameter is None or parameter.default is None \
+                or not set(needing) <= set(parameter.choices):
+            raise ContractError(f"operation {op.name!r}: faces_for needs uses_faces and a parameter with a default "
+                                f"and choices that include {list(needing)}; {name!r} is not")
 
     @staticmethod
     def _check_one_of(op: Operation) -> None:
@@ -379,17 +416,28 @@ class Product:
         """HTTP path -> operation name, for every operation."""
         return {self.path(op): op.name for op in self.operations}
 
-    def ensemble_name(self, operation: Operation, variant: str) -> str:
+    def ensemble_name(self, operation: Operation, variant: str, with_faces: bool = True) -> str:
+        """The ensemble of ``variant``; ``with_faces=False``: its twin without the faces step, where it has one
+        (``Operation.faces_for``)."""
         operation.variant(variant)  # refuses an unknown variant
         parts = [self.ensemble_prefix, operation.name, *([variant] if operation.variants and variant else [])]
-        return "_".join(parts)
+        twin = operation.has_plain_twin(variant)
+        return "_".join(parts) + (FACES_SUFFIX if twin and with_faces else "")
+
+    def ensemble_for(self, operation: Operation, variant: str, values: dict[str, object]) -> str:
+        """The ensemble that serves a request with these parameter values."""
+        plain = operation.has_plain_twin(variant) and not operation.wants_faces(values)
+        return self.ensemble_name(operation, variant, with_faces=not plain)
 
     def ensembles(self) -> list[Ensemble]:
         """Every ensemble of the product, in declaration order."""
         found = []
         for op in self.operations:
             for variant in op.variants_of_ensembles:
-                found.append(Ensemble(self.ensemble_name(op, variant), op, variant, op.models_of(variant)))
+                models = op.models_of(variant)
+                if op.has_plain_twin(variant):
+                    found.append(Ensemble(self.ensemble_name(op, variant, with_faces=False), op, variant, models))
+                found.append(Ensemble(self.ensemble_name(op, variant), op, variant, models, op.needs_faces(variant)))
         return found
 
     def models(self) -> list[str]:
@@ -398,7 +446,7 @@ class Product:
         return list(dict.fromkeys(found + (list(self.face_models) if self.faces_used() else [])))
 
     def faces_used(self) -> bool:
-        return any(e.operation.needs_faces(e.variant) for e in self.ensembles())
+        return any(e.with_faces for e in self.ensembles())
 
     def by_faces_variants(self) -> list[Variant]:
         """Every by-faces variant, once per name: each is one step ``matte_<name>``."""

@@ -405,7 +405,7 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     pre_outputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     post_inputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     steps = []
-    if operation.needs_faces(ensemble.variant):
+    if ensemble.with_faces:
         pre_outputs[t.pixels] = "rgb"
         steps.append({"model_name": product.faces_step, "model_version": -1, "input_map": {t.pixels: "rgb"},
                       "output_map": {t.faces: "faces"}})

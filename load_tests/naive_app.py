@@ -90,7 +90,9 @@ def inline_scene(inline: Inline, data: bytes, max_side: int, operation: Operatio
     photo = Photo(data, LIMITS.max_pixels)
     size = output_size(photo.full_size, max_side)
     inputs = [inline.models[name] for name in operation.models_of(variant)]
-    with_faces = operation.needs_faces(variant)
+    # every parameter at its default, as served: the ensemble the gateway would choose
+    plain = operation.has_plain_twin(variant) and not operation.wants_faces({})
+    with_faces = operation.needs_faces(variant) and not plain
     needs = [(m.source.input_size[1], m.source.input_size[0]) for m in inputs]
     needs += [size] if operation.uses_pixels or with_faces else []
     rgb = photo.decode(min_size=(max(w for w, _ in needs), max(h for _, h in needs)))

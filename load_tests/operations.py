@@ -41,7 +41,9 @@ def _operation(ensemble: Ensemble) -> Operation:
 
 
 LOAD_OPERATIONS = ("depth", "mask", "cutout")
-OPERATIONS = {e.label: _operation(e) for e in PRODUCT.ensembles() if e.operation.name in LOAD_OPERATIONS}
+# The ensembles a request with default parameters reaches (not a mask's twin with the faces step, for face layers).
+OPERATIONS = {e.label: _operation(e) for e in PRODUCT.ensembles()
+              if e.operation.name in LOAD_OPERATIONS and not (e.with_faces and e.operation.has_plain_twin(e.variant))}
 
 
 def check_operations(names: list[str]) -> list[Operation]:

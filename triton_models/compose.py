@@ -417,7 +417,7 @@ def _header_values(wanted: set[str], scene: Scene) -> dict[str, list[float]]:
     if P.SUBJECT.tensor in wanted:
         out[P.SUBJECT.tensor] = [float(scene.subject_kind)]
     if P.FACE_COUNT.tensor in wanted:
-        out[P.FACE_COUNT.tensor] = [float(len(scene.found_faces))]
+        out[P.FACE_COUNT.tensor] = [float(len(scene.faces)) if scene.faces is not None else -1.0]  # -1: not looked
     if P.DEPTH_RANGE.tensor in wanted:
         out[P.DEPTH_RANGE.tensor] = [scene.depth.near, scene.depth.far]
     if P.MATTE_REFINED.tensor in wanted:

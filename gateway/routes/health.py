@@ -64,8 +64,7 @@ async def readyz(request: Request, triton: TritonDep) -> JSONResponse:
 
 def _called_models(product: Product, ensemble: Ensemble) -> list[str]:
     """The models an ensemble's steps call beside its own steps (``Variant.by_faces``, ``Operation.uses_faces``)."""
-    operation = ensemble.operation
-    faces = list(product.face_models) if operation.needs_faces(ensemble.variant) else []
+    faces = list(product.face_models) if ensemble.with_faces else []
     return [*ensemble.models, *faces]
 
 

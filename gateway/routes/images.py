@@ -149,7 +149,7 @@ async def serve(call: ImageCall, product: Product, operation: Operation | None, 
             async with call.billing.open(principal, operation.name, billed_megapixels, charge_id, claim) as bill:
                 inputs = _tensors(operation, query, upload)
                 inferring = True
-                outputs, triton_s = await _infer(call, product.ensemble_name(operation, variant), upload.data,
+                outputs, triton_s = await _infer(call, product.ensemble_for(operation, variant, query), upload.data,
                                                  inputs, list(operation.triton_outputs), deadline, operation.name)
                 body = bytes(outputs[operation.output.tensor].reshape(-1)[0])
                 bill.charge = ledger.Charge(

@@ -120,6 +120,15 @@ def test_auto_picks_the_portrait_matte_only_for_a_face(http: httpx.Client, name:
     assert np.array_equal(mask(auto), mask(chosen)), "auto must serve exactly the matte it chose"
 
 
+def test_a_fixed_matte_runs_the_faces_step_only_for_the_layers_that_need_it(http: httpx.Client) -> None:
+    subject = post(http, "/v1/mask", ASTRONAUT, model="fast")  # the ensemble without the faces step
+    person = post(http, "/v1/mask", ASTRONAUT, model="fast", layer="person")  # its twin with it
+    assert subject.status_code == person.status_code == 200, subject.text
+    assert "X-Faces" not in subject.headers and person.headers["X-Faces"] == "1"
+    assert np.array_equal(mask(subject), mask(person)), "with a face found, the person is the matte"
+    assert post(http, "/v1/mask", ASTRONAUT).headers["X-Faces"] == "1"  # auto looks for faces to choose
+
+
 def test_a_photo_without_a_face_has_empty_face_layers_billed_as_usual(http: httpx.Client) -> None:
     response = post(http, "/v1/mask", skimage.data.coffee(), layer="eyes")
     assert response.status_code == 200, response.text

@@ -49,6 +49,9 @@ def _query(ensemble: Ensemble) -> tuple[dict[str, object], tuple[str, ...]]:
     parts = {part.name for part in op.image_parts}
     first = op.one_of[0] if op.one_of and op.one_of_required else ()
     query.update({name: op.parameter(name).example for name in first if name not in parts})
+    if ensemble.with_faces and op.has_plain_twin(ensemble.variant):  # the twin with the faces step: a face layer
+        name, needing = op.faces_for
+        query[name] = needing[-1]
     return query, tuple(name for name in first if name in parts)
 
 

@@ -134,5 +134,28 @@ def test_an_ensemble_whose_called_model_is_down_is_not_ready(client: TestClient)
     triton.model_readiness = no_faces
     client.app.state.readiness = type(client.app.state.readiness)()  # a fresh answer, not the cached one
     ready = client.get("/readyz").json()
-    assert "photo_mask_fast" in ready["missing"]  # the mask's face layers need the detector
+    assert "photo_mask_fast_faces" in ready["missing"]  # the mask's face layers need the detector
+    assert ready["models"]["photo_mask_fast"]  # its subject matte does not: that twin has no faces step
     assert ready["models"]["photo_cutout_portrait"] and ready["models"]["photo_erase"]
+
+
+def test_a_mask_with_a_fixed_matte_runs_the_faces_step_only_for_the_layers_made_from_faces() -> None:
+    mask, cutout = PRODUCT.operation("mask"), PRODUCT.operation("cutout")
+    assert PRODUCT.ensemble_for(mask, "fast", {"layer": "subject"}) == "photo_mask_fast"
+    assert PRODUCT.ensemble_for(mask, "fast", {"layer": None}) == "photo_mask_fast"  # the default: subject
+    assert PRODUCT.ensemble_for(mask, "fast", {"layer": "background"}) == "photo_mask_fast"
+    assert PRODUCT.ensemble_for(mask, "fast", {"layer": "hair"}) == "photo_mask_fast_faces"
+    assert PRODUCT.ensemble_for(mask, "portrait", {"layer": "person"}) == "photo_mask_portrait_faces"
+    assert PRODUCT.ensemble_for(mask, "auto", {"layer": "subject"}) == "photo_mask_auto"  # auto needs the faces
+    assert PRODUCT.ensemble_for(cutout, "fast", {}) == "photo_cutout_fast"
+    ensembles = {e.name: e for e in PRODUCT.ensembles()}
+    assert not ensembles["photo_mask_fast"].with_faces and ensembles["photo_mask_fast_faces"].with_faces
+    assert ensembles["photo_mask_auto"].with_faces and "photo_mask_auto_faces" not in ensembles
+    assert (ensembles["photo_mask_fast"].label, ensembles["photo_mask_fast_faces"].label) == \
+        ("mask_fast", "mask_fast_faces")
+
+
+def test_a_count_the_ensemble_did_not_make_leaves_its_header_out() -> None:
+    from contract.product import FACE_COUNT
+
+    assert FACE_COUNT.render([-1.0]) == {} and FACE_COUNT.render([2.0]) == {"X-Faces": "2"}

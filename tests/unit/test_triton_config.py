@@ -43,7 +43,11 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     ensembles = [name for name, config in configs.items() if config.get("platform") == "ensemble"]
     variants = ["auto", "fast", "portrait", "object", "object-lite"]
     edits = ["depth", "mask", "cutout", "background", "bokeh", "adjust", "crop", "style"]
-    assert ensembles == [*(f"photo_{op}_{v}" for op in edits for v in variants), "photo_upscale_quality",
+    # a mask with a fixed matte: the subject without the faces step, and its twin with it for the face layers
+    with_twins = [name for op in edits for v in variants
+                  for name in ([f"photo_{op}_{v}", f"photo_{op}_{v}_faces"] if op == "mask" and v != "auto"
+                               else [f"photo_{op}_{v}"])]
+    assert ensembles == [*with_twins, "photo_upscale_quality",
                          "photo_upscale_sharp", "photo_upscale_fast", "photo_erase",
                          *(f"photo_erase_{v}" for v in variants), *(f"photo_layers_{v}" for v in variants),
                          *(f"photo_select_{v}" for v in variants)]
@@ -59,10 +63,13 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     assert "FACES" not in auto[3]["input_map"]  # the cutout itself needs no faces
     assert configs["matte_auto"]["parameters"]["with_face"]["string_value"] == "matte_portrait"
     assert configs["matte_auto"]["parameters"]["without_face"]["string_value"] == "matte_object"
-    # A fixed matte with the faces step for the compose step's face layers.
-    mask = configs["photo_mask_fast"]["ensemble_scheduling"]["step"]
+    # A fixed matte with the faces step for the compose step's face layers, and its twin without them.
+    mask = configs["photo_mask_fast_faces"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in mask] == ["preprocess", "faces", "matte_fast", "postprocess"]
     assert mask[-1]["input_map"]["FACES"] == mask[1]["output_map"]["FACES"]
+    plain = configs["photo_mask_fast"]["ensemble_scheduling"]["step"]
+    assert [step["model_name"] for step in plain] == ["preprocess", "matte_fast", "postprocess"]
+    assert "FACES" not in plain[-1]["input_map"]
     models = json.loads(configs["faces"]["parameters"]["models"]["string_value"])
     assert [models[role]["name"] for role in ("detector", "landmarks", "irises")] == list(PRODUCT.face_models)
     cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
