@@ -267,8 +267,9 @@ def pixel_model_config(source: ModelSource, sources: dict[str, ModelSource], tar
                        product: Product = PRODUCT) -> dict[str, Any]:
     """Config of a pixel model: the decoded photo (and the parameters of the operations using it) in, new
     pixels out, one photo at a time, in the python-backend step that hosts its network (``PIXEL_STEPS``).
-    On both targets the network runs on the CPU inside that step (a GPU target would serve the network as its
-    own onnxruntime/TensorRT model, called per tile: not built yet)."""
+    On both targets that network runs on the CPU inside the step (a GPU target would serve it as its own
+    onnxruntime/TensorRT model, called per tile: not built yet); the models the step calls (``calls``, from
+    ``Operation.called_models``: the arbitrary-style pair) are Triton models of their own on either target."""
     tuning = _check_target(target)
     t = product.tensors
     layout = tuning.layout(source.name)
