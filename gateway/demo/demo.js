@@ -281,7 +281,11 @@
     el.styleImage.value = "";  // a built-in style chosen: the picture's style no longer applies
     if (apiKey && photo) style();
   });
-  el.styleImage.addEventListener("change", () => { if (apiKey && photo && el.styleImage.files[0]) style(); });
+  el.styleImage.addEventListener("change", () => {
+    if (!el.styleImage.files[0]) return;
+    el.style.selectedIndex = -1;  // no built-in style is shown as chosen while the picture's style applies
+    if (apiKey && photo) style();
+  });
   el.upscaleRun.addEventListener("click", upscale);
   el.selectRun.addEventListener("click", select);
   el.eraseRun.addEventListener("click", erase);

@@ -194,6 +194,8 @@ def test_demo_shows_results_edits_and_credits(browser: WebDriver, gateway_url: s
         wait(browser, lambda d: np.abs(pixels(d, "style-img")[..., :3] - mosaic).mean() > 15,
              "the photo in the picture's style")
         measured["style_picture_vs_mosaic"] = float(np.abs(pixels(browser, "style-img")[..., :3] - mosaic).mean())
+        assert browser.execute_script("return document.getElementById('style').selectedIndex") == -1, \
+            "no built-in style shows as chosen while the picture's style applies"
         browser.find_element(By.ID, "upscale-run").click()
         wait_for_images(browser, "upscale-img")
         # Select at the clicked point (her suit: the person), then erase that selection.
