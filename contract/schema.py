@@ -445,6 +445,12 @@ class Product:
         found = [m for e in self.ensembles() for m in (*e.models, *e.operation.called_models)]
         return list(dict.fromkeys(found + (list(self.face_models) if self.faces_used() else [])))
 
+    def models_called_by(self, ensemble: Ensemble) -> list[str]:
+        """Every model an ensemble needs: its own model steps and the models its steps call (the faces step's
+        networks, a by-faces variant's mattes, ``Operation.called_models``)."""
+        faces = list(self.face_models) if ensemble.with_faces else []
+        return [*ensemble.models, *ensemble.operation.called_models, *faces]
+
     def faces_used(self) -> bool:
         return any(e.with_faces for e in self.ensembles())
 

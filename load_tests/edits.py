@@ -16,7 +16,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from contract.product import FACE_LAYER_NAMES, FORMATS, PRODUCT
+from contract.product import ERASE_MASK, FACE_LAYER_NAMES, FORMATS, PRODUCT, STYLE_PART
 from load_tests import report
 from load_tests.traffic_mix import SIZES, photo_jpeg
 
@@ -38,8 +38,8 @@ CALLS = {
 PIXEL_CALLS = (
     ("upscale?model=fast&scale=2", "upscale", (576, 432), {"model": "fast", "scale": 2}, None),
     ("upscale?model=quality&scale=2", "upscale", (288, 216), {"model": "quality", "scale": 2}, None),
-    ("erase (a tenth of the photo)", "erase", SIZES["1MP"], {}, "mask"),
-    ("style with a style_image (600x400)", "style", SIZES["1MP"], {}, "style_image"),
+    ("erase (a tenth of the photo)", "erase", SIZES["1MP"], {}, ERASE_MASK.name),
+    (f"style with a {STYLE_PART.name} (600x400)", "style", SIZES["1MP"], {}, STYLE_PART.name),
 )
 # Faces at 1 MP: the portrait mask of the person (the baseline: it runs the faces step), the subject mask without
 # it, the layers with every face part, the automatic choice, and select at a tap (on the astronaut's suit: the
@@ -102,12 +102,12 @@ def pixel_rows(client: httpx.Client, repeats: int) -> list[dict]:
         buffer = io.BytesIO()
         portrait.resize(size, Image.Resampling.LANCZOS).save(buffer, format="JPEG", quality=90)
         part = None
-        if part_name == "mask":  # a centred box of a tenth of the photo: the astronaut's chest and arm
+        if part_name == ERASE_MASK.name:  # a centred box of a tenth of the photo: the astronaut's chest and arm
             box = np.zeros(size[::-1], np.uint8)
             h, w = size[1] // 3, size[0] * 3 // 10
             box[size[1] // 2:size[1] // 2 + h, (size[0] - w) // 2:(size[0] + w) // 2] = 255
             part = (part_name, _png(Image.fromarray(box)))
-        elif part_name == "style_image":  # the coffee photo's colours and texture
+        elif part_name == STYLE_PART.name:  # the coffee photo's colours and texture
             part = (part_name, _png(Image.fromarray(skimage.data.coffee())))
         _post(client, operation, buffer.getvalue(), query, part)  # warm-up
         timed = [_post(client, operation, buffer.getvalue(), query, part) for _ in range(repeats)]

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from contract.schema import Ensemble, Product
 from gateway.deps import MetricsDep, TritonDep
 
 router = APIRouter(tags=["operations"])
@@ -52,7 +51,7 @@ async def readyz(request: Request, triton: TritonDep) -> JSONResponse:
 
     The answer is kept for ``READINESS_TTL_S``: a flood of probes costs Triton one round of checks a second."""
     product = request.app.state.product
-    called = {e.name: _called_models(product, e) for e in product.ensembles()}
+    called = {e.name: product.models_called_by(e) for e in product.ensembles()}
     every = list(dict.fromkeys([*called, *(m for models in called.values() for m in models)]))
     ready = await request.app.state.readiness.get(lambda: triton.model_readiness(every))
     models = {name: ready.get(name, False) and all(ready.get(m, False) for m in called[name]) for name in called}
@@ -60,12 +59,6 @@ async def readyz(request: Request, triton: TritonDep) -> JSONResponse:
     status = "ready" if not missing else "degraded" if len(missing) < len(models) else "not_ready"
     body = {"status": status, "models": models, "missing": missing}
     return JSONResponse(body, status_code=503 if status == "not_ready" else 200)
-
-
-def _called_models(product: Product, ensemble: Ensemble) -> list[str]:
-    """The models an ensemble's steps call beside its own steps (``Variant.by_faces``, ``Operation.uses_faces``)."""
-    faces = list(product.face_models) if ensemble.with_faces else []
-    return [*ensemble.models, *faces]
 
 
 metrics_router = APIRouter(tags=["operations"])

@@ -286,11 +286,16 @@ def test_the_arbitrary_style_pair_is_named_by_the_catalog() -> None:
     ],
 )
 def test_bad_output_shapes_say_what_to_fix(old: str, new: str, message: str) -> None:
+    _refused_with("face_detect", old, new, message)
+
+
+def _refused_with(entry: str, old: str, new: str, message: str) -> None:
+    """The catalog with ``old`` replaced by ``new`` in ``[models.<entry>]`` is refused with ``message``."""
     text = CATALOG_PATH.read_text()
-    start = text.index("[models.face_detect]")
+    start = text.index(f"[models.{entry}]")
     assert old in text[start:], old
     edited = text[:start] + text[start:].replace(old, new, 1)
-    with pytest.raises(CatalogError, match=r"\[models.face_detect\]: " + message):
+    with pytest.raises(CatalogError, match=rf"\[models.{entry}\]: " + message):
         parse_catalog(edited)
 
 
@@ -312,9 +317,4 @@ def test_output_shapes_on_another_output_kind_is_refused() -> None:
     ],
 )
 def test_bad_input_shapes_say_what_to_fix(old: str, new: str, message: str) -> None:
-    text = CATALOG_PATH.read_text()
-    start = text.index("[models.style_transform]")
-    assert old in text[start:], old
-    edited = text[:start] + text[start:].replace(old, new, 1)
-    with pytest.raises(CatalogError, match=r"\[models.style_transform\]: " + message):
-        parse_catalog(edited)
+    _refused_with("style_transform", old, new, message)

@@ -138,6 +138,15 @@ def test_an_ensemble_whose_called_model_is_down_is_not_ready(client: TestClient)
     assert ready["models"]["photo_mask_fast"]  # its subject matte does not: that twin has no faces step
     assert ready["models"]["photo_cutout_portrait"] and ready["models"]["photo_erase"]
 
+    async def no_style_transform(models: list[str]) -> dict[str, bool]:
+        return {name: name != "style_transform" for name in models}
+
+    triton.model_readiness = no_style_transform
+    client.app.state.readiness = type(client.app.state.readiness)()
+    ready = client.get("/readyz").json()
+    assert "photo_style_auto" in ready["missing"]  # the style step calls it for a style image
+    assert ready["models"]["photo_cutout_auto"]
+
 
 def test_a_mask_with_a_fixed_matte_runs_the_faces_step_only_for_the_layers_made_from_faces() -> None:
     mask, cutout = PRODUCT.operation("mask"), PRODUCT.operation("cutout")
