@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.product import PRODUCT
@@ -56,6 +56,10 @@ class GatewaySettings(BaseSettings):
     database_schema: str | None = Field(None, description="PostgreSQL schema (search_path) holding the tables")
     redis_url: str | None = Field(None, description="redis://host:port/db shares rate limits between replicas; "
                                                     "unset keeps them in this process")
+    shared_state: bool = Field(False, description="this process is one of several replicas (the chart sets it when "
+                                                "replicas or autoscaling allow more than one): refuse a SQLite "
+                                                "database and an unset redis_url, which would give each replica "
+                                                "its own balances and limits")
     bootstrap_api_key: SecretStr | None = Field(
         None, description="creates an admin tenant accepting this key at start-up (idempotent; >= 32 characters)")
     bootstrap_credits: int = Field(1_000_000_000, ge=0, description="credits of a newly created admin tenant")
@@ -87,6 +91,18 @@ class GatewaySettings(BaseSettings):
         if self.max_upload_bytes_in_flight is not None:
             return self.max_upload_bytes_in_flight
         return self.memory_limit_bytes // 4 if self.memory_limit_bytes is not None else 512 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _replicas_share_their_state(self) -> GatewaySettings:
+        if not self.shared_state:
+            return self
+        if self.database_url.startswith("sqlite"):
+            raise ValueError("GATEWAY_DATABASE_URL is SQLite, but GATEWAY_SHARED_STATE says several replicas run: "
+                             "each would keep its own balances. Use postgresql+psycopg://... or run one replica")
+        if not self.redis_url:
+            raise ValueError("GATEWAY_REDIS_URL is unset, but GATEWAY_SHARED_STATE says several replicas run: each "
+                             "would admit a key's whole rate limit. Set redis://host:port/db or run one replica")
+        return self
 
     @field_validator("price_base_credits")
     @classmethod

@@ -2,7 +2,9 @@
 
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per
 second; a request takes one token or is refused with the time until one is
-available.
+available. While Redis cannot be reached, each replica limits with its own
+in-process buckets (N replicas then admit up to N times a key's rate), never
+with none.
 """
 
 from __future__ import annotations
@@ -91,19 +93,40 @@ return {allowed, tostring(tokens)}
 
 
 class RedisRateLimiter:
-    """Buckets in Redis, updated atomically by one Lua script (several gateway replicas)."""
+    """Buckets in Redis, updated atomically by one Lua script (several gateway replicas).
+
+    When a call to Redis fails, this replica's own buckets decide for ``retry_after_s`` seconds
+    before Redis is tried again, so an outage costs one socket timeout per interval, not per request.
+    """
 
     blocking = True
 
-    def __init__(self, url: str, prefix: str = "gateway:ratelimit:") -> None:
+    def __init__(self, url: str, prefix: str = "gateway:ratelimit:", retry_after_s: float = 1.0,
+                 clock=time.monotonic) -> None:  # noqa: ANN001
         import redis  # only needed when GATEWAY_REDIS_URL is set
 
         self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._script = self._client.register_script(TOKEN_BUCKET_LUA)
         self._prefix = prefix
+        self._fallback = InProcessRateLimiter(clock)
+        self._retry_after_s = retry_after_s
+        self._clock = clock
+        self._down_until: float | None = None  # set while Redis is treated as unreachable
 
     def take(self, key_id: str, rate: float, burst: int) -> Decision:
-        allowed, tokens = self._script(keys=[self._prefix + key_id], args=[rate, burst])
+        if self._down_until is not None and self._clock() < self._down_until:
+            return self._fallback.take(key_id, rate, burst)
+        try:
+            allowed, tokens = self._script(keys=[self._prefix + key_id], args=[rate, burst])
+        except Exception as error:  # noqa: BLE001 - any store failure: limit here instead
+            if self._down_until is None:
+                log.warning("rate-limit store unavailable (%s); limiting with this replica's own buckets "
+                            "until it answers again", type(error).__name__)
+            self._down_until = self._clock() + self._retry_after_s
+            return self._fallback.take(key_id, rate, burst)
+        if self._down_until is not None:
+            log.warning("rate-limit store reachable again; limits are shared between replicas")
+            self._down_until = None
         return _decision(bool(int(allowed)), float(tokens), rate, burst)
 
     def close(self) -> None:
@@ -115,12 +138,7 @@ def make_rate_limiter(redis_url: str | None) -> RateLimiter:
 
 
 async def take_token(limiter: RateLimiter, key_id: str, rate: float, burst: int) -> Decision:
-    """One token of ``key_id``'s bucket; a rate-limit store outage lets the request through (loudly),
-    since it must not stop paid traffic."""
-    try:
-        if not limiter.blocking:  # in-process buckets: a dict and a lock, cheaper than a thread hop
-            return limiter.take(key_id, rate, burst)
-        return await run_in_threadpool(limiter.take, key_id, rate, burst)
-    except Exception:
-        log.exception("rate limiter unavailable; letting the request through")
-        return Decision(True, burst, burst, 0, 0)
+    """One token of ``key_id``'s bucket."""
+    if not limiter.blocking:  # in-process buckets: a dict and a lock, cheaper than a thread hop
+        return limiter.take(key_id, rate, burst)
+    return await run_in_threadpool(limiter.take, key_id, rate, burst)

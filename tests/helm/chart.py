@@ -22,8 +22,10 @@ INSTALL_HINT = "install the chart tooling with: bash helm/tools/install.sh"
 RELEASE = "rel"
 NAMESPACE = "imageserve"
 CI_VALUES = sorted(CHART_DIR.glob("ci/*-values.yaml"))
-# Scenario name -> values files (the chart defaults plus every ci/*-values.yaml).
-SCENARIOS = {"default": ()} | {path.name.removesuffix("-values.yaml"): (path,) for path in CI_VALUES}
+# Scenario name -> values files: every ci/*-values.yaml ("default": the chart's defaults plus the
+# secrets an install must set).
+SCENARIOS = {path.name.removesuffix("-values.yaml"): (path,) for path in CI_VALUES}
+DEFAULT_VALUES = SCENARIOS["default"]
 
 
 def require_module(name: str) -> ModuleType:
@@ -103,7 +105,7 @@ def render(scenario: str) -> Rendered:
 def render_with(*args: str) -> Rendered:
     """The chart rendered with extra `helm template` arguments (--set, --set-json, --values...)."""
     yaml = require_module("yaml")
-    text = run_helm(*template_args((), *args)).stdout
+    text = run_helm(*template_args(DEFAULT_VALUES, *args)).stdout
     docs = tuple(doc for doc in yaml.safe_load_all(text) if doc)
     return Rendered(" ".join(args), text, docs)
 

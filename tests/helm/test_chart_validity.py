@@ -10,7 +10,17 @@ import pytest
 
 from converters.catalog import depth_model_choices
 
-from .chart import CHART_DIR, CI_VALUES, SCENARIOS, render, require_module, run_helm, template_args, tool
+from .chart import (
+    CHART_DIR,
+    CI_VALUES,
+    DEFAULT_VALUES,
+    SCENARIOS,
+    render,
+    require_module,
+    run_helm,
+    template_args,
+    tool,
+)
 
 # Oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and a recent one.
 KUBERNETES_VERSIONS = ("1.27.0", "1.30.0", "1.35.0")
@@ -18,11 +28,9 @@ KUBERNETES_VERSIONS = ("1.27.0", "1.30.0", "1.35.0")
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
-@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "default" if v is None else v.name)
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda v: v.name)
 def test_helm_lint_strict(values) -> None:
-    args = ["lint", "--strict", str(CHART_DIR)]
-    if values is not None:
-        args += ["--values", str(values)]
+    args = ["lint", "--strict", str(CHART_DIR), "--values", str(values)]
     result = run_helm(*args, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
@@ -87,7 +95,7 @@ def test_values_schema_is_a_valid_schema_and_accepts_every_values_file() -> None
     ],
 )
 def test_schema_rejects_bad_values(override: str, message: str) -> None:
-    result = run_helm(*template_args((), "--set", override), check=False)
+    result = run_helm(*template_args(DEFAULT_VALUES, "--set", override), check=False)
     assert result.returncode != 0, f"{override} was accepted"
     assert message in result.stderr, result.stderr
 
@@ -99,10 +107,37 @@ def test_schema_allows_exactly_the_depth_models_the_converters_know() -> None:
 
 def test_template_fails_on_inconsistent_values() -> None:
     replicas = "gateway.autoscaling.minReplicas=5,gateway.autoscaling.maxReplicas=2"
-    result = run_helm(*template_args((), "--set", replicas), check=False)
+    result = run_helm(*template_args(DEFAULT_VALUES, "--set", replicas), check=False)
     assert result.returncode != 0 and "minReplicas" in result.stderr
-    result = run_helm(*template_args((), "--set", "triton.enabled=false"), check=False)
+    result = run_helm(*template_args(DEFAULT_VALUES, "--set", "triton.enabled=false"), check=False)
     assert result.returncode != 0 and "tritonGrpcUrl" in result.stderr
+
+
+def test_the_chart_alone_names_the_database_it_needs() -> None:
+    result = run_helm(*template_args(()), check=False)
+    assert result.returncode != 0 and "gateway.secrets.databaseUrl is required" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # every replica would keep its own balances, or admit a key's whole rate
+        ("gateway.secrets.databaseUrl=sqlite:////tmp/g.db", "databaseUrl is SQLite, but up to 10 gateway replicas"),
+        ("gateway.secrets.databaseUrl=sqlite:////tmp/g.db,gateway.autoscaling.enabled=false,gateway.replicaCount=2",
+         "up to 2 gateway replicas"),
+        ("gateway.secrets.redisUrl=", "redisUrl is empty, but up to 10 gateway replicas"),
+    ],
+)
+def test_replicas_must_share_the_database_and_the_rate_limits(override: str, message: str) -> None:
+    result = run_helm(*template_args(DEFAULT_VALUES, "--set", override), check=False)
+    assert result.returncode != 0, f"{override} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+def test_one_replica_may_keep_sqlite_and_in_process_limits() -> None:
+    one = ("gateway.secrets.databaseUrl=sqlite:////tmp/g.db,gateway.secrets.redisUrl=,gateway.autoscaling.enabled=false,"
+           "gateway.replicaCount=1")
+    assert run_helm(*template_args(DEFAULT_VALUES, "--set", one), check=False).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -125,7 +160,7 @@ def test_template_fails_on_inconsistent_values() -> None:
     ],
 )
 def test_template_fails_on_inconsistent_gateway_values(override: str, message: str) -> None:
-    result = run_helm(*template_args((), "--set", override), check=False)
+    result = run_helm(*template_args(DEFAULT_VALUES, "--set", override), check=False)
     assert result.returncode != 0, f"{override} was accepted"
     assert message in result.stderr, result.stderr
 
@@ -134,7 +169,7 @@ def test_optional_objects_can_be_turned_off() -> None:
     yaml = require_module("yaml")
     result = run_helm(
         *template_args(
-            (),
+            DEFAULT_VALUES,
             "--set",
             "monitoring.serviceMonitor.enabled=false,monitoring.prometheusRule.enabled=false,"
             "monitoring.dashboards.enabled=false,triton.networkPolicy.enabled=false,gateway.networkPolicy.enabled=false,"
@@ -147,10 +182,8 @@ def test_optional_objects_can_be_turned_off() -> None:
                         "PodDisruptionBudget", "PersistentVolumeClaim"}
 
 
-@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "default" if v is None else v.name)
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda v: v.name)
 def test_install_notes_render(values) -> None:
-    args = ["install", "rel", str(CHART_DIR), "--namespace", "imageserve", "--dry-run=client"]
-    if values is not None:
-        args += ["--values", str(values)]
+    args = ["install", "rel", str(CHART_DIR), "--namespace", "imageserve", "--dry-run=client", "--values", str(values)]
     notes = run_helm(*args).stdout.partition("NOTES:")[2]
     assert "svc/rel-imageserve-gateway" in notes and "svc/rel-imageserve-triton" in notes

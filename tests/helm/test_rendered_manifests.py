@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from .chart import (
     CHART_DIR,
     NAMESPACE,
@@ -344,7 +346,7 @@ def test_network_policy_isolates_triton(rendered: Rendered) -> None:
     spec = rendered.named("NetworkPolicy", fullname("triton"))["spec"]
     assert _selects(spec["podSelector"], pods[fullname("triton")])
     assert not _selects(spec["podSelector"], pods[fullname("gateway")])
-    assert spec["policyTypes"] == ["Ingress"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
     triton_ports = {
         p["name"]: p["containerPort"]
         for p in rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]["containers"][0]["ports"]
@@ -375,6 +377,51 @@ def test_network_policy_isolates_triton(rendered: Rendered) -> None:
     assert _selects(gateway_peer["podSelector"], pods[fullname("gateway")])
 
 
+def _egress_ports(rule: dict) -> set[int]:
+    assert rule.get("ports"), "an egress rule without ports reaches every port"
+    return {port["port"] for port in rule["ports"]}
+
+
+def test_egress_reaches_only_dns_and_the_declared_peers(rendered: Rendered) -> None:
+    """Triton can reach the cluster DNS and the registries (HTTPS), never the database, Redis or the
+    gateway; the gateway reaches DNS, this release's Triton on gRPC, and its database and Redis."""
+    values = _values(rendered)
+    dns = {"to": values["clusterDns"], "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    triton = rendered.named("NetworkPolicy", fullname("triton"))["spec"]["egress"]
+    assert triton == [dns, *values["triton"]["networkPolicy"]["egress"]]
+    assert all(_egress_ports(rule) <= {53, 443} for rule in triton)
+    gateway = rendered.named("NetworkPolicy", fullname("gateway"))["spec"]["egress"]
+    pods = _pod_labels(rendered)
+    assert gateway[0] == dns
+    to_triton = gateway[1]
+    assert _selects(to_triton["to"][0]["podSelector"], pods[fullname("triton")])
+    assert not _selects(to_triton["to"][0]["podSelector"], pods[fullname("gateway")])
+    assert _egress_ports(to_triton) == {values["triton"]["ports"]["grpc"]}
+    assert gateway[2:] == values["gateway"]["networkPolicy"]["egress"]
+    assert set().union(*map(_egress_ports, gateway)) == {53, 8001, 5432, 6379}
+
+
+def test_nginx_ingress_streams_uploads_and_follows_the_gateway_limits() -> None:
+    annotations = render("gpu").named("Ingress", fullname("gateway"))["metadata"]["annotations"]
+    nginx = {k.removeprefix("nginx.ingress.kubernetes.io/"): v for k, v in annotations.items()}
+    limits = load_values(*SCENARIOS["gpu"])["gateway"]["limits"]
+    assert nginx == {
+        "proxy-body-size": f"{30 * 1024 + 64}k",  # the gateway's 30 MiB and the multipart framing
+        "proxy-request-buffering": "off",  # streamed to the gateway, never spooled to the controller's disk
+        "proxy-max-temp-file-size": "0",
+        "proxy-send-timeout": str(limits["uploadTimeoutSeconds"]),
+        "proxy-read-timeout": str(limits["requestBudgetSeconds"] + 5),
+    }
+    buffered = "gateway.ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-request-buffering=on"
+    overridden = render_with("--set", "gateway.ingress.enabled=true,gateway.ingress.className=nginx",
+                             "--set-string", f"gateway.env.GATEWAY_MAX_BODY_BYTES=1048576,{buffered}")
+    annotations = overridden.named("Ingress", fullname("gateway"))["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on"  # the operator's value wins
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "1088k"
+    plain = render_with("--set", "gateway.ingress.enabled=true,gateway.ingress.className=traefik")
+    assert not plain.named("Ingress", fullname("gateway"))["metadata"].get("annotations")
+
+
 def test_network_policy_keeps_gateway_metrics_to_prometheus(rendered: Rendered) -> None:
     values = _values(rendered)["gateway"]["networkPolicy"]
     assert rendered.has("NetworkPolicy", fullname("gateway")) == values["enabled"]
@@ -383,7 +430,7 @@ def test_network_policy_keeps_gateway_metrics_to_prometheus(rendered: Rendered) 
     spec = rendered.named("NetworkPolicy", fullname("gateway"))["spec"]
     assert _selects(spec["podSelector"], pods[fullname("gateway")])
     assert not _selects(spec["podSelector"], pods[fullname("triton")])
-    assert spec["policyTypes"] == ["Ingress"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
     prometheus_peer = {"namespaceSelector": values["prometheus"]["namespaceSelector"],
                        "podSelector": values["prometheus"]["podSelector"]}
     test_pod = next(labels for where, labels in (
@@ -558,7 +605,7 @@ def test_onnxruntime_tensorrt_cache_path_matches_the_gpu_configs() -> None:
 
 # Stand-ins for the Secret's values, valid for the gateway's settings.
 SECRET_STAND_INS = {
-    "database-url": "sqlite:////tmp/gateway.db",
+    "database-url": "postgresql+psycopg://imageserve:secret@postgres:5432/imageserve",
     "redis-url": "redis://redis:6379/0",
     "bootstrap-api-key": "k" * 32,
 }
@@ -603,6 +650,24 @@ def test_gateway_accepts_the_environment_the_chart_gives_it(rendered: Rendered, 
     limits = _values(rendered)["gateway"]["limits"]
     assert settings.max_in_flight == limits["maxInFlight"]
     assert settings.request_budget_s == limits["requestBudgetSeconds"]
+
+
+def test_replicas_from_an_existing_secret_refuse_sqlite_at_start(monkeypatch) -> None:
+    """The chart cannot read an existingSecret, so it tells the gateway that several replicas may run;
+    the gateway then refuses a SQLite URL from that Secret (and a missing Redis URL) at start."""
+    def shared_state(scenario: str) -> str:
+        return {item["name"]: item.get("value") for item in _gateway_container(render(scenario))["env"]}[
+            "GATEWAY_SHARED_STATE"]
+
+    assert (shared_state("gpu"), shared_state("cpu")) == ("true", "false")  # up to 20 replicas; one
+    rendered = render("gpu")
+    monkeypatch.setitem(SECRET_STAND_INS, "database-url", "sqlite:////tmp/gateway.db")
+    with pytest.raises(ValueError, match="GATEWAY_DATABASE_URL is SQLite, but GATEWAY_SHARED_STATE"):
+        _settings_from(rendered, monkeypatch)
+    monkeypatch.setitem(SECRET_STAND_INS, "database-url", "postgresql+psycopg://u:p@db/imageserve")
+    monkeypatch.setitem(SECRET_STAND_INS, "redis-url", "")
+    with pytest.raises(ValueError, match="GATEWAY_REDIS_URL is unset"):
+        _settings_from(rendered, monkeypatch)
 
 
 def test_ingress_exposes_only_the_api(rendered: Rendered) -> None:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from gateway import keys, ledger
 from gateway.app import create_app
 from gateway.db import utcnow
+from gateway.limits.rate import RedisRateLimiter
 from gateway.principal_cache import PrincipalCache
 from gateway.settings import GatewaySettings
 from tests.conftest import REDIS_URL, Database, free_port
@@ -160,14 +162,34 @@ def test_rate_limit_gives_429_with_headers_and_is_not_billed(database: Database,
         assert metric(client, 'gateway_rejections_total{reason="rate"}') == 2
 
 
-def test_an_unreachable_rate_limit_store_lets_paid_traffic_through(database: Database, caplog) -> None:
+def test_an_unreachable_rate_limit_store_limits_with_the_replicas_own_buckets(database: Database, caplog) -> None:
     for client in make_client(database, redis_url=f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
-        tenant_id, _, key = tenant_key(client, credits=100, rate_per_s=0.01, burst=1)
+        tenant_id, _, key = tenant_key(client, credits=100, rate_per_s=0.01, burst=2)
         statuses = [client.post("/v1/mask", content=PHOTO, headers={**JPEG, "X-API-Key": key}).status_code
-                    for _ in range(3)]
-        assert statuses == [200, 200, 200]  # fails open: a burst of 1 would otherwise give 429s
-        assert balance(client, tenant_id) == 94
-        assert "rate limiter unavailable" in caplog.text
+                    for _ in range(4)]
+        assert statuses == [200, 200, 429, 429]  # neither unlimited nor refused: the burst of 2, kept locally
+        assert balance(client, tenant_id) == 96
+        assert caplog.text.count("rate-limit store unavailable") == 1  # once per outage, not per request
+
+
+@pytest.mark.integration
+def test_the_rate_limit_store_is_shared_again_once_it_answers() -> None:
+    now = [0.0]
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"test:{secrets.token_hex(8)}:", clock=lambda: now[0])
+    script, down = limiter._script, [True]
+
+    def store(**kwargs):  # noqa: ANN003, ANN202 - the real script, behind an outage switch
+        if down[0]:
+            raise redis.ConnectionError("outage")
+        return script(**kwargs)
+
+    limiter._script = store
+    assert [limiter.take("k", rate=0.01, burst=2).allowed for _ in range(3)] == [True, True, False]  # local buckets
+    down[0] = False
+    assert not limiter.take("k", rate=0.01, burst=2).allowed  # within the retry interval: still local
+    now[0] += 1.5
+    assert [limiter.take("k", rate=0.01, burst=2).allowed for _ in range(3)] == [True, True, False]  # Redis's bucket
+    limiter.close()
 
 
 def test_bootstrap_is_idempotent(database: Database) -> None:

@@ -62,6 +62,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- sub (int .Values.gateway.terminationGracePeriodSeconds) (add (int .Values.gateway.preStopSleepSeconds) 5) -}}
 {{- end -}}
 
+{{/* The most gateway replicas that may run at once: the HPA's maximum, or replicaCount. */}}
+{{- define "imageserve.gateway.maxReplicas" -}}
+{{- if .Values.gateway.autoscaling.enabled }}{{ int .Values.gateway.autoscaling.maxReplicas }}{{ else }}{{ int .Values.gateway.replicaCount }}{{ end -}}
+{{- end -}}
+
 {{- define "imageserve.gateway.secretName" -}}
 {{- default (printf "%s-secrets" (include "imageserve.gateway.fullname" .)) .Values.gateway.secrets.existingSecret -}}
 {{- end -}}
@@ -131,4 +136,15 @@ runbook_url: {{ printf "%s#%s" . $anchor | quote }}
 {{- else -}}
 runbook: {{ printf "helm/README.md#%s in the imageserve repository" $anchor | quote }}
 {{- end -}}
+{{- end -}}
+
+{{/* Egress rule to the cluster DNS (clusterDns peers), port 53 over UDP and TCP. */}}
+{{- define "imageserve.dnsEgress" -}}
+- to:
+    {{- toYaml .Values.clusterDns | nindent 4 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
 {{- end -}}
