@@ -12,11 +12,14 @@ import math
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from contract.product import PRODUCT
 from gateway import keys, ledger, tenants
 from gateway.db import make_engine, session_factory, utcnow
-from gateway.migrate import upgrade
+from gateway.migrate import SchemaMismatch, require_current
 from gateway.settings import GatewaySettings
 
 USAGE_ERROR = 2
@@ -75,12 +78,17 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = GatewaySettings()
-    engine = make_engine(args.database_url or settings.database_url, args.database_schema or settings.database_schema)
+    url = args.database_url or settings.database_url
+    sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file():
+        return _fail(f"no SQLite database at {sqlite_file}: check the database URL, or start the gateway once "
+                     f"(or run python -m gateway.migrate) to create it")
+    engine = make_engine(url, args.database_schema or settings.database_schema)
     try:
-        upgrade(engine)
+        require_current(engine)
         sessions = session_factory(engine)
         return _run(args, sessions)
-    except (tenants.TenantError, keys.KeyError_) as exc:
+    except (tenants.TenantError, keys.KeyError_, SchemaMismatch) as exc:
         return _fail(str(exc))
     except ledger.UnknownTenant as exc:
         return _fail(f"no tenant named {exc.args[0]!r}; list tenants to see the names")

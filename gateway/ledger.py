@@ -8,6 +8,11 @@ concurrent requests never overspend; ``commit`` turns that row into an append-on
 transaction that deletes the row moves credits, so a release after a commit (or twice)
 does nothing. Top-ups are ``credit_grants`` rows, so the books always balance:
 ``balance = sum(grants) - sum(ledger) - sum(open reservations)`` (``audit``).
+
+When a reservation expires is the database's clock on PostgreSQL (where several replicas on
+several hosts share the rows, so a replica whose clock runs slow or fast can neither make its
+own reservations look abandoned to another's sweeper nor sweep another's live ones), and this
+host's clock on SQLite (one file on one host, whose clock it is).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Interval, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.db import CreditGrant, IdempotencyRecord, OpenReservation, Tenant, UsageRecord, as_utc, utcnow
@@ -115,8 +120,15 @@ _RESERVE = (
     .returning(_TENANTS.c.balance)
 )
 _OPEN_RESERVATION = insert(OpenReservation.__table__)
+_OPEN_RESERVATION_BY_DATABASE_CLOCK = insert(OpenReservation.__table__).values(
+    created_at=func.now(), expires_at=func.now() + bindparam("hold", type_=Interval()))
 _CLOSE_RESERVATION = delete(OpenReservation.__table__).where(OpenReservation.__table__.c.id == bindparam("r_id"))
 _APPEND_USAGE = insert(UsageRecord.__table__)
+
+
+def _shares_a_clock(session: Session) -> bool:
+    """Whether reservation times come from the database's clock (PostgreSQL) rather than this host's."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def reserve(sessions: sessionmaker, tenant_id: int, credits: int, request_id: str, hold: timedelta) -> Reservation:
@@ -127,8 +139,11 @@ def reserve(sessions: sessionmaker, tenant_id: int, credits: int, request_id: st
         remaining = session.execute(_RESERVE, {"r_tenant": tenant_id, "r_credits": credits, "r_month": month}
                                     ).scalar_one_or_none()
         if remaining is not None:
-            session.execute(_OPEN_RESERVATION, {"id": request_id, "tenant_id": tenant_id, "credits": credits,
-                                                "month": month, "created_at": now, "expires_at": now + hold})
+            row = {"id": request_id, "tenant_id": tenant_id, "credits": credits, "month": month}
+            if _shares_a_clock(session):
+                session.execute(_OPEN_RESERVATION_BY_DATABASE_CLOCK, row | {"hold": hold})
+            else:
+                session.execute(_OPEN_RESERVATION, row | {"created_at": now, "expires_at": now + hold})
     if remaining is not None:
         return Reservation(request_id, tenant_id, credits, month, remaining)
     with sessions() as session:
@@ -213,10 +228,13 @@ def first_charge(sessions: sessionmaker, tenant_id: int, claim: IdempotencyClaim
 
 
 def sweep_expired(sessions: sessionmaker, now: datetime | None = None) -> int:
-    """Release reservations left by dead processes and forget expired Idempotency-Keys; returns credits returned."""
-    now = now or utcnow()
+    """Release reservations left by dead processes and forget expired Idempotency-Keys; returns credits returned.
+
+    ``now`` (tests) replaces the clock reservations expire by (the database's on PostgreSQL)."""
     with sessions() as session:
-        expired = list(session.scalars(select(OpenReservation.id).where(OpenReservation.expires_at < now)))
+        clock = now or (func.now() if _shares_a_clock(session) else utcnow())
+        expired = list(session.scalars(select(OpenReservation.id).where(OpenReservation.expires_at < clock)))
+    now = now or utcnow()
     returned = sum(release(sessions, reservation_id) for reservation_id in expired)
     with sessions.begin() as session:
         session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - IDEMPOTENCY_WINDOW))

@@ -2,19 +2,25 @@
 
 Runs the Alembic migrations in ``gateway/migrations``; the gateway and the
 admin CLI call :func:`upgrade` at start-up, so it must be safe to run from
-several replicas at once (PostgreSQL: an advisory lock serialises them) and on
-a database made before migrations existed (it is stamped as revision 0001).
+several processes at once (PostgreSQL: an advisory lock serialises them; a
+SQLite file: an exclusive lock on ``<file>.migrate-lock`` beside it, since
+SQLite runs DDL outside the transaction) and on a database made before
+migrations existed (it is stamped as revision 0001).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -24,6 +30,39 @@ from gateway.settings import GatewaySettings
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 ADVISORY_LOCK_ID = 0x696D6773  # "imgs": one lock for all gateway migrations
+
+
+MIGRATE = "python -m gateway.migrate"
+
+
+class SchemaMismatch(Exception):
+    """The database does not hold the tables this version of the gateway reads and writes."""
+
+
+def known_revisions() -> tuple[set[str], str]:
+    """Every revision of gateway/migrations, and the newest."""
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    return {script.revision for script in scripts.walk_revisions()}, scripts.get_current_head()
+
+
+def _refuse_unknown(revision: str | None) -> None:
+    if revision is not None and revision not in known_revisions()[0]:
+        raise SchemaMismatch(f"the database is at schema revision {revision}, which this version of the gateway "
+                             "does not know (a newer version migrated it): run that version, or restore a backup")
+
+
+def require_current(engine: Engine) -> None:
+    """Raise SchemaMismatch unless the database holds the gateway's tables at this version's newest revision:
+    for tools (the admin CLI) that must not create or migrate a database they were pointed at by mistake."""
+    revision = current_revision(engine)
+    _refuse_unknown(revision)
+    where = engine.url.render_as_string(hide_password=True)
+    if revision is None:
+        raise SchemaMismatch(f"{where} holds no gateway tables: check the database URL, or create them with {MIGRATE}")
+    newest = known_revisions()[1]
+    if revision != newest:
+        raise SchemaMismatch(f"{where} is at schema revision {revision}, this version needs {newest}: "
+                             f"migrate it with {MIGRATE} (the gateway does at start)")
 
 
 def _config(connection: Connection) -> Config:
@@ -38,8 +77,20 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Holds an exclusive lock beside a SQLite file while it is migrated (nothing for other databases)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.connect() as connection:
+    with _sqlite_file_lock(engine), engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # A migration that changes a column rebuilds the table on SQLite (batch mode), which its foreign keys
@@ -52,6 +103,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID})
                 config = _config(connection)
+                _refuse_unknown(MigrationContext.configure(connection).get_current_revision())
                 tables = set(inspect(connection).get_table_names())
                 if "tenants" in tables and "alembic_version" not in tables:
                     command.stamp(config, FIRST_REVISION)  # made by create_all before migrations existed

@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from gateway import keys
 from gateway.admin import finite, main
 from gateway.db import make_engine, session_factory
 from gateway.limits.rate import InProcessRateLimiter
+from gateway.migrate import SchemaMismatch, upgrade
 from gateway.settings import GatewaySettings
 from tests.conftest import Database
 
 
 def run(database: Database, capsys, *argv: str) -> tuple[int, str, str]:
+    """The admin CLI on ``database``, migrated as the gateway leaves it at start."""
+    engine = make_engine(database.url, database.schema)
+    upgrade(engine)
+    engine.dispose()
     code = main(["--database-url", database.url, *(["--database-schema", database.schema] if database.schema else []),
                  *argv])
     captured = capsys.readouterr()
@@ -58,6 +63,32 @@ def test_admin_cli_lifecycle(database: Database, capsys) -> None:
 def test_admin_cli_bad_input_exits_2_with_a_message(database: Database, capsys, argv: tuple[str, ...]) -> None:
     code, _, err = run(database, capsys, *argv)
     assert code == 2 and err.startswith("error: ")
+
+
+def test_admin_cli_touches_only_a_gateway_database_at_its_own_revision(database: Database, tmp_path,
+                                                                         capsys) -> None:
+    missing = tmp_path / "typo" / "gateway.db"
+    assert main(["--database-url", f"sqlite:///{missing}", "list-tenants"]) == 2
+    assert "no SQLite database at" in capsys.readouterr().err and not missing.parent.exists()  # nothing created
+    schema = ["--database-schema", database.schema] if database.schema else []
+    engine = make_engine(database.url, database.schema)
+    try:
+        engine.connect().close()  # an empty database (on SQLite: an empty file)
+        assert main(["--database-url", database.url, *schema, "list-tenants"]) == 2
+        assert "holds no gateway tables" in capsys.readouterr().err
+        assert not inspect(engine).get_table_names()  # and it stays empty
+        upgrade(engine, "0002")
+        assert main(["--database-url", database.url, *schema, "list-tenants"]) == 2
+        assert "is at schema revision 0002, this version needs" in capsys.readouterr().err
+        upgrade(engine)
+        with engine.begin() as connection:  # as a newer gateway would leave it
+            connection.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+        assert main(["--database-url", database.url, *schema, "list-tenants"]) == 2
+        assert "revision 0999, which this version of the gateway does not know" in capsys.readouterr().err
+        with pytest.raises(SchemaMismatch, match="0999"):
+            upgrade(engine)  # the gateway refuses it at start too
+    finally:
+        engine.dispose()
 
 
 def test_admin_cli_duplicate_tenant_and_argparse_errors(tmp_path, capsys) -> None:

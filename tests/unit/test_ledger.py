@@ -104,6 +104,25 @@ def test_sweeper_returns_abandoned_reservations_and_a_late_commit_is_refused(ses
     assert ledger.audit(sessions, tenant.id) == ledger.Books(balance=8, granted=10, charged=2, reserved=0)
 
 
+def test_a_replica_with_a_skewed_clock_neither_loses_nor_keeps_reservations(sessions, monkeypatch) -> None:
+    """On PostgreSQL reservations expire by the database's clock: a replica whose clock runs 10 minutes slow
+    does not make its live reservation look abandoned to a sweeper with a right clock, and a sweeper whose
+    clock runs fast does not take it either. (On SQLite, one host's file, the host's clock is the one.)"""
+    if sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite is one host's file: its reservations use that host's clock")
+    real = ledger.utcnow
+    tenant = create_tenant(sessions, "acme", credits=10)
+    monkeypatch.setattr(ledger, "utcnow", lambda: real() - timedelta(minutes=10))
+    live = reserve(sessions, tenant.id, 4, hold=timedelta(seconds=60))
+    monkeypatch.setattr(ledger, "utcnow", lambda: real() + timedelta(minutes=10))
+    assert ledger.sweep_expired(sessions) == 0
+    ledger.commit(sessions, live, charge(live))
+    reserve(sessions, tenant.id, 3, hold=timedelta(seconds=-1))  # its replica died; expired
+    monkeypatch.setattr(ledger, "utcnow", lambda: real() - timedelta(minutes=10))
+    assert ledger.sweep_expired(sessions) == 3  # expired by the database's clock, whatever this host's says
+    assert ledger.audit(sessions, tenant.id) == ledger.Books(balance=6, granted=10, charged=4, reserved=0)
+
+
 def test_monthly_quota_refuses_even_with_balance(sessions) -> None:
     tenant = create_tenant(sessions, "acme", credits=100, monthly_quota=5)
     first = reserve(sessions, tenant.id, 4)
