@@ -3,8 +3,8 @@ pyproject.toml and the chart. (No Docker engine runs here, so nothing is built.)
 
 The images install the project with one of its extras (pyproject.toml: one extra per deployable)
 and write no version of their own: the gateway image `.[gateway]`, without any inference runtime;
-the Triton image `.[serving,build]` and the nvidia-pytriton wheel (for its python-backend stub) at
-the version pyproject.toml pins, which docker/pinned.py reads."""
+the Triton image `.[serving,build]` into a venv of the NGC image's own Python, whose
+python-backend stub runs the models."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ OWN_PACKAGES = {
 }
 # What must never reach the gateway image: model runtimes, model formats, the image decoder, Triton.
 NOT_IN_GATEWAY_IMAGE = {"onnxruntime", "onnx", "tflite", "flatbuffers", "pillow", "nvidia-pytriton"}
-PINNED_SCRIPT = "docker/pinned.py"
 
 
 @dataclass(frozen=True)
@@ -147,49 +146,34 @@ def all_pins() -> dict[str, set[str]]:
 @dataclass(frozen=True)
 class PipInstall:
     arguments: tuple[str, ...]  # as written, variables unexpanded
-    requirements: tuple[str, ...]  # what the arguments ask for, extras and docker/pinned.py resolved
+    requirements: tuple[str, ...]  # what the arguments ask for, extras resolved
     unresolved: tuple[str, ...]  # arguments that are neither the project nor a pyproject.toml pin
     no_deps: bool
 
 
 def pip_installs(path: Path) -> list[PipInstall]:
     """Every `pip install` in the Dockerfile's RUN instructions. The project (`.`, `.[extras]`) means
-    its pyproject.toml requirements; `VAR="$(python3.11 docker/pinned.py NAME)"` followed by
-    `pip install "${VAR}"` means NAME's pin in pyproject.toml. Anything else is unresolved."""
+    its pyproject.toml requirements; anything else is unresolved."""
     installs = []
     for instruction in parse(path):
         if instruction.keyword != "RUN":
             continue
-        variables: dict[str, str] = {}
         for command in re.split(r"&&|;|\|\|", instruction.arguments):
             words = shlex.split(command)
-            if len(words) == 1:
-                assignment = re.fullmatch(rf"(\w+)=\$\(python3[.\d]* {re.escape(PINNED_SCRIPT)} ([\w.-]+)\)", words[0])
-                if assignment:
-                    variables[assignment[1]] = _pinned(assignment[2])
             for index, word in enumerate(words[:-1]):
                 if (word == "pip" or word.endswith("/pip")) and words[index + 1] == "install":
-                    installs.append(_pip_install(words[index + 2 :], variables))
+                    installs.append(_pip_install(words[index + 2 :]))
     return installs
 
 
-def _pinned(name: str) -> str:
-    versions = all_pins().get(_normalise(name), set())
-    assert len(versions) == 1, f"{PINNED_SCRIPT} {name}: pyproject.toml pins it at {sorted(versions) or 'no version'}"
-    return f"{name}=={versions.pop()}"
-
-
-def _pip_install(arguments: list[str], variables: dict[str, str]) -> PipInstall:
+def _pip_install(arguments: list[str]) -> PipInstall:
     requirements, unresolved = [], []
     for argument in arguments:
         if argument.startswith("-"):
             continue
         project = re.fullmatch(r"\.(?:\[(?P<extras>[^\]]*)\])?", argument)
-        variable = re.fullmatch(r"\$\{?(\w+)\}?", argument)
         if project:
             requirements += project_requirements(_extra_names(project["extras"] or ""))
-        elif variable and variable[1] in variables:
-            requirements.append(variables[variable[1]])
         else:
             unresolved.append(argument)
     return PipInstall(tuple(arguments), tuple(requirements), tuple(unresolved), "--no-deps" in arguments)
@@ -323,14 +307,14 @@ def test_pyproject_pins_are_exact_and_agree_across_extras() -> None:
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_images_install_only_the_project_and_pyproject_pins(path: Path) -> None:
     """No second list of pins: each pip install names the project with extras pyproject.toml
-    defines, or a pin docker/pinned.py reads from pyproject.toml; never a package or version."""
+    defines; never a package or version."""
     installs = pip_installs(path)
     assert installs, "no pip install"
     for install in installs:
         assert install.requirements, f"{path.name}: pip install {' '.join(install.arguments)} installs nothing"
         assert not install.unresolved, (
             f"{path.name}: pip install {' '.join(install.unresolved)}: install the project with an extra of "
-            f"pyproject.toml (.[extra]) or read the pin with {PINNED_SCRIPT}, never a version written here"
+            "pyproject.toml (.[extra]), never a version written here"
         )
     assert any(argument.startswith(".") for install in installs for argument in install.arguments), (
         f"{path.name} must install the project itself"
@@ -347,24 +331,14 @@ def test_gateway_image_installs_the_gateway_extra_and_no_inference_runtime() -> 
     assert [a for a in install.arguments if not a.startswith("-")] == [".[gateway]"], install.arguments
 
 
-def test_triton_image_installs_the_serving_and_build_extras_and_the_backend_stub() -> None:
+def test_triton_image_installs_the_serving_and_build_extras_on_the_images_own_stub() -> None:
     installs = pip_installs(TRITON)
     project = [a for install in installs for a in install.arguments if a.startswith(".")]
     assert project == [".[serving,build]"], project
-    (stub,) = [install for install in installs if install.no_deps]
-    assert [_requirement_name(requirement)[0] for requirement in stub.requirements] == ["nvidia-pytriton"]
-    assert f"python3.11 {PINNED_SCRIPT} nvidia-pytriton" in TRITON.read_text()
-
-
-def test_pinned_script_prints_the_pyproject_pin() -> None:
-    script = REPO_ROOT / PINNED_SCRIPT
-    result = subprocess.run([sys.executable, str(script), "nvidia-pytriton", "numpy"],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [_pinned("nvidia-pytriton"), _pinned("numpy")]
-    unknown = subprocess.run([sys.executable, str(script), "no-such-distribution"],
-                             capture_output=True, text=True, timeout=60, check=False)
-    assert unknown.returncode != 0 and not unknown.stdout
+    assert not any(install.no_deps for install in installs)
+    text = TRITON.read_text()
+    assert "triton_python_backend_stub" not in text, "the NGC image's own stub matches its Triton and Python"
+    assert "nvidia-pytriton" not in image_distributions(TRITON)
 
 
 def test_gateway_image_matches_python_requirement_and_chart() -> None:
@@ -416,16 +390,19 @@ def test_triton_image_matches_chart_and_python_requirement() -> None:
     (image,) = base_images(TRITON)
     chart = (CHART_DIR / "Chart.yaml").read_text()
     assert f"imageserve/triton-base-image: {image}" in chart
-    assert image == "nvcr.io/nvidia/tritonserver:24.10-py3"
+    assert image == "nvcr.io/nvidia/tritonserver:26.10-py3"
+    assert 'imageserve/triton-server-version: "2.74.0"' in chart
     values = load_values()["triton"]
     (user,) = [i.arguments for i in final_stage(TRITON) if i.keyword == "USER"][-1:]
     assert user == f"{values['runAsUser']}:{values['runAsGroup']}"
     text = TRITON.read_text()
-    requires = PYPROJECT["project"]["requires-python"]
-    minor = re.search(r">=\s*(\d+\.\d+)", requires).group(1)
-    assert f"python{minor} -m venv" in text
-    assert f"python_backend_stubs/{minor}/triton_python_backend_stub" in text
-    assert {"numpy", "pillow", "onnxruntime", "onnx", "tflite", "nvidia-pytriton"} <= image_distributions(TRITON)
+    packaging_specifiers = require_module("packaging.specifiers")
+    requires = packaging_specifiers.SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert "3.12" in requires, "NGC 26.10 is Ubuntu 24.04 with Python 3.12, the Python of its python-backend stub"
+    assert "python3.12 -m venv" in text and "/lib/python3.12/site-packages" in text
+    env = image_env(final_stage(TRITON))
+    assert env["PYTHONPATH"] == "/opt/imageserve/venv/lib/python3.12/site-packages", "the stub imports the venv's"
+    assert {"numpy", "pillow", "onnxruntime", "openvino", "onnx", "tflite"} <= image_distributions(TRITON)
     exposed = next(i.arguments for i in final_stage(TRITON) if i.keyword == "EXPOSE").split()
     assert sorted(int(p) for p in exposed) == sorted(values["ports"].values())
 
@@ -478,6 +455,4 @@ def test_build_context_lets_in_every_package_of_the_project(path: Path) -> None:
     assert {"pyproject.toml", *OWN_PACKAGES} <= allowed
     if path == TRITON:
         assert "model_repository" in allowed
-    if PINNED_SCRIPT in path.read_text():
-        assert PINNED_SCRIPT in allowed, f"{path.name} runs {PINNED_SCRIPT}"
     assert not allowed & {".venv", "build", ".git"}
