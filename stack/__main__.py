@@ -1,7 +1,8 @@
 """``python -m stack``: build the model repository if needed, run Triton and the gateway.
 
 Runs in the foreground; Ctrl-C (or SIGTERM) stops the gateway, then Triton.
-A Triton that dies is restarted.
+A Triton that dies, or loses a python-backend stub (Triton 2.51 neither restarts a dead stub nor
+reports its model unready), is restarted.
 
 ``$IMAGESERVE_DEPTH_MODEL=depth_anything`` (converters/catalog.py) serves Depth Anything V2 Small as the
 ``depth`` model, from a repository of its own, ``build/model_repository-depth_anything``: model_repository,
@@ -96,11 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                  "$GATEWAY_BOOTSTRAP_API_KEY" if os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") else DEV_KEY_FILE)
         while not stopping:
             time.sleep(0.2)
-            if triton.process is not None and triton.process.poll() is not None:
-                log.error("triton exited with code %s; restarting", triton.process.returncode)
-                triton.stop()
-                triton.start()
-                triton.wait_ready()
+            if reason := triton.why_broken():
+                log.error("%s; restarting triton", reason)
+                triton.restart()
                 log.info("triton ready again")
             if gateway.poll() is not None:
                 log.error("gateway exited with code %s", gateway.returncode)

@@ -99,6 +99,7 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self._log_handle = None
         self.admin_key = secrets.token_urlsafe(24)  # for the restricted protocols: tests and tools only
+        self._stubs_at_ready: dict[int, str] = {}
 
     @property
     def admin_headers(self) -> dict[str, str]:
@@ -138,9 +139,40 @@ class TritonServer:
                 raise TritonStartError(f"tritonserver exited with code {self.process.returncode}{self._log_tail()}")
             if self.is_ready():
                 restrict_shared_memory()  # every step has made its region by now
+                self._stubs_at_ready = self.stubs()
                 return time.monotonic() - started
             time.sleep(0.1)
         raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f} s{self._log_tail()}")
+
+    def stubs(self) -> dict[int, str]:
+        """The server's python-backend stub processes that are alive: pid -> model file."""
+        stubs = {}
+        for pid in _children(self.process.pid) if self.process is not None else []:
+            argv = _argv(pid)
+            if argv and argv[0].endswith("/triton_python_backend_stub") and _alive(pid):
+                stubs[pid] = argv[1] if len(argv) > 1 else "?"
+        return stubs
+
+    def dead_stubs(self) -> list[str]:
+        """Model files whose stub, alive when the server became ready, has died since. Triton 2.51 neither
+        restarts such a stub nor marks its model unready: the instance fails every request it gets."""
+        alive = self.stubs()
+        return sorted(model for pid, model in self._stubs_at_ready.items() if pid not in alive)
+
+    def why_broken(self) -> str | None:
+        """Why a started server needs a restart (it exited, or lost a stub), or None when it is sound."""
+        if self.process is None:
+            return None
+        if self.process.poll() is not None:
+            return f"tritonserver exited with code {self.process.returncode}"
+        if dead := self.dead_stubs():
+            return f"the python-backend stub of {', '.join(dead)} died"
+        return None
+
+    def restart(self) -> None:
+        self.stop(timeout_s=5.0)  # a model whose stub died cannot unload cleanly: no long wait for it
+        self.start()
+        self.wait_ready()
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM to the server's process group, SIGKILL to it after ``timeout_s``. The stub processes catch
@@ -203,3 +235,28 @@ def _in_use(path: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"}

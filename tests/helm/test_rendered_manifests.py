@@ -110,7 +110,8 @@ def test_every_long_running_container_has_probes(rendered: Rendered) -> None:
 
 def test_triton_probes_use_health_endpoints_with_a_loading_budget(rendered: Rendered) -> None:
     triton = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]["containers"][0]
-    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # a dead python-backend stub leaves Triton live but a model not ready, forever: liveness restarts it
+    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     startup = triton["startupProbe"]
