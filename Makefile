@@ -12,7 +12,7 @@ PEER_VENV := .venv-peer
 IMAGESERVE_DEPTH_MODEL ?= fastdepth
 RUN_VENV := $(if $(filter fastdepth,$(IMAGESERVE_DEPTH_MODEL)),$(VENV),$(HUB_VENV))
 
-.PHONY: run test models configs helm-tools browser bench load clean
+.PHONY: run test models configs image-locks helm-tools browser bench load clean
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ models: $(VENV)/.installed
 configs: $(VENV)/.installed
 	$(PY) -m converters configs --target cpu --out model_repository
 	$(PY) -m converters configs --target gpu --out model_repository_gpu
+
+## Regenerate the images' hash-locked requirements (docker/requirements/*.txt) after a pin changes (package index).
+image-locks: $(VENV)/.installed
+	$(PY) docker/lock.py
 
 ## helm, kubernetes-validate, hadolint, shellcheck for the chart tests (pinned, checksummed).
 helm-tools: $(VENV)/.installed

@@ -6,7 +6,8 @@
 #   DOCKER_BUILDKIT=1 docker build -f docker/gateway.Dockerfile -t imageserve/gateway:0.1.0 .
 # (BuildKit reads docker/gateway.Dockerfile.dockerignore.)
 # Python matches pyproject.toml's requires-python (3.11); dependencies are its `gateway` extra
-# (exact pins): no ONNX Runtime, ONNX, TFLite, Pillow or Triton server in this image.
+# (exact pins): no ONNX Runtime, ONNX, TFLite, Pillow or Triton server in this image. They come
+# hash-locked from docker/requirements/gateway.txt (docker/lock.py writes it from pyproject.toml).
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -15,12 +16,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# gateway.Dockerfile.dockerignore lets only pyproject.toml and the package directories in.
+# gateway.Dockerfile.dockerignore lets only pyproject.toml, the package directories and the lock in.
 COPY . ./
-# `pip install .[gateway]` installs the project (the gateway's migration scripts included) with
-# the exact pins of pyproject.toml's base dependencies and `gateway` extra (Alembic included).
+# Every distribution of the `gateway` extra (Alembic included) and the build backend, each checked
+# against the lock's sha256; then the project alone (the gateway's migration scripts included).
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir ".[gateway]" \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r docker/requirements/gateway.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages
 
 FROM ${PYTHON_IMAGE}

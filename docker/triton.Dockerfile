@@ -5,7 +5,8 @@
 #   - a Python 3.12 venv in /opt/imageserve/venv (the image's own Python, the one its
 #     python-backend stub is built for);
 #   - this repository's packages with the `serving` extra (python-backend models: numpy, pillow,
-#     onnxruntime, openvino) and the `build` extra (converters: onnx, tflite, the model-config schema).
+#     onnxruntime, openvino) and the `build` extra (converters: onnx, tflite, the model-config schema),
+#     hash-locked in docker/requirements/triton.txt (docker/lock.py writes it from pyproject.toml).
 # No version is written here a second time. Why 26.10 and not the 24.10 of earlier charts:
 # docs/robustness.md ("Triton's own API").
 # Build from the repository root:
@@ -30,13 +31,15 @@ ENV VIRTUAL_ENV=/opt/imageserve/venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /opt/imageserve
-# triton.Dockerfile.dockerignore lets only pyproject.toml, the package directories and the
-# python-backend model code in.
+# triton.Dockerfile.dockerignore lets only pyproject.toml, the package directories, the
+# python-backend model code and the lock in.
 COPY . ./
-# Our packages with the serving and build extras; the image's own python-backend stub (built for
-# its Python 3.12) runs the models.
+# Every distribution of the serving and build extras and the build backend, each checked against
+# the lock's sha256, then our packages alone; the image's own python-backend stub (built for its
+# Python 3.12) runs the models.
 RUN python3.12 -m venv "${VIRTUAL_ENV}" \
-    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir ".[serving,build]" \
+    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir --require-hashes --no-deps -r docker/requirements/triton.txt \
+    && "${VIRTUAL_ENV}/bin/pip" install --no-cache-dir --no-deps --no-build-isolation . \
     && "${VIRTUAL_ENV}/bin/python" -m compileall -q "${VIRTUAL_ENV}/lib/python3.12/site-packages" /opt/imageserve
 
 # The stub embeds the image's Python 3.12 and imports the venv's packages through PYTHONPATH; the

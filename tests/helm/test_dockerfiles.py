@@ -1,15 +1,18 @@
 """Container images: hadolint, pinned bases, non-root users, health checks, and agreement with
 pyproject.toml and the chart. (No Docker engine runs here, so nothing is built.)
 
-The images install the project with one of its extras (pyproject.toml: one extra per deployable)
-and write no version of their own: the gateway image `.[gateway]`, without any inference runtime;
-the Triton image `.[serving,build]` into a venv of the NGC image's own Python, whose
-python-backend stub runs the models."""
+The images install one extra of the project each (pyproject.toml: one extra per deployable) and
+write no version of their own: every distribution from a hash lock that docker/lock.py resolves
+from pyproject.toml (docker/requirements/<image>.txt, `--require-hashes --no-deps`), then the
+project alone. The gateway image: the `gateway` extra, without any inference runtime; the Triton
+image: `serving,build`, in a venv of the NGC image's own Python, whose python-backend stub runs
+the models."""
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
+import importlib.util
 import json
 import re
 import shlex
@@ -145,15 +148,17 @@ def all_pins() -> dict[str, set[str]]:
 
 @dataclass(frozen=True)
 class PipInstall:
-    arguments: tuple[str, ...]  # as written, variables unexpanded
-    requirements: tuple[str, ...]  # what the arguments ask for, extras resolved
-    unresolved: tuple[str, ...]  # arguments that are neither the project nor a pyproject.toml pin
-    no_deps: bool
+    arguments: tuple[str, ...]
+    locks: tuple[Path, ...]  # the -r files
+    project: bool  # `.`: the project itself
+    unresolved: tuple[str, ...]  # arguments that are neither the project nor a lock
+
+    def has(self, *flags: str) -> bool:
+        return set(flags) <= set(self.arguments)
 
 
 def pip_installs(path: Path) -> list[PipInstall]:
-    """Every `pip install` in the Dockerfile's RUN instructions. The project (`.`, `.[extras]`) means
-    its pyproject.toml requirements; anything else is unresolved."""
+    """Every `pip install` in the Dockerfile's RUN instructions."""
     installs = []
     for instruction in parse(path):
         if instruction.keyword != "RUN":
@@ -167,16 +172,43 @@ def pip_installs(path: Path) -> list[PipInstall]:
 
 
 def _pip_install(arguments: list[str]) -> PipInstall:
-    requirements, unresolved = [], []
-    for argument in arguments:
-        if argument.startswith("-"):
-            continue
-        project = re.fullmatch(r"\.(?:\[(?P<extras>[^\]]*)\])?", argument)
-        if project:
-            requirements += project_requirements(_extra_names(project["extras"] or ""))
-        else:
+    locks, unresolved, project = [], [], False
+    words = iter(arguments)
+    for argument in words:
+        if argument == "-r":
+            locks.append(REPO_ROOT / next(words))
+        elif argument == ".":
+            project = True
+        elif not argument.startswith("-"):
             unresolved.append(argument)
-    return PipInstall(tuple(arguments), tuple(requirements), tuple(unresolved), "--no-deps" in arguments)
+    return PipInstall(tuple(arguments), tuple(locks), project, tuple(unresolved))
+
+
+@dataclass(frozen=True)
+class Lock:
+    python: str
+    extras: tuple[str, ...]
+    pins: dict[str, str]  # distribution -> version
+    hashes: dict[str, list[str]]
+
+
+def read_lock(path: Path) -> Lock:
+    text = path.read_text()
+    python = re.search(r"^# python-version: (\S+)$", text, re.M)[1]
+    extras = tuple(_extra_names(re.search(r"^# extras: (\S+)$", text, re.M)[1]))
+    pins, hashes = {}, {}
+    for entry in re.split(r"\n(?=[a-z0-9])", "\n".join(line for line in text.splitlines() if not line.startswith("#"))):
+        words = entry.replace("\\\n", " ").split()
+        name, _, version = words[0].partition("==")
+        pins[name] = version
+        hashes[name] = [word.removeprefix("--hash=sha256:") for word in words[1:] if word.startswith("--hash=sha256:")]
+    return Lock(python, extras, pins, hashes)
+
+
+def image_lock(path: Path) -> Lock:
+    (install,) = [install for install in pip_installs(path) if install.locks]
+    (lock,) = install.locks
+    return read_lock(lock)
 
 
 def _requirement_name(requirement: str) -> tuple[str, frozenset[str]]:
@@ -209,15 +241,8 @@ def closure(requirements: Iterable[str]) -> set[str]:
 
 
 def image_distributions(path: Path) -> set[str]:
-    """The distributions the image's pip installs put into it (`--no-deps` honoured)."""
-    installed: set[str] = set()
-    for install in pip_installs(path):
-        assert not install.unresolved, f"{path.name}: pip install {' '.join(install.unresolved)}"
-        if install.no_deps:
-            installed |= {_requirement_name(requirement)[0] for requirement in install.requirements}
-        else:
-            installed |= closure(install.requirements)
-    return installed
+    """The distributions the image's pip installs put into it: its lock's."""
+    return set(image_lock(path).pins)
 
 
 def third_party_imports(paths: Iterable[Path], provided: set[str] = frozenset()) -> dict[str, set[str]]:
@@ -305,20 +330,42 @@ def test_pyproject_pins_are_exact_and_agree_across_extras() -> None:
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
-def test_images_install_only_the_project_and_pyproject_pins(path: Path) -> None:
-    """No second list of pins: each pip install names the project with extras pyproject.toml
-    defines; never a package or version."""
-    installs = pip_installs(path)
-    assert installs, "no pip install"
-    for install in installs:
-        assert install.requirements, f"{path.name}: pip install {' '.join(install.arguments)} installs nothing"
-        assert not install.unresolved, (
-            f"{path.name}: pip install {' '.join(install.unresolved)}: install the project with an extra of "
-            "pyproject.toml (.[extra]), never a version written here"
-        )
-    assert any(argument.startswith(".") for install in installs for argument in install.arguments), (
-        f"{path.name} must install the project itself"
-    )
+def test_images_install_the_hash_locked_distributions_then_the_project_alone(path: Path) -> None:
+    """No second list of pins and nothing unverified: the lock with every hash required, then the
+    project without its dependencies or a build environment fetched at build time."""
+    locked, project = pip_installs(path)
+    assert not locked.unresolved and not project.unresolved, (locked.arguments, project.arguments)
+    assert locked.has("--require-hashes", "--no-deps") and not locked.project
+    assert [lock.relative_to(REPO_ROOT) for lock in locked.locks] == [Path(f"docker/requirements/{path.stem}.txt")]
+    assert project.project and project.has("--no-deps", "--no-build-isolation") and not project.locks
+    ignore = Path(f"{path}.dockerignore").read_text().splitlines()
+    assert f"!docker/requirements/{path.stem}.txt" in ignore, "the lock is part of the build context"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_locks_hold_the_pyproject_pins_their_dependencies_and_a_hash_each(path: Path) -> None:
+    lock = image_lock(path)
+    requirements = project_requirements(lock.extras)
+    for requirement in requirements:
+        match = PIN.fullmatch(requirement)
+        assert lock.pins.get(_normalise(match["name"])) == match["version"], f"{requirement}: lock says " \
+            f"{lock.pins.get(_normalise(match['name']))}; run python docker/lock.py"
+    missing = closure(requirements) - set(lock.pins)
+    assert not missing, f"the lock lacks dependencies {sorted(missing)}; run python docker/lock.py"
+    assert "setuptools" in lock.pins, "the build backend, for --no-build-isolation"
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for hashes in lock.hashes.values() for h in hashes)
+    assert all(lock.hashes.values()), [name for name, hashes in lock.hashes.items() if not hashes]
+
+
+def test_locks_are_what_docker_lock_resolves_today(tmp_path: Path) -> None:
+    """A pin changed without regenerating the lock fails here (needs the package index, as make does)."""
+    spec = importlib.util.spec_from_file_location("docker_lock", REPO_ROOT / "docker" / "lock.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    for image in module.IMAGES:
+        assert module.render(image, module.resolve(image)) == image.path.read_text(), (
+            f"{image.path.name} is stale: run python docker/lock.py {image.name}")
 
 
 def test_gateway_image_installs_the_gateway_extra_and_no_inference_runtime() -> None:
@@ -326,16 +373,11 @@ def test_gateway_image_installs_the_gateway_extra_and_no_inference_runtime() -> 
     carried = installed & NOT_IN_GATEWAY_IMAGE
     assert not carried, f"the gateway image would carry {sorted(carried)}"
     assert {"fastapi", "uvicorn", "sqlalchemy", "alembic", "tritonclient", "numpy"} <= installed
-    (install,) = pip_installs(GATEWAY)
-    assert not install.no_deps
-    assert [a for a in install.arguments if not a.startswith("-")] == [".[gateway]"], install.arguments
+    assert image_lock(GATEWAY).extras == ("gateway",)
 
 
 def test_triton_image_installs_the_serving_and_build_extras_on_the_images_own_stub() -> None:
-    installs = pip_installs(TRITON)
-    project = [a for install in installs for a in install.arguments if a.startswith(".")]
-    assert project == [".[serving,build]"], project
-    assert not any(install.no_deps for install in installs)
+    assert image_lock(TRITON).extras == ("serving", "build")
     text = TRITON.read_text()
     assert "triton_python_backend_stub" not in text, "the NGC image's own stub matches its Triton and Python"
     assert "nvidia-pytriton" not in image_distributions(TRITON)
@@ -348,6 +390,7 @@ def test_gateway_image_matches_python_requirement_and_chart() -> None:
     requires = packaging_specifiers.SpecifierSet(PYPROJECT["project"]["requires-python"])
     assert python_version in requires, f"{image} does not satisfy requires-python {requires}"
     assert f"/python{python_version.rsplit('.', 1)[0]}/" in GATEWAY.read_text()
+    assert image_lock(GATEWAY).python == python_version.rsplit(".", 1)[0], "the lock is for the image's Python"
     final = final_stage(GATEWAY)
     (cmd,) = [i.arguments for i in final if i.keyword == "CMD"]
     command = json.loads(cmd)
@@ -400,6 +443,7 @@ def test_triton_image_matches_chart_and_python_requirement() -> None:
     requires = packaging_specifiers.SpecifierSet(PYPROJECT["project"]["requires-python"])
     assert "3.12" in requires, "NGC 26.10 is Ubuntu 24.04 with Python 3.12, the Python of its python-backend stub"
     assert "python3.12 -m venv" in text and "/lib/python3.12/site-packages" in text
+    assert image_lock(TRITON).python == "3.12", "the lock is for the image's Python"
     env = image_env(final_stage(TRITON))
     assert env["PYTHONPATH"] == "/opt/imageserve/venv/lib/python3.12/site-packages", "the stub imports the venv's"
     assert {"numpy", "pillow", "onnxruntime", "openvino", "onnx", "tflite"} <= image_distributions(TRITON)
