@@ -49,10 +49,10 @@ ENV PATH=/opt/imageserve/venv/bin:${PATH}:/usr/src/tensorrt/bin \
 
 # triton-server (uid 1000) is the NGC image's unprivileged user.
 USER 1000:1000
-EXPOSE 8000 8001 8002
+EXPOSE 8001 8002
 # Kubernetes uses the chart's probes; this serves `docker run` and compose.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=4)"]
+    CMD ["python", "-c", "import sys, tritonclient.grpc as g; sys.exit(0 if g.InferenceServerClient('127.0.0.1:8001').is_server_ready(client_timeout=4) else 1)"]
 # Removes a crashed server's shared-memory regions (they hold photos) and sets umask 077, then execs tritonserver.
 ENTRYPOINT ["/opt/imageserve/docker/triton-entrypoint.sh"]
-CMD ["--model-repository=/models", "--strict-readiness=true"]
+CMD ["--model-repository=/models", "--strict-readiness=true", "--allow-http=false"]

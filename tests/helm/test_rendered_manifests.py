@@ -103,17 +103,22 @@ def test_every_long_running_container_has_probes(rendered: Rendered) -> None:
     for deployment in rendered.of_kind("Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             port_names = {port["name"] for port in container["ports"]}
+            port_numbers = {port["containerPort"] for port in container["ports"]}
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 assert probe in container, f"{deployment['metadata']['name']} {container['name']}: no {probe}"
-                assert container[probe]["httpGet"]["port"] in port_names
+                check = container[probe]
+                assert check["httpGet"]["port"] in port_names if "httpGet" in check else \
+                    check["grpc"]["port"] in port_numbers
 
 
 def test_triton_probes_use_health_endpoints_with_a_loading_budget(rendered: Rendered) -> None:
     triton = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]["containers"][0]
-    # a dead python-backend stub leaves Triton live but a model not ready, forever: liveness restarts it
-    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # gRPC health checks, which Triton answers with its readiness (HTTP is off); readiness for liveness too:
+    # a dead python-backend stub leaves Triton live but a model not ready, forever, and only a restart heals it
+    grpc = _container_ports(triton)["grpc"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert triton[probe]["grpc"] == {"port": grpc}, probe
+    assert "--allow-http=false" in triton["args"] and not any(a.startswith("--http-") for a in triton["args"])
     startup = triton["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "less than 5 minutes to load models"
     assert "--strict-readiness=true" in triton["args"]
@@ -336,9 +341,9 @@ def test_services_select_one_deployment_and_named_ports(rendered: Rendered) -> N
             assert port["targetPort"] in container_ports
 
 
-def test_triton_service_exposes_grpc_http_and_metrics(rendered: Rendered) -> None:
+def test_triton_service_exposes_grpc_and_metrics_only(rendered: Rendered) -> None:
     ports = {p["name"]: p["port"] for p in rendered.named("Service", fullname("triton"))["spec"]["ports"]}
-    assert ports == {"grpc": 8001, "http": 8000, "metrics": 8002}
+    assert ports == {"grpc": 8001, "metrics": 8002}
 
 
 def test_network_policy_isolates_triton(rendered: Rendered) -> None:
@@ -370,7 +375,7 @@ def test_network_policy_isolates_triton(rendered: Rendered) -> None:
             if ports == {"metrics"}:
                 assert peer == prometheus_peer
             else:
-                assert ports <= {"grpc", "http"}
+                assert ports == {"grpc"}
                 assert peer in allowed_inference_peers, peer
     assert covered == set(triton_ports), "every Triton port must be reachable by its one intended client"
     gateway_rules = [rule for rule in spec["ingress"] if gateway_peer in rule["from"]]
@@ -680,7 +685,7 @@ def test_ingress_exposes_only_the_api(rendered: Rendered) -> None:
 def test_triton_restricts_the_protocols_the_gateway_never_uses(rendered: Rendered) -> None:
     spec = rendered.named("Deployment", fullname("triton"))["spec"]["template"]["spec"]
     (triton,) = spec["containers"]
-    for flag in ("--grpc-restricted-protocol=", "--http-restricted-api="):
+    for flag in ("--grpc-restricted-protocol=",):  # HTTP is off altogether
         (arg,) = [a for a in triton["args"] if a.startswith(flag)]
         protocols, _, header = arg.removeprefix(flag).partition(":")
         assert {"shared-memory", "model-repository", "statistics"} <= set(protocols.split(","))
