@@ -1,7 +1,8 @@
 """Bring a gateway database to the newest schema: ``python -m gateway.migrate``.
 
-Runs the Alembic migrations in ``gateway/migrations``; the gateway and the
-admin CLI call :func:`upgrade` at start-up, so it must be safe to run from
+Runs the Alembic migrations in ``gateway/migrations``; the gateway calls
+:func:`upgrade` at start-up (the admin CLI only checks, :func:`require_current`),
+so it must be safe to run from
 several processes at once (PostgreSQL: an advisory lock serialises them; a
 SQLite file: an exclusive lock on ``<file>.migrate-lock`` beside it, since
 SQLite runs DDL outside the transaction) and on a database made before
