@@ -153,6 +153,19 @@ class TritonServer:
                 stubs[pid] = argv[1] if len(argv) > 1 else "?"
         return stubs
 
+    def regions(self) -> set[str]:
+        """The shared-memory regions the server and its stubs map."""
+        if self.process is None:
+            return set()
+        mapped = set()
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            try:
+                maps = Path(f"/proc/{pid}/maps").read_text(errors="ignore")
+            except OSError:
+                continue
+            mapped.update(path for path in glob.glob(REGIONS) if path in maps)
+        return mapped
+
     def dead_stubs(self) -> list[str]:
         """Model files whose stub, alive when the server became ready, has died since. Triton 2.51 neither
         restarts such a stub nor marks its model unready: the instance fails every request it gets."""

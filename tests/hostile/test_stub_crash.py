@@ -41,9 +41,9 @@ def _infer(client: grpcclient.InferenceServerClient, photo: bytes) -> None:
     client.infer(ENSEMBLE, [image, side])
 
 
-def _region_holding(needle: bytes) -> list[str]:
+def _region_holding(needle: bytes, regions: set[str]) -> list[str]:
     found = []
-    for path in glob.glob(REGIONS):
+    for path in regions:
         try:
             if needle in Path(path).read_bytes():
                 found.append(path)
@@ -62,8 +62,8 @@ def test_a_killed_stub_is_seen_and_the_restarted_server_keeps_no_photo(tmp_path:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{ports.grpc}")
         _infer(client, photo)
         assert server.why_broken() is None
-        before = set(glob.glob(REGIONS))
-        assert _region_holding(marker), "the marked photo is in no region: the check would see nothing"
+        before = server.regions()
+        assert before and _region_holding(marker, before), "the marked photo is in no region: the check would see nothing"
 
         stop, errors = threading.Event(), []
 
@@ -92,10 +92,11 @@ def test_a_killed_stub_is_seen_and_the_restarted_server_keeps_no_photo(tmp_path:
         assert server.why_broken() is None
         for _ in range(8):  # both preprocess instances serve again
             _infer(client, photo)
-        after = set(glob.glob(REGIONS))
-        assert not before & after, f"regions from before the crash remain: {sorted(before & after)[:3]}"
+        after = server.regions()
+        left = before & set(glob.glob(REGIONS))
+        assert after and not left, f"regions from before the crash remain: {sorted(left)[:3]}"
         client.close()
-    assert not (before | after) & set(glob.glob(REGIONS)), "the stopped server left regions behind"
+    assert not after & set(glob.glob(REGIONS)), "the stopped server left regions behind"
     time.sleep(0.5)  # buffered log lines reach their files
     patterns = needles(marker, [photo], pixels)
     scanned = set(written_files([tmp_path, Path.cwd()], since)) | {tmp_path / "triton.log"}

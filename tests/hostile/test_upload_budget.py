@@ -94,8 +94,10 @@ def test_concurrent_30_mib_uploads_get_served_or_a_503_within_the_byte_budget(
     assert set(outcomes) <= {200, 503}, outcomes
     assert outcomes[200] >= 2 and refused, outcomes  # the budget admits two bodies at a time, and refuses the rest
     assert all(r.json()["error"]["code"] == "upload_budget_exhausted" and r.headers["Retry-After"] for r in refused)
-    # Two admitted bodies, each held two or three times at its peak, plus the interpreter's slack.
-    assert peak[0] - rss_before < 3 * BUDGET_BYTES + 64 * MIB, f"grew {(peak[0] - rss_before) / MIB:.0f} MiB"
+    # Two admitted bodies, each held two or three times at its peak, plus what the refused connections had
+    # buffered and the allocator's slack (measured: 153 MiB alone, 272 MiB beside the rest of the suite);
+    # without the budget all 24 bodies would be held, about 1.8 GiB.
+    assert peak[0] - rss_before < 6 * BUDGET_BYTES, f"grew {(peak[0] - rss_before) / MIB:.0f} MiB"
     engine = make_engine(budget_gateway.database_url)
     try:
         sessions = session_factory(engine)

@@ -3,10 +3,8 @@ none left behind by a server that was killed."""
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +18,6 @@ pytestmark = pytest.mark.integration
 REGIONS = "/dev/shm/triton_python_backend_shm_region_*"
 
 
-def _mapped_by(pid: int) -> set[str]:
-    """The shared-memory regions the process tree of ``pid`` maps."""
-    pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
-    mapped = set()
-    for each in pids:
-        try:
-            text = Path(f"/proc/{each}/maps").read_text(errors="ignore")
-        except OSError:
-            continue
-        mapped.update(path for path in glob.glob(REGIONS) if path in text)
-    return mapped
-
-
 def test_the_servers_regions_are_private_to_its_user(triton: TritonServer, astronaut) -> None:
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{triton.ports.grpc}")
     photo = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
@@ -40,7 +25,7 @@ def test_the_servers_regions_are_private_to_its_user(triton: TritonServer, astro
     side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
     side.set_data_from_numpy(np.zeros((1, 1), dtype=np.int32))
     client.infer("photo_depth_portrait", [photo, side])
-    regions = _mapped_by(triton.process.pid)
+    regions = triton.regions()
     assert regions, "the python-backend steps map no shared memory: the check would see nothing"
     for path in regions:
         mode = stat.S_IMODE(os.stat(path).st_mode)
