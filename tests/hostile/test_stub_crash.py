@@ -63,7 +63,7 @@ def test_a_killed_stub_is_seen_and_the_restarted_server_keeps_no_photo(tmp_path:
         _infer(client, photo)
         assert server.why_broken() is None
         before = server.regions()
-        assert before and _region_holding(marker, before), "the marked photo is in no region: the check would see nothing"
+        assert before and _region_holding(marker, before), "the marked photo is in no region: nothing to check"
 
         stop, errors = threading.Event(), []
 
