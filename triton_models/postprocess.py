@@ -16,6 +16,7 @@ import triton_python_backend_utils as pb_utils
 from contract.product import PRODUCT, TENSORS
 from imaging.errors import ImageError
 from imaging.faces import unpack
+from triton_models.allocator import keep_large_buffers
 from triton_models.compose import Scene, Values, compose
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
@@ -52,6 +53,8 @@ class TritonPythonModel:
         self.compress_level = parameters.int("png_compress_level")
         self.max_pixels = parameters.int("max_pixels")
         self.logger = pb_utils.Logger
+        if (unset := keep_large_buffers()) is not None:
+            self.logger.log_warn(f"postprocess: {unset}")
 
     def execute(self, requests: list) -> list:
         return respond_each(requests, self._handle, self.logger)

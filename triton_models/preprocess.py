@@ -17,6 +17,7 @@ from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
 from imaging.tensors import model_input
+from triton_models.allocator import keep_large_buffers
 from triton_models.parameters import ModelParameters
 from triton_models.responses import respond_each
 
@@ -32,6 +33,8 @@ class TritonPythonModel:
         # {"DEPTH_INPUT": {"size": [h, w], "normalization": "unit"}, ...}
         self.model_inputs = parameters.json("model_inputs")
         self.logger = pb_utils.Logger
+        if (unset := keep_large_buffers()) is not None:
+            self.logger.log_warn(f"preprocess: {unset}")
 
     def execute(self, requests: list) -> list:
         return respond_each(requests, self._handle, self.logger)
