@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,20 +27,28 @@ class RunningGateway:
     process: subprocess.Popen
 
 
-@pytest.fixture(scope="session")
-def gateway(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    """The gateway with its own SQLite database and an admin key with plenty of credits."""
+@contextmanager
+def running_gateway(triton: TritonServer, work: Path, settings: dict[str, str] | None = None,
+                    log_path: Path | None = None) -> Iterator[RunningGateway]:
+    """``python -m gateway`` on a free port with a SQLite database in ``work`` and the admin key
+    ``BOOTSTRAP_KEY``, plus ``settings`` (GATEWAY_* variables); ready when entered, stopped on exit."""
     port = free_port()
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('gateway') / 'gateway.db'}"
-    process = start_gateway("127.0.0.1", port, triton.ports.grpc, extra_env={
-        "GATEWAY_DATABASE_URL": database_url, "GATEWAY_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-    })
+    database_url = f"sqlite:///{work / 'gateway.db'}"
+    process = start_gateway("127.0.0.1", port, triton.ports.grpc, log_path=log_path, extra_env={
+        "GATEWAY_DATABASE_URL": database_url, "GATEWAY_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY, **(settings or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ok(f"{url}/readyz", process, timeout_s=30)
         yield RunningGateway(url, database_url, process)
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def gateway(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """The gateway with its own SQLite database and an admin key with plenty of credits."""
+    with running_gateway(triton, tmp_path_factory.mktemp("gateway")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ work it can take from Triton is bounded by the tenant's allowance of unbilled fa
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 
@@ -15,30 +14,20 @@ from gateway.db import make_engine, session_factory
 from gateway.keys import create_key
 from gateway.ledger import audit
 from gateway.tenants import create_tenant
-from stack.gateway import start_gateway, wait_until_ok
-from stack.processes import stop_process
 from stack.triton import TritonServer
-from tests.conftest import free_port, jpeg_bytes
+from tests.conftest import jpeg_bytes
+from tests.e2e.conftest import running_gateway
 
 pytestmark = pytest.mark.e2e
 
 ALLOWANCE = 3
-BOOTSTRAP_KEY = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="module")
 def strict(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('free-compute') / 'gateway.db'}"
-    port = free_port()
-    process = start_gateway("127.0.0.1", port, triton.ports.grpc, extra_env={
-        "GATEWAY_DATABASE_URL": database_url, "GATEWAY_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-        "GATEWAY_MAX_UNBILLED_FAILURES_PER_MINUTE": str(ALLOWANCE)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/readyz", process, timeout_s=30)
-        yield url, database_url
-    finally:
-        stop_process(process)
+    with running_gateway(triton, tmp_path_factory.mktemp("free-compute"),
+                         {"GATEWAY_MAX_UNBILLED_FAILURES_PER_MINUTE": str(ALLOWANCE)}) as running:
+        yield running.url, running.database_url
 
 
 def _cancelled(url: str) -> float:

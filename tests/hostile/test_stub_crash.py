@@ -23,6 +23,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from contract.product import TENSORS
 from stack.triton import REGIONS, TritonPorts, TritonServer
 from tests.conftest import MODEL_REPOSITORY, free_port
 from tests.hostile.privacy_scan import leaks_in, marked_photos, needles, written_files
@@ -34,9 +35,9 @@ KILLED = "/preprocess/"  # the stub that decodes the photo: the marked bytes pas
 
 
 def _infer(client: grpcclient.InferenceServerClient, photo: bytes) -> None:
-    image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    image = grpcclient.InferInput(TENSORS.image, [1, 1], "BYTES")
     image.set_data_from_numpy(np.array([[photo]], dtype=np.object_))
-    side = grpcclient.InferInput("MAX_SIDE", [1, 1], "INT32")
+    side = grpcclient.InferInput(TENSORS.max_side, [1, 1], "INT32")
     side.set_data_from_numpy(np.zeros((1, 1), dtype=np.int32))
     client.infer(ENSEMBLE, [image, side])
 
@@ -86,6 +87,7 @@ def test_a_killed_stub_is_seen_and_the_restarted_server_keeps_no_photo(tmp_path:
             stop.set()
             sender.join()
         assert reason is not None and "preprocess" in reason, reason
+        assert all("not healthy" in error for error in errors), errors  # failures meanwhile: the dead stub's only
         assert server.is_ready(), "Triton 2.51 still says ready: only the stub check sees the broken instance"
 
         server.restart()

@@ -22,11 +22,9 @@ from gateway.admin import main as admin
 from gateway.db import make_engine, session_factory
 from gateway.keys import create_key
 from gateway.tenants import create_tenant
-from stack.gateway import start_gateway, wait_until_ok
-from stack.processes import stop_process
 from stack.triton import TritonServer
-from tests.conftest import free_port, jpeg_bytes
-from tests.e2e.conftest import BOOTSTRAP_KEY, RunningGateway
+from tests.conftest import jpeg_bytes
+from tests.e2e.conftest import RunningGateway, running_gateway
 from tests.hostile import report
 from tests.hostile.conftest import tree_rss
 
@@ -41,17 +39,9 @@ CREDITS = 1000
 
 @pytest.fixture(scope="module")
 def budget_gateway(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('budget-gateway') / 'gateway.db'}"
-    port = free_port()
-    process = start_gateway("127.0.0.1", port, triton.ports.grpc, extra_env={
-        "GATEWAY_DATABASE_URL": database_url, "GATEWAY_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-        "GATEWAY_MAX_UPLOAD_BYTES_IN_FLIGHT": str(BUDGET_BYTES)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/readyz", process, timeout_s=30)
-        yield RunningGateway(url, database_url, process)
-    finally:
-        stop_process(process)
+    with running_gateway(triton, tmp_path_factory.mktemp("budget-gateway"),
+                         {"GATEWAY_MAX_UPLOAD_BYTES_IN_FLIGHT": str(BUDGET_BYTES)}) as running:
+        yield running
 
 
 def _tenant_keys(gateway: RunningGateway) -> dict[str, tuple[int, str]]:

@@ -34,3 +34,16 @@ def test_large_buffers_stop_faulting_in_once_the_thresholds_are_set() -> None:
     assert unset == "None"
     assert float(mapped) > 256  # every 4 MiB plane faults in afresh (measured: ~500 faults a plane)
     assert float(kept) < 10, kept
+
+
+def test_the_stage_profile_divides_each_steps_time_by_its_requests() -> None:
+    from load_tests.stage_profile import _stage_means
+
+    def snapshot(count: int, ns: int) -> dict:
+        stats = {stage: {"count": count, "ns": ns} for stage in ("success", "queue", "compute_input",
+                                                                  "compute_infer", "compute_output")}
+        return {"model_stats": [{"name": "postprocess", "inference_stats": stats}, {"name": "idle"}]}
+
+    means = _stage_means(snapshot(10, 1_000_000), snapshot(30, 41_000_000))
+    assert means == {"postprocess": dict.fromkeys(("success", "queue", "compute_input", "compute_infer",
+                                                   "compute_output"), 2.0)}
