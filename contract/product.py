@@ -33,6 +33,7 @@ TENSORS = Tensors(
     model_input_suffix="_INPUT",
     faces="FACES",
     matte_subject="MATTE_SUBJECT",
+    matte_gate="MATTE_GATE",
 )
 
 LIMITS = Limits(max_pixels=40_000_000, max_output_side=8192, max_body_bytes=30 * 1024 * 1024,
@@ -232,11 +233,13 @@ SELECTED = HeaderOutput("SELECTED", (
 MATTE_VARIANTS = (
     Variant("auto", ("matte_portrait", "matte_object"), "The default: portrait when the photo shows a face (the "
                                                         "face detector runs first), else object; X-Subject says "
-                                                        "which", by_faces=True),
+                                                        "which", by_faces=True, gate="matte_fast"),
     Variant("fast", ("matte_fast",), "MediaPipe selfie segmentation: person only, coarse edges; ~2 ms of model time",
             subject="person"),
-    Variant("portrait", ("matte_portrait",), "MODNet portrait matting: people, with soft edges and hair; ~120 ms "
-                                             "of model time on 2 CPU cores", subject="person"),
+    Variant("portrait", ("matte_portrait",), "MODNet portrait matting: people, with soft edges and hair, kept "
+                                             "near the person MediaPipe's selfie segmentation sees (no second "
+                                             "subject); ~120 ms of model time on 2 CPU cores", subject="person",
+            gate="matte_fast"),
     Variant("object", ("matte_object",), "U2-Net: the salient object (a person, a pet, a product), clean edges; "
                                          "~320 ms of model time on 2 CPU cores, the slowest", subject="object"),
     Variant("object-lite", ("matte_object_lite",), "U2-Netp, the small U2-Net: the salient object, less accurate "

@@ -167,11 +167,19 @@ class Variant:
     # Choose per photo by the faces found (``Product.faces_step``): the first model when the photo shows a face,
     # else the second; the choice runs in the step ``matte_<name>``, which calls only the chosen model.
     by_faces: bool = False
+    # A person-only catalog model run beside the person matte (with by_faces: when the portrait matte is chosen):
+    # the matte is kept only near the person it sees (``imaging.person_gate``).
+    gate: str = ""
 
     def __post_init__(self) -> None:
         if self.by_faces and (len(self.models) != 2 or self.subject):
             raise ContractError(f"variant {self.name!r}: by_faces needs two models (with a face, without) and no "
                                 "fixed subject")
+        if self.gate and not (self.by_faces or self.subject == "person"):
+            raise ContractError(f"variant {self.name!r}: a gate keeps a person matte near the person; declare it "
+                                "on a variant with subject 'person' or by_faces")
+        if self.gate in self.models:
+            raise ContractError(f"variant {self.name!r}: its gate {self.gate!r} is one of its own mattes")
         if self.subject and self.subject not in SUBJECTS:
             raise ContractError(f"variant {self.name!r}: subject must be one of {SUBJECTS} or empty (a variant "
                                 f"that makes no matte), not {self.subject!r}")
@@ -251,7 +259,7 @@ class Operation:
     def models_of(self, variant: str) -> tuple[str, ...]:
         """The models the ensemble of ``variant`` runs as steps."""
         chosen = self.variant(variant)
-        return self.models + (chosen.models if chosen else ())
+        return self.models + ((*chosen.models, *((chosen.gate,) if chosen.gate else ())) if chosen else ())
 
     def parts_of(self, step: str) -> tuple[ImagePart, ...]:
         return tuple(part for part in self.image_parts if part.step == step)
@@ -317,6 +325,7 @@ class Tensors:
     model_input_suffix: str  # decode step output feeding model M: M.upper() + suffix
     faces: str  # the faces step's output: every face found, packed (imaging.faces.pack), FP32 [max_faces, values]
     matte_subject: str  # a by-faces matte step's choice, an index into SUBJECTS, FP32 [1]
+    matte_gate: str  # a variant's gate model's person matte, to the compose step (``Variant.gate``)
 
     def model_input(self, model: str) -> str:
         return f"{model.upper()}{self.model_input_suffix}"

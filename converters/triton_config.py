@@ -250,6 +250,7 @@ def postprocess_config(sources: dict[str, ModelSource], target: str, product: Pr
             _tensor(t.model_outputs[PIXEL_OUTPUT], "TYPE_UINT8", [-1, -1, 3], optional=True),
             _tensor(t.faces, "TYPE_FP32", [product.max_faces, FACE_VALUES], optional=True),
             _tensor(t.matte_subject, "TYPE_FP32", [1], optional=True),
+            _tensor(t.matte_gate, "TYPE_FP32", [1, -1, -1], optional=True),
             *({**_parameter_tensor(p), "optional": True} for p in product.compose_parameters()),
             *(_tensor(part.tensor, "TYPE_STRING", [1], optional=True) for part in product.image_parts()),
         ],
@@ -328,17 +329,17 @@ def choice_step_config(variant: Variant, sources: dict[str, ModelSource], target
     tuning = _check_target(target)
     t = product.tensors
     with_face, without_face = (sources[name] for name in variant.models)
+    called = (with_face, without_face, *((sources[variant.gate],) if variant.gate else ()))
     return {
         "name": product.choice_step(variant),
         "backend": "python",
         "max_batch_size": 1,
         "input": [_tensor(t.faces, "TYPE_FP32", [product.max_faces, FACE_VALUES]),
-                  *(_tensor(t.model_input(src.name), "TYPE_FP32", [3, *src.input_size])
-                    for src in (with_face, without_face))],
+                  *(_tensor(t.model_input(src.name), "TYPE_FP32", [3, *src.input_size]) for src in called)],
         "output": [_tensor(t.model_outputs["alpha"], "TYPE_FP32", [1, -1, -1]),
                    _tensor(t.matte_subject, "TYPE_FP32", [1])],
         "instance_group": [{"count": tuning.preprocess_instances, "kind": "KIND_CPU"}],
-        "parameters": _params(with_face=with_face.name, without_face=without_face.name,
+        "parameters": _params(with_face=with_face.name, without_face=without_face.name, gate=variant.gate,
                               model_input=MODEL_INPUT, model_output=with_face.output),
     }
 
@@ -403,6 +404,11 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     operation = ensemble.operation
     variant = operation.variant(ensemble.variant)
     chosen_by_faces = variant.models if variant is not None and variant.by_faces else ()
+    gate = variant.gate if variant is not None else ""
+    if gate and sources[gate].output != "alpha":
+        raise ConverterError(f"variant {variant.name!r}: its gate {gate!r} is catalogued with output "
+                             f"{sources[gate].output!r}; a gate must make a person matte (output 'alpha')")
+    called_by_choice = (*chosen_by_faces, *((gate,) if gate and chosen_by_faces else ()))
     pre_outputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     post_inputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     steps = []
@@ -414,17 +420,17 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
             post_inputs[t.faces] = "faces"
     if chosen_by_faces:  # the choice step calls one of the two mattes
         alpha = t.model_outputs["alpha"]
-        pre_outputs.update({t.model_input(name): f"{name}_input" for name in chosen_by_faces})
+        pre_outputs.update({t.model_input(name): f"{name}_input" for name in called_by_choice})
         steps.append({"model_name": product.choice_step(variant), "model_version": -1,
                       "input_map": {t.faces: "faces", **{t.model_input(name): f"{name}_input"
-                                                         for name in chosen_by_faces}},
+                                                         for name in called_by_choice}},
                       "output_map": {alpha: "chosen_alpha", t.matte_subject: "matte_subject"}})
         post_inputs.update({alpha: "chosen_alpha", t.matte_subject: "matte_subject"})
     for name in ensemble.models:
-        if name in chosen_by_faces:
+        if name in called_by_choice:
             continue
         source = sources[name]
-        output = t.model_outputs[source.output]
+        output = t.matte_gate if name == gate else t.model_outputs[source.output]
         post_inputs[output] = f"{name}_output"
         if fed_by_decode(source):
             pre_outputs[t.model_input(name)] = f"{name}_input"

@@ -56,18 +56,20 @@ OPTIONS: dict[str, Refinement] = {
 }
 
 
-def tuning_set() -> list[comp.Composite]:
-    """The tuning composites: both people over backgrounds the evaluation set does not use."""
+def tuning_set(placements: int = 1) -> list[comp.Composite]:
+    """The tuning composites: both people over backgrounds the evaluation set does not use, ``placements`` per
+    person and background (1: the 10 the refinement was tuned on; more draw other placements)."""
     rng = np.random.default_rng(TUNING_SEED)
     out = []
     for who in comp.PEOPLE:
         for back in TUNING_BACKGROUNDS:
-            scale = round(float(rng.uniform(*comp.SCALES)), 2)
-            mirrored = bool(rng.random() < 0.5)
-            left, right = comp.cut_sides(comp.person(who)[1][:, ::-1] if mirrored else comp.person(who)[1])
-            x = 0.0 if left else 1.0 if right else round(float(rng.uniform(0.0, 1.0)), 2)
-            spec = comp.Spec(who, back, scale, x, mirrored, comp.QUALITIES[len(out) % 2])
-            out.append(comp.render(spec))
+            for _ in range(placements):
+                scale = round(float(rng.uniform(*comp.SCALES)), 2)
+                mirrored = bool(rng.random() < 0.5)
+                left, right = comp.cut_sides(comp.person(who)[1][:, ::-1] if mirrored else comp.person(who)[1])
+                x = 0.0 if left else 1.0 if right else round(float(rng.uniform(0.0, 1.0)), 2)
+                spec = comp.Spec(who, back, scale, x, mirrored, comp.QUALITIES[len(out) % 2])
+                out.append(comp.render(spec))
     return out
 
 

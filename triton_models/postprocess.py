@@ -2,8 +2,9 @@
 
 Reads the tensors, hands them to ``triton_models.compose`` (which holds the work, testable without Triton)
 and writes back only the outputs the ensemble requested. Mattes are refined at the output size against the
-photo; over the refinement's pixel bound, or if it cannot run, the plain upsampled matte is served instead,
-never an error, and ``MATTE_REFINED`` (header ``X-Matte-Refined``) says which.
+photo (first kept near the person a variant's gate model sees, ``MATTE_GATE``); over the refinement's pixel
+bound, or if it cannot run, the plain upsampled matte is served instead, never an error, and ``MATTE_REFINED``
+(header ``X-Matte-Refined``) says which.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import triton_python_backend_utils as pb_utils
 from contract.product import PRODUCT, TENSORS
 from imaging.errors import ImageError
 from imaging.faces import unpack
+from imaging.person_gate import person_gate
 from triton_models.allocator import keep_large_buffers
 from triton_models.compose import Scene, Values, compose
 from triton_models.parameters import ModelParameters
@@ -64,6 +66,8 @@ class TritonPythonModel:
         wanted = set(request.requested_output_names())
         size = _size(request, TENSORS.output_size)
         rgb, alpha, depth, made = (_optional(request, name) for name in (TENSORS.pixels, ALPHA, DEPTH, MODEL_RGB))
+        if alpha is not None and (person := _optional(request, TENSORS.matte_gate)) is not None:
+            alpha = person_gate(alpha[0, 0], person[0, 0])[np.newaxis, np.newaxis]
         if rgb is not None and rgb.shape[1:3] != (size[1], size[0]):
             raise ImageError(f"RGB is {rgb.shape[2]}x{rgb.shape[1]}, expected {size[0]}x{size[1]}")
         faces, subject = _optional(request, TENSORS.faces), _first(_optional(request, TENSORS.matte_subject))

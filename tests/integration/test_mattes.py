@@ -13,6 +13,10 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 
 from contract.product import PRODUCT
+from converters.catalog import load_catalog
+from evaluation import composites as comp
+from evaluation.metrics import iou
+from imaging.tensors import model_input
 from stack.triton import TritonServer
 from tests.conftest import jpeg_bytes
 
@@ -65,3 +69,24 @@ def test_matte_covers_the_subject_and_not_the_backdrop(client, variant: str, pho
     means = {box: float(matte[y0:y1, x0:x1].mean()) for box, (y0, y1, x0, x1) in {**inside, **outside}.items()}
     assert all(means[box] > INSIDE for box in inside), means
     assert all(means[box] < OUTSIDE for box in outside), means
+
+
+# The camera man over the cat (a tuning composite, evaluation.refinement's backgrounds, not an evaluation one):
+# MODNet alone mattes the cat's face too; the served portrait matte is gated by MediaPipe's person matte.
+CAT_FACE = (200, 320, 480, 620)  # y0, y1, x0, x1 on the 576x768 canvas: the cat's right eye, far from the man
+
+
+def test_the_portrait_matte_leaves_out_a_second_subject_that_modnet_alone_mattes(client) -> None:
+    composite = comp.render(comp.Spec("camera", "cat", 0.6, 0.0, False, 90))
+    y0, y1, x0, x1 = CAT_FACE
+    assert composite.alpha[y0:y1, x0:x1].max() == 0.0  # nothing of the man there
+    source = load_catalog()["matte_portrait"]
+    tensor = model_input(Image.fromarray(composite.image), *source.input_size, source.normalization)[np.newaxis]
+    image = grpcclient.InferInput("image", list(tensor.shape), "FP32")
+    image.set_data_from_numpy(tensor)
+    alone = client.infer("matte_portrait", [image]).as_numpy("alpha")[0, 0]
+    alone = np.asarray(Image.fromarray(alone).resize(composite.image.shape[1::-1], Image.Resampling.BILINEAR))
+    assert alone[y0:y1, x0:x1].mean() > 0.5  # the ungated matte takes the cat
+    served = served_matte(client, "portrait", composite.image)
+    assert served[y0:y1, x0:x1].mean() < OUTSIDE
+    assert iou(served, composite.alpha) > iou(alone, composite.alpha) + 0.3

@@ -57,7 +57,10 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     # auto: the faces step, then the choice step, which calls one of the two mattes (neither is a step of its own)
     auto = configs["photo_cutout_auto"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in auto] == ["preprocess", "faces", "matte_auto", "postprocess"]
-    assert {"MATTE_PORTRAIT_INPUT", "MATTE_OBJECT_INPUT", "RGB"} <= set(auto[0]["output_map"])
+    # ... and, for the portrait matte, its gate (MediaPipe's person matte)
+    assert {"MATTE_PORTRAIT_INPUT", "MATTE_OBJECT_INPUT", "MATTE_FAST_INPUT", "RGB"} <= set(auto[0]["output_map"])
+    assert auto[2]["input_map"]["MATTE_FAST_INPUT"] == auto[0]["output_map"]["MATTE_FAST_INPUT"]
+    assert configs["matte_auto"]["parameters"]["gate"]["string_value"] == "matte_fast"
     assert auto[2]["input_map"]["FACES"] == auto[1]["output_map"]["FACES"]
     assert auto[3]["input_map"]["ALPHA"] == auto[2]["output_map"]["ALPHA"]
     assert "FACES" not in auto[3]["input_map"]  # the cutout itself needs no faces
@@ -72,11 +75,15 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     assert "FACES" not in plain[-1]["input_map"]
     models = json.loads(configs["faces"]["parameters"]["models"]["string_value"])
     assert [models[role]["name"] for role in ("detector", "landmarks", "irises")] == list(PRODUCT.face_models)
+    # The portrait matte and its gate run side by side; the gate's matte reaches the compose step as MATTE_GATE.
     cutout = configs["photo_cutout_portrait"]["ensemble_scheduling"]["step"]
-    assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "postprocess"]
-    assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[2]["input_map"]  # the cutout composes the pixels
-    assert "MAX_SIDE" in cutout[0]["input_map"] and "FORMAT" in cutout[2]["input_map"]  # each parameter to its step
-    assert "FORMAT" not in cutout[0]["input_map"] and "MAX_SIDE" not in cutout[2]["input_map"]
+    assert [step["model_name"] for step in cutout] == ["preprocess", "matte_portrait", "matte_fast", "postprocess"]
+    assert cutout[3]["input_map"]["MATTE_GATE"] == cutout[2]["output_map"]["alpha"]
+    assert cutout[3]["input_map"]["ALPHA"] == cutout[1]["output_map"]["alpha"]
+    assert "MATTE_GATE" not in plain[-1]["input_map"]  # the fast matte itself is not gated
+    assert "RGB" in cutout[0]["output_map"] and "RGB" in cutout[3]["input_map"]  # the cutout composes the pixels
+    assert "MAX_SIDE" in cutout[0]["input_map"] and "FORMAT" in cutout[3]["input_map"]  # each parameter to its step
+    assert "FORMAT" not in cutout[0]["input_map"] and "MAX_SIDE" not in cutout[3]["input_map"]
     assert [o["name"] for o in configs["photo_depth_portrait"]["output"]] == ["DEPTH_IMAGE", "DEPTH_RANGE", "SUBJECT"]
     bokeh = configs["photo_bokeh_object"]["ensemble_scheduling"]["step"]
     assert [step["model_name"] for step in bokeh] == ["preprocess", "depth", "matte_object", "postprocess"]
@@ -85,7 +92,8 @@ def test_ensembles_cover_every_declared_operation_and_variant() -> None:
     assert background["ensemble_scheduling"]["step"][-1]["input_map"]["NEW_BACKGROUND"] == "NEW_BACKGROUND"
     # A pixel model takes the photo and its step's parameters, and hands its pixels to the compose step.
     style = configs["photo_style_portrait"]["ensemble_scheduling"]["step"]
-    assert [step["model_name"] for step in style] == ["preprocess", "style", "matte_portrait", "postprocess"]
+    assert [step["model_name"] for step in style] == ["preprocess", "style", "matte_portrait", "matte_fast",
+                                                       "postprocess"]
     # the style name and the style image go to the style step, not the compose step
     assert style[1]["input_map"] == {"RGB": "rgb", "STYLE": "STYLE", "STYLE_SOURCE": "STYLE_SOURCE"}
     assert "STYLE" not in style[-1]["input_map"] and "STYLE_SOURCE" not in style[-1]["input_map"]

@@ -1,0 +1,109 @@
+"""``python -m evaluation.gate``: the person gate (``imaging.person_gate``) on the portrait matte, measured offline.
+
+No Triton: the served ONNX files of MODNet (``matte_portrait``) and of MediaPipe's selfie segmenter
+(``matte_fast``) run in ONNX Runtime, preprocessed as the service does (``evaluation.refinement.models``). Each
+portrait matte is gated by the segmenter's (or not), refined to the composite's size as served and scored at 8
+bits: mean and worst IoU at 0.5, mean absolute alpha error.
+
+The gate's threshold and reach are chosen on the tuning set, enlarged to ``TUNING_PLACEMENTS`` placements per
+person and background (30 composites; the 10 of one placement decide too little); the evaluation composites
+are only reported. Prints a markdown report (evaluation/gate_results.md is made from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from evaluation import composites as comp
+from evaluation.metrics import alpha_error, iou
+from evaluation.refinement import REPO, models, tuning_set
+from imaging import person_gate as gate
+from imaging.matte import refine
+from imaging.outputs import matte_to_uint8
+
+PORTRAIT, PERSON = "matte_portrait", "matte_fast"
+TUNING_PLACEMENTS = 3
+THRESHOLDS = (0.2, 0.3, 0.5)
+REACHES = (0.03, 0.05, 0.08, 0.12)
+ERROR_TIE = 0.001  # alpha errors this close count as equal: among them the best mean IoU is chosen
+
+
+def served(alpha: np.ndarray, item: comp.Composite) -> np.ndarray:
+    return matte_to_uint8(refine(alpha, item.image)) / 255.0
+
+
+def scores(mattes: list[np.ndarray], items: list[comp.Composite]) -> dict[str, float]:
+    ious = [iou(m, c.alpha) for m, c in zip(mattes, items, strict=True)]
+    return {"iou": float(np.mean(ious)), "worst": float(np.min(ious)),
+            "error": float(np.mean([alpha_error(m, c.alpha) for m, c in zip(mattes, items, strict=True)]))}
+
+
+def measure(items: list[comp.Composite], options: list[tuple[float, float] | None], repository: Path) -> list[dict]:
+    """Per option (None: no gate; else (threshold, reach)) the scores over ``items``."""
+    found = {m.source.name: m for m in models(repository)}
+    missing = {PORTRAIT, PERSON} - set(found)
+    if missing:
+        raise SystemExit(f"{sorted(missing)} not built in {repository}: run `make models` first")
+    lows = [(found[PORTRAIT].run(c.image), found[PERSON].run(c.image)) for c in items]
+    rows = []
+    for option in options:
+        mattes = [served(portrait if option is None else gate.person_gate(portrait, person, *option), c)
+                  for (portrait, person), c in zip(lows, items, strict=True)]
+        rows.append({"option": option, **scores(mattes, items)})
+    return rows
+
+
+def choose(rows: list[dict]) -> tuple[float, float]:
+    """The tuning set's choice: the best mean IoU among the gates within ``ERROR_TIE`` of the lowest alpha error."""
+    gated = [r for r in rows if r["option"] is not None]
+    lowest = min(r["error"] for r in gated)
+    return max((r for r in gated if r["error"] <= lowest + ERROR_TIE), key=lambda r: r["iou"])["option"]
+
+
+def label(option: tuple[float, float] | None) -> str:
+    if option is None:
+        return "no gate (MODNet alone)"
+    served_option = option == (gate.THRESHOLD, gate.REACH)
+    text = f"threshold {option[0]:g}, reach {option[1]:g}"
+    return f"**{text} (served)**" if served_option else text
+
+
+def table(title: str, rows: list[dict]) -> list[str]:
+    lines = [f"### {title}", "", "| gate | mean IoU | worst IoU | mean alpha error |", "|---|---|---|---|"]
+    lines += [f"| {label(r['option'])} | {r['iou']:.3f} | {r['worst']:.3f} | {r['error']:.4f} |" for r in rows]
+    return [*lines, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.gate", description=__doc__.splitlines()[0])
+    parser.add_argument("--repository", type=Path, default=REPO / "model_repository",
+                        help="the built model repository holding both models' ONNX files (default: %(default)s)")
+    args = parser.parse_args(argv)
+    grid = [None, *((t, r) for t in THRESHOLDS for r in REACHES)]
+    tuning = tuning_set(TUNING_PLACEMENTS)
+    lines = ["# The person gate on the portrait matte", "",
+             f"Made by `python -m evaluation.gate` ({datetime.now(UTC):%Y-%m-%d}): MODNet's matte times the "
+             "soft region near MediaPipe selfie segmentation's person (`imaging/person_gate.py`), refined as "
+             "served, scored at 8 bits.", ""]
+    tuned = measure(tuning, grid, args.repository)
+    lines += table(f"Tuning set ({len(tuning)} composites: the choice is made here)", tuned)
+    choice, served_option = choose(tuned), (gate.THRESHOLD, gate.REACH)
+    lines += [f"Chosen by the rule (the best mean IoU within {ERROR_TIE} of the lowest alpha error): threshold "
+              f"{choice[0]:g}, reach {choice[1]:g}" + ("; served." if choice == served_option else
+                                                         f"; NOT what is served ({served_option}): update "
+                                                         "imaging/person_gate.py."), ""]
+    evaluation = comp.composites("full")
+    chosen = [None, served_option]
+    lines += table(f"Evaluation composites ({len(evaluation)}: reported, not tuned on)",
+                   measure(evaluation, chosen, args.repository))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
