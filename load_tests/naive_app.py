@@ -29,6 +29,7 @@ from converters.triton_config import TUNING, fed_by_decode
 from imaging.decode import Photo
 from imaging.errors import ImageError
 from imaging.geometry import output_size
+from imaging.person_gate import person_gate
 from imaging.tensors import model_input
 from load_tests.naive_faces import InlineFaces
 from triton_models.compose import Scene, Values, compose
@@ -86,7 +87,8 @@ class Inline:
 
 def inline_scene(inline: Inline, data: bytes, max_side: int, operation: Operation, variant: str) -> Scene:
     """Decode once, find the faces when the ensemble would, and run each model the ensemble runs (of a by-faces
-    variant, the one it chooses), as the decode, faces and matte steps and the models do."""
+    variant, the one it chooses; a portrait matte's gate too), as the decode, faces and matte steps and the models
+    do."""
     photo = Photo(data, LIMITS.max_pixels)
     size = output_size(photo.full_size, max_side)
     inputs = [inline.models[name] for name in operation.models_of(variant)]
@@ -104,8 +106,12 @@ def inline_scene(inline: Inline, data: bytes, max_side: int, operation: Operatio
         with_face, without_face = chosen.models
         inputs = [m for m in inputs if m.source.name != (without_face if faces else with_face)]
         subject = SUBJECTS.index("person" if faces else "object")
-    maps = {m.source.output: m.run(rgb) for m in inputs}
-    return Scene(size, photo.full_size, pixels if operation.uses_pixels else None, maps.get("alpha"),
+    gate = next((m for m in inputs if chosen and m.source.name == chosen.gate), None)
+    maps = {m.source.output: m.run(rgb) for m in inputs if m is not gate}
+    alpha = maps.get("alpha")
+    if gate is not None and alpha is not None and (faces or not chosen.by_faces):  # as the ensemble gates
+        alpha = person_gate(alpha, gate.run(rgb))
+    return Scene(size, photo.full_size, pixels if operation.uses_pixels else None, alpha,
                  maps.get("depth"), faces=faces if operation.uses_faces else None, subject_kind=subject)
 
 
