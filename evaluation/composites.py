@@ -96,9 +96,14 @@ def specs() -> list[Spec]:
     return out
 
 
+# Sample photos that scikit-image returns inside something else: name -> the photo.
+SAMPLES = {"motorcycle": lambda: skimage.data.stereo_motorcycle()[0]}
+
+
 def background(name: str, size: tuple[int, int] = CANVAS) -> np.ndarray:
-    """A sample photo resized to cover ``size`` (height, width) and cropped to it around its centre."""
-    image = Image.fromarray(rgb(getattr(skimage.data, name)()))
+    """A sample photo (a ``skimage.data`` function's name, or one of ``SAMPLES``) resized to cover ``size``
+    (height, width) and cropped to it around its centre."""
+    image = Image.fromarray(rgb(SAMPLES[name]() if name in SAMPLES else getattr(skimage.data, name)()))
     height, width = size
     factor = max(width / image.width, height / image.height)
     covered = image.resize((max(width, round(image.width * factor)), max(height, round(image.height * factor))),

@@ -17,8 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-THRESHOLD = 0.2  # segmenter confidence counted as a person
-REACH = 0.05  # how far (fraction of the matte's height) the matte may reach beyond the segmenter's person
+THRESHOLD = 0.5  # segmenter confidence counted as a person
+REACH = 0.12  # how far (fraction of the matte's height) the matte may reach beyond the segmenter's person
 
 
 def person_gate(alpha: np.ndarray, person: np.ndarray, threshold: float = THRESHOLD,

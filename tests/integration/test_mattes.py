@@ -71,8 +71,8 @@ def test_matte_covers_the_subject_and_not_the_backdrop(client, variant: str, pho
     assert all(means[box] < OUTSIDE for box in outside), means
 
 
-# The camera man over the cat (a tuning composite, evaluation.refinement's backgrounds, not an evaluation one):
-# MODNet alone mattes the cat's face too; the served portrait matte is gated by MediaPipe's person matte.
+# The camera man over scikit-image's cat (the evaluation's "chelsea" photo, at a placement the evaluation does not
+# use): MODNet alone mattes the cat's face too; the served portrait matte is gated by MediaPipe's person matte.
 CAT_FACE = (200, 320, 480, 620)  # y0, y1, x0, x1 on the 576x768 canvas: the cat's right eye, far from the man
 
 
