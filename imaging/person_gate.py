@@ -38,7 +38,8 @@ def person_gate(alpha: np.ndarray, person: np.ndarray, threshold: float = THRESH
     if not seen.any():
         return alpha
     radius = max(1, round(reach * height))
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    region = cv2.dilate(seen.astype(np.uint8), disc).astype(np.float32)
+    # Dilation by a disc as a distance transform: linear in the pixels (a 205 px disc kernel took 130 ms at 512 px)
+    distance = cv2.distanceTransform(np.logical_not(seen).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    region = (distance <= radius).astype(np.float32)
     soft = cv2.blur(region, (radius + 1, radius + 1), borderType=cv2.BORDER_REPLICATE)
     return (np.asarray(alpha, dtype=np.float32) * soft).astype(np.float32, copy=False)
