@@ -230,16 +230,18 @@ SELECTED = HeaderOutput("SELECTED", (
                    "(the matte), or region (a classical GrabCut region grown from the tap)"),
 ), labels=SELECT_SOURCES)
 
+PERSON_GATE = "matte_fast"  # the person-only segmenter that keeps the portrait matte near the person
+
 MATTE_VARIANTS = (
     Variant("auto", ("matte_portrait", "matte_object"), "The default: portrait when the photo shows a face (the "
                                                         "face detector runs first), else object; X-Subject says "
-                                                        "which", by_faces=True, gate="matte_fast"),
+                                                        "which", by_faces=True, gate=PERSON_GATE),
     Variant("fast", ("matte_fast",), "MediaPipe selfie segmentation: person only, coarse edges; ~2 ms of model time",
             subject="person"),
     Variant("portrait", ("matte_portrait",), "MODNet portrait matting: people, with soft edges and hair, kept "
                                              "near the person MediaPipe's selfie segmentation sees (no second "
                                              "subject); ~120 ms of model time on 2 CPU cores", subject="person",
-            gate="matte_fast"),
+            gate=PERSON_GATE),
     Variant("object", ("matte_object",), "U2-Net: the salient object (a person, a pet, a product), clean edges; "
                                          "~320 ms of model time on 2 CPU cores, the slowest", subject="object"),
     Variant("object-lite", ("matte_object_lite",), "U2-Netp, the small U2-Net: the salient object, less accurate "

@@ -184,6 +184,11 @@ class Variant:
             raise ContractError(f"variant {self.name!r}: subject must be one of {SUBJECTS} or empty (a variant "
                                 f"that makes no matte), not {self.subject!r}")
 
+    @property
+    def served_models(self) -> tuple[str, ...]:
+        """Its mattes and its gate: every model the variant needs served."""
+        return (*self.models, self.gate) if self.gate else self.models
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -259,7 +264,7 @@ class Operation:
     def models_of(self, variant: str) -> tuple[str, ...]:
         """The models the ensemble of ``variant`` runs as steps."""
         chosen = self.variant(variant)
-        return self.models + ((*chosen.models, *((chosen.gate,) if chosen.gate else ())) if chosen else ())
+        return self.models + (chosen.served_models if chosen else ())
 
     def parts_of(self, step: str) -> tuple[ImagePart, ...]:
         return tuple(part for part in self.image_parts if part.step == step)

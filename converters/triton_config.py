@@ -329,7 +329,7 @@ def choice_step_config(variant: Variant, sources: dict[str, ModelSource], target
     tuning = _check_target(target)
     t = product.tensors
     with_face, without_face = (sources[name] for name in variant.models)
-    called = (with_face, without_face, *((sources[variant.gate],) if variant.gate else ()))
+    called = [sources[name] for name in variant.served_models]
     return {
         "name": product.choice_step(variant),
         "backend": "python",
@@ -403,12 +403,12 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
     t = product.tensors
     operation = ensemble.operation
     variant = operation.variant(ensemble.variant)
-    chosen_by_faces = variant.models if variant is not None and variant.by_faces else ()
+    # A by-faces variant's mattes and gate are called by its choice step, not run as steps.
+    called_by_choice = variant.served_models if variant is not None and variant.by_faces else ()
     gate = variant.gate if variant is not None else ""
     if gate and sources[gate].output != "alpha":
         raise ConverterError(f"variant {variant.name!r}: its gate {gate!r} is catalogued with output "
                              f"{sources[gate].output!r}; a gate must make a person matte (output 'alpha')")
-    called_by_choice = (*chosen_by_faces, *((gate,) if gate and chosen_by_faces else ()))
     pre_outputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     post_inputs = {t.output_size: "output_size", t.photo_size: "photo_size"}
     steps = []
@@ -418,7 +418,7 @@ def ensemble_config(ensemble: Ensemble, sources: dict[str, ModelSource], product
                       "output_map": {t.faces: "faces"}})
         if operation.uses_faces:
             post_inputs[t.faces] = "faces"
-    if chosen_by_faces:  # the choice step calls one of the two mattes
+    if called_by_choice:  # the choice step calls one of the two mattes (and the gate)
         alpha = t.model_outputs["alpha"]
         pre_outputs.update({t.model_input(name): f"{name}_input" for name in called_by_choice})
         steps.append({"model_name": product.choice_step(variant), "model_version": -1,

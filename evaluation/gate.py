@@ -21,7 +21,7 @@ import numpy as np
 
 from evaluation import composites as comp
 from evaluation.metrics import alpha_error, iou
-from evaluation.refinement import REPO, models, tuning_set
+from evaluation.refinement import REPO, Model, models, tuning_set
 from imaging import person_gate as gate
 from imaging.matte import refine
 from imaging.outputs import matte_to_uint8
@@ -44,12 +44,9 @@ def scores(mattes: list[np.ndarray], items: list[comp.Composite]) -> dict[str, f
             "error": float(np.mean([alpha_error(m, c.alpha) for m, c in zip(mattes, items, strict=True)]))}
 
 
-def measure(items: list[comp.Composite], options: list[tuple[float, float] | None], repository: Path) -> list[dict]:
+def measure(items: list[comp.Composite], options: list[tuple[float, float] | None],
+            found: dict[str, Model]) -> list[dict]:
     """Per option (None: no gate; else (threshold, reach)) the scores over ``items``."""
-    found = {m.source.name: m for m in models(repository)}
-    missing = {PORTRAIT, PERSON} - set(found)
-    if missing:
-        raise SystemExit(f"{sorted(missing)} not built in {repository}: run `make models` first")
     lows = [(found[PORTRAIT].run(c.image), found[PERSON].run(c.image)) for c in items]
     rows = []
     for option in options:
@@ -89,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=REPO / "model_repository",
                         help="the built model repository holding both models' ONNX files (default: %(default)s)")
     args = parser.parse_args(argv)
+    found = {m.source.name: m for m in models(args.repository)}
+    if missing := {PORTRAIT, PERSON} - set(found):
+        raise SystemExit(f"{sorted(missing)} not built in {args.repository}: run `make models` first")
     grid = [None, *((t, r) for t in THRESHOLDS for r in REACHES)]
     tuning = tuning_set(TUNING_PLACEMENTS)
     lines = ["# The person gate on the portrait matte", "",
              f"Made by `python -m evaluation.gate` ({datetime.now(UTC):%Y-%m-%d}): MODNet's matte times the "
              "soft region near MediaPipe selfie segmentation's person (`imaging/person_gate.py`), refined as "
              "served, scored at 8 bits.", ""]
-    tuned = measure(tuning, grid, args.repository)
+    tuned = measure(tuning, grid, found)
     lines += table(f"Tuning set ({len(tuning)} composites: the choice is made here)", tuned)
     choice, served_option = choose(tuned), (gate.THRESHOLD, gate.REACH)
     lines += [f"Chosen by the rule (of the gates within {IOU_TIE} of the best mean IoU and {ERROR_TIE} of the lowest "
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = comp.composites("full")
     chosen = [None, served_option]
     lines += table(f"Evaluation composites ({len(evaluation)}: reported, not tuned on)",
-                   measure(evaluation, chosen, args.repository))
+                   measure(evaluation, chosen, found))
     print("\n".join(lines))
     return 0
 

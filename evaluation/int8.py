@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = MODEL_REPOSITORY / args.model / "1" / "model.onnx"
     if not onnx_path.exists():
         raise SystemExit(f"{onnx_path} is missing: run `make models` first")
-    quantized = quantize(onnx_path, [tensor(source, c.image) for c in tuning_set(TUNING_PLACEMENTS)], args.max_drop)
+    tuning = tuning_set(TUNING_PLACEMENTS)
+    quantized = quantize(onnx_path, [tensor(source, c.image) for c in tuning], args.max_drop)
     import openvino as ov
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     reference_iou, host = matte_gate(items, reference, reference, 0.0)["iou"], machine()
     lines = [f"# INT8 for {args.model}", "",
              f"Made by `python -m evaluation.int8 {args.model} --max-drop {args.max_drop:g}` "
-             f"({datetime.now(UTC):%Y-%m-%d}); nncf accuracy control on {len(tuning_set(TUNING_PLACEMENTS))} "
+             f"({datetime.now(UTC):%Y-%m-%d}); nncf accuracy control on {len(tuning)} "
              f"tuning composites, gates on {len(items)} evaluation composites; the INT8 model keeps "
              f"{fake_quantize} FakeQuantize operations. Machine: {host.get('cpu_model')}, {host['nproc']} cores, "
              f"AMX {host.get('amx') or 'none'}.", "",

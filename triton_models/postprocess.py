@@ -66,13 +66,14 @@ class TritonPythonModel:
         wanted = set(request.requested_output_names())
         size = _size(request, TENSORS.output_size)
         rgb, alpha, depth, made = (_optional(request, name) for name in (TENSORS.pixels, ALPHA, DEPTH, MODEL_RGB))
-        if alpha is not None and (person := _optional(request, TENSORS.matte_gate)) is not None:
-            alpha = person_gate(alpha[0, 0], person[0, 0])[np.newaxis, np.newaxis]
+        matte = None if alpha is None else alpha[0, 0]
+        if matte is not None and (person := _optional(request, TENSORS.matte_gate)) is not None:
+            matte = person_gate(matte, person[0, 0])
         if rgb is not None and rgb.shape[1:3] != (size[1], size[0]):
             raise ImageError(f"RGB is {rgb.shape[2]}x{rgb.shape[1]}, expected {size[0]}x{size[1]}")
         faces, subject = _optional(request, TENSORS.faces), _first(_optional(request, TENSORS.matte_subject))
         scene = Scene(size, _size(request, TENSORS.photo_size), None if rgb is None else rgb[0],
-                      None if alpha is None else alpha[0, 0], None if depth is None else depth[0, 0],
+                      matte, None if depth is None else depth[0, 0],
                       None if made is None else made[0], faces=None if faces is None else unpack(faces[0]),
                       subject_kind=-1 if subject is None else int(subject))
         values = Values({p.tensor: _first(_optional(request, p.tensor)) for p in PRODUCT.compose_parameters()})
